@@ -1,0 +1,67 @@
+"""The application factory: routes, middlewares, and every resource in a cleanup context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import keys
+from .auth import auth_middleware
+from .docker import DockerClient
+from .errors import error_middleware
+from .handlers import routes
+from .jobs import JobScheduler
+from .poller import Poller
+from .settings import Settings, ensure_api_token
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = Store(app[keys.SETTINGS].db_path)
+    await store.open()
+    app[keys.STORE] = store
+    yield
+    await store.close()
+
+
+async def docker_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.DOCKER] = DockerClient(app[keys.SETTINGS].docker_socket)
+    yield
+    await app[keys.DOCKER].close()
+
+
+async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
+    poller = Poller(app[keys.STORE], app[keys.DOCKER], app[keys.SETTINGS].poll_interval)
+    app[keys.POLLER] = poller
+    poller.start()
+    yield
+    await poller.stop()
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    poller = app[keys.POLLER]
+    jobs = JobScheduler(settings, app[keys.STORE], on_finished=lambda _op: poller.wake())
+    app[keys.JOBS] = jobs
+    # Operations a previous daemon left behind run again before new requests are served.
+    await jobs.recover()
+    yield
+    await jobs.shutdown()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.API_TOKEN] = ensure_api_token(settings)
+    settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
+    app.cleanup_ctx.extend([store_ctx, docker_ctx, poller_ctx, jobs_ctx])
+    app.router.add_routes(routes)
+    return app

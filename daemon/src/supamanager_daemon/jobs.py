@@ -1,0 +1,275 @@
+"""The job scheduler: one operation at a time per project, SUPAMANAGER_MAX_JOBS at a time overall.
+
+Each job runs `python -m supamanager_daemon.runjob` in its own process and private data dir.
+Extra vars go through a 0600 file (never a command line); the job dir is removed when the
+operation ends, so no runner artifact outlives it. Secrets a queued job needs (db_pass) wait in
+<job dir>/secrets.json (0600) until then.
+
+Stopping (SIGTERM): running jobs are cancelled (their playbooks killed), given shutdown_timeout
+to exit, and put back in the queue; every queued operation resumes at the next start, re-running
+its idempotent playbook. A daemon killed with -9 takes its jobs with it (runjob dies with its
+parent) and the same recovery applies at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import sys
+import time
+from typing import Any
+
+from . import models
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+# Progress denominators until a playbook has succeeded once and its real task count is known.
+_DEFAULT_TASKS = {"create.yml": 120, "delete.yml": 20}
+_ENV_ALLOW = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "DOCKER_HOST", "DOCKER_CERT_PATH", "USER")
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def extravars_yaml(extravars: dict[str, Any]) -> str:
+    """Extra vars as YAML where every string is !unsafe: Ansible never templates what we pass."""
+    lines = ["---"]
+    for key, value in extravars.items():
+        if not key or not set(key) <= _KEY_CHARS:
+            raise ValueError(f"invalid extra var name {key!r}")
+        if isinstance(value, str):
+            # A JSON string is a valid YAML double-quoted scalar.
+            lines.append(f"{key}: !unsafe {json.dumps(value)}")
+        else:
+            lines.append(f"{key}: {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _is_runjob(pid: int) -> bool:
+    try:
+        return b"supamanager_daemon.runjob" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class JobScheduler:
+    def __init__(self, settings: Settings, store: Store, on_finished=None) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_finished = on_finished
+        self._slots = asyncio.Semaphore(settings.max_jobs)
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._cancelled: set[str] = set()
+        self._stopping = False
+        self.started = 0
+
+    # -- paths and inputs -------------------------------------------------------------------------
+    def job_dir(self, op_id: str) -> pathlib.Path:
+        return self.settings.jobs_dir / op_id
+
+    def save_secrets(self, op_id: str, secrets: dict[str, str]) -> None:
+        """Keep secret extra vars for a job (0600) until its operation ends; never in SQLite."""
+        if secrets:
+            _write_private(self.job_dir(op_id) / "secrets.json", json.dumps(secrets))
+
+    def extravars(self, op: dict[str, Any]) -> dict[str, Any]:
+        extravars = dict(self.settings.playbook_vars)
+        extravars.update(
+            project_ref=op["ref"],
+            supabase_image_registry=self.settings.image_registry,
+            supamanager_root=str(self.settings.root),
+        )
+        if op["kind"] == "delete":
+            extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
+        secrets_file = self.job_dir(op["id"]) / "secrets.json"
+        if secrets_file.exists():
+            extravars.update(json.loads(secrets_file.read_text()))
+        return extravars
+
+    def child_env(self) -> dict[str, str]:
+        """An allow-listed environment: the daemon's own variables (e.g. its token) stay out."""
+        env = {k: os.environ[k] for k in _ENV_ALLOW if k in os.environ}
+        bindir = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "/usr/bin:/bin")])
+        env["PYTHONUNBUFFERED"] = "1"
+        env["ANSIBLE_NOCOLOR"] = "1"
+        env["ANSIBLE_FORCE_COLOR"] = "0"
+        if self.settings.ansible_config is not None:
+            env["ANSIBLE_CONFIG"] = str(self.settings.ansible_config)
+        return env
+
+    # -- scheduling -------------------------------------------------------------------------------
+    def enqueue(self, op: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._run(op["id"]), name=f"job-{op['id']}")
+        self._tasks[op["id"]] = task
+        task.add_done_callback(lambda _t, op_id=op["id"]: self._tasks.pop(op_id, None))
+
+    @property
+    def running(self) -> int:
+        return len(self._procs)
+
+    @property
+    def queued(self) -> int:
+        return len(self._tasks) - len(self._procs)
+
+    def cancel(self, op_id: str) -> bool:
+        """Ask a running job to stop (its playbook is killed); False when it is not running here."""
+        proc = self._procs.get(op_id)
+        if proc is None or proc.returncode is not None:
+            return False
+        self._cancelled.add(op_id)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        return True
+
+    async def recover(self) -> None:
+        """At start: resume every operation a previous daemon left queued or running."""
+        for op in await self.store.active_operations():
+            if op["pid"] and _is_runjob(op["pid"]):
+                await self._reap(op["pid"])
+            if op["state"] == models.RUNNING:
+                log.warning("operation %s (%s %s) was interrupted: running it again", op["id"], op["kind"], op["ref"])
+                op = await self.store.requeue(op["id"], "the daemon stopped while it ran; running the playbook again")
+            self.enqueue(op)
+
+    async def _reap(self, pid: int) -> None:
+        """An orphaned job of a previous daemon: it got SIGTERM when that died; make sure it is gone."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        while _is_runjob(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if _is_runjob(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+    async def shutdown(self) -> None:
+        """Cancel running jobs, wait up to shutdown_timeout, then kill what is left."""
+        self._stopping = True
+        for op_id in list(self._procs):
+            self.cancel(op_id)
+        for op_id, task in list(self._tasks.items()):
+            if op_id not in self._procs:  # not started yet: it stays queued in the store
+                task.cancel()
+        pending = [t for t in self._tasks.values() if not t.done()]
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=self.settings.shutdown_timeout)
+            for op_id, proc in list(self._procs.items()):
+                log.warning("job %s did not stop in time: killing it", op_id)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            if still:
+                await asyncio.wait(still, timeout=5)
+
+    # -- one job ----------------------------------------------------------------------------------
+    async def _run(self, op_id: str) -> None:
+        async with self._slots:
+            if self._stopping:
+                return
+            op = await self.store.mark_running(op_id)
+            kind = models.KINDS[op["kind"]]
+            ok, error = False, None
+            try:
+                ok, error = await self._execute(op, kind)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the job machinery failed, not the playbook
+                log.exception("job %s failed to run", op_id)
+                error = f"the job could not run: {type(exc).__name__}: {exc}"
+            if self._stopping and not ok:
+                await self.store.requeue(op_id, "the daemon stopped; resumes at the next start")
+                shutil.rmtree(self.job_dir(op_id) / "runner", ignore_errors=True)
+                return
+            op = await self.store.finish_operation(op_id, ok=ok, error=error)
+            shutil.rmtree(self.job_dir(op_id), ignore_errors=True)
+            if ok:
+                log.info("operation %s (%s %s) succeeded", op_id, op["kind"], op["ref"])
+            else:
+                log.warning("operation %s (%s %s) failed: %s", op_id, op["kind"], op["ref"], error)
+            if self.on_finished is not None:
+                self.on_finished(op)
+
+    async def _execute(self, op: dict[str, Any], kind: models.Kind) -> tuple[bool, str | None]:
+        job_dir = self.job_dir(op["id"])
+        runner_dir = job_dir / "runner"
+        shutil.rmtree(runner_dir, ignore_errors=True)  # a previous attempt's leftovers
+        playbook = self.settings.playbooks_dir / kind.playbook
+        if not playbook.is_file():
+            return False, f"playbook {playbook} not found"
+        _write_private(runner_dir / "env" / "extravars", extravars_yaml(self.extravars(op)))
+        job = {"playbook": str(playbook), "project_dir": str(self.settings.collection_dir)}
+        _write_private(job_dir / "job.json", json.dumps(job))
+        expected = await self.store.task_count(kind.playbook) or _DEFAULT_TASKS.get(kind.playbook, 40)
+
+        stderr_path = job_dir / "stderr.log"
+        with open(stderr_path, "wb") as stderr:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "supamanager_daemon.runjob",
+                str(job_dir),
+                str(os.getpid()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                env=self.child_env(),
+                cwd=str(self.settings.collection_dir),
+                start_new_session=True,
+            )
+        self._procs[op["id"]] = proc
+        self.started += 1
+        done: dict[str, Any] | None = None
+        timed_out = False
+        try:
+            await self.store.set_pid(op["id"], proc.pid)
+            try:
+                async with asyncio.timeout(self.settings.job_timeout):
+                    done = await self._follow(op["id"], proc, expected)
+            except TimeoutError:
+                timed_out = True
+                self.cancel(op["id"])
+                done = await self._follow(op["id"], proc, expected)
+            await proc.wait()
+        finally:
+            self._procs.pop(op["id"], None)
+        if done is None:
+            tail = stderr_path.read_text(errors="replace").strip().splitlines()[-1:] if stderr_path.exists() else []
+            return False, f"job process exited with code {proc.returncode}" + (f": {tail[0][:300]}" if tail else "")
+        if done["status"] == "successful":
+            return True, None
+        if timed_out:
+            return False, f"timed out after {self.settings.job_timeout:g} s"
+        if done["status"] == "canceled":
+            return False, "cancelled"
+        return False, done.get("error") or f"playbook {kind.playbook} ended {done['status']} (rc {done.get('rc')})"
+
+    async def _follow(self, op_id: str, proc: asyncio.subprocess.Process, expected: int) -> dict[str, Any] | None:
+        done = None
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") == "task":
+                n = int(msg.get("n", 0))
+                await self.store.record_step(op_id, str(msg.get("name", "")), n, min(99, n * 100 // expected))
+            elif msg.get("event") == "failed":
+                await self.store.add_event(op_id, "task_failed", None, {"error": msg.get("error")})
+            elif msg.get("event") == "done":
+                done = msg
+        return done

@@ -1,0 +1,21 @@
+"""Typed application keys: every object the app shares lives under one of these."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .docker import DockerClient
+    from .jobs import JobScheduler
+    from .poller import Poller
+    from .settings import Settings
+    from .store import Store
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+API_TOKEN = web.AppKey("api_token", str)
+STORE: web.AppKey[Store] = web.AppKey("store")
+DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
+POLLER: web.AppKey[Poller] = web.AppKey("poller")
+JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")

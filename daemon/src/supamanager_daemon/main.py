@@ -1,0 +1,56 @@
+"""`supamanagerd`: run the control daemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from . import __version__
+from .app import create_app
+from .settings import ENV_VARS, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="supamanagerd",
+        description="SupaManager control daemon: a Management-API-shaped HTTP service running the playbooks.",
+        epilog="Environment variables override the config file: " + ", ".join(sorted(ENV_VARS)),
+    )
+    parser.add_argument("--config", help="TOML config file (default: $SUPAMANAGER_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"supamanagerd: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # aiohttp's access log would show request lines only; keep it, it never carries bodies.
+    app = create_app(settings)
+    logging.getLogger(__name__).info(
+        "supamanagerd %s listening on http://%s:%d (data dir %s)",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.data_dir,
+    )
+    # run_app turns SIGTERM/SIGINT into a graceful exit that runs the cleanup contexts.
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=5,
+        handler_cancellation=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

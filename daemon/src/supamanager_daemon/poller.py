@@ -1,0 +1,79 @@
+"""Keeps every project's status current: one Docker query per poll, whatever the number of projects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from . import models
+from .docker import DockerClient, DockerError
+from .status import group_by_project, observed_status
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    def __init__(self, store: Store, docker: DockerClient, interval: float) -> None:
+        self.store = store
+        self.docker = docker
+        self.interval = interval
+        self.polls = 0
+        self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def poll_once(self) -> list[str]:
+        """Query Docker once and store the statuses; returns the refs whose status changed."""
+        async with self._lock:
+            snapshot_at = time.time()
+            projects = await self.store.list_projects()
+            try:
+                grouped = group_by_project(await self.docker.project_containers())
+            except DockerError as exc:
+                if self.last_error != str(exc):
+                    log.warning("cannot poll Docker: %s", exc)
+                self.last_error = str(exc)
+                observed = {p["ref"]: (models.UNKNOWN, None) for p in projects}
+            else:
+                self.last_error = None
+                observed = {}
+                for project in projects:
+                    containers = grouped.get(project["ref"], [])
+                    status = observed_status(project["status"], containers, project["services"])
+                    # Learn which services a healthy project has, to notice one vanishing later.
+                    learn = None
+                    if status == models.ACTIVE_HEALTHY and not project["services"]:
+                        learn = sorted({c.service for c in containers})
+                    observed[project["ref"]] = (status, learn)
+            self.polls += 1
+            changed = await self.store.apply_observed(observed, snapshot_at)
+            for ref in changed:
+                log.info("project %s is now %s", ref, observed[ref][0])
+            return changed
+
+    def wake(self) -> None:
+        """Poll soon (after a job finished), without waiting for the interval."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("poll failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="poller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

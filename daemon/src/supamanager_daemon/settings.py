@@ -1,0 +1,146 @@
+"""Settings: a TOML file, overridden by SUPAMANAGER_* environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import secrets
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# The checkout (collection root) this package sits in: daemon/src/supamanager_daemon/settings.py.
+_CHECKOUT = pathlib.Path(__file__).resolve().parents[3]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8085
+    data_dir: pathlib.Path = pathlib.Path("/var/lib/supamanagerd")
+    api_token: str | None = None
+    image_registry: str = ""
+    root: pathlib.Path = pathlib.Path("/var/lib/supamanager")
+    poll_interval: float = 15.0
+    max_jobs: int = 4
+    # Where playbooks/ and ansible.cfg are: the collection checkout by default.
+    collection_dir: pathlib.Path = _CHECKOUT
+    docker_socket: str = "/var/run/docker.sock"
+    # SIGTERM: running jobs get this long to stop before they are killed.
+    shutdown_timeout: float = 20.0
+    job_timeout: float = 1800.0
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+    # Host name clients use to reach the projects' ports (reported as database.host).
+    public_host: str = "localhost"
+    # Extra vars for every playbook (e.g. a port range); set in the config file only.
+    playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def playbooks_dir(self) -> pathlib.Path:
+        return self.collection_dir / "playbooks"
+
+    @property
+    def ansible_config(self) -> pathlib.Path | None:
+        cfg = self.collection_dir / "ansible.cfg"
+        return cfg if cfg.is_file() else None
+
+    @property
+    def db_path(self) -> pathlib.Path:
+        return self.data_dir / "supamanager.sqlite3"
+
+    @property
+    def jobs_dir(self) -> pathlib.Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def token_file(self) -> pathlib.Path:
+        return self.data_dir / "api-token"
+
+
+# Environment variable -> field. Every field but playbook_vars can come from the environment.
+ENV_VARS = {f"SUPAMANAGER_{f.name.upper()}": f.name for f in dataclasses.fields(Settings) if f.name != "playbook_vars"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    field = {f.name: f for f in dataclasses.fields(Settings)}[name]
+    kind = field.type
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            value = int(value)
+        elif kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+        elif kind == "pathlib.Path":
+            if not isinstance(value, str) or not value:
+                raise ValueError
+            value = pathlib.Path(value).expanduser().resolve()
+        elif kind == "Mapping[str, Any]":
+            if not isinstance(value, dict):
+                raise ValueError
+        elif not isinstance(value, str):
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"setting {name!r} has an invalid value") from None
+    if name in ("port",) and not 0 <= value <= 65535:
+        raise SettingsError("setting 'port' must be 0..65535")
+    if name in ("max_jobs", "max_body_bytes") and value < 1:
+        raise SettingsError(f"setting {name!r} must be at least 1")
+    if name in ("poll_interval", "shutdown_timeout", "job_timeout") and value <= 0:
+        raise SettingsError(f"setting {name!r} must be positive")
+    return value
+
+
+def load_settings(config_path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults <- the TOML file (config_path or SUPAMANAGER_CONFIG) <- SUPAMANAGER_* variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = config_path or environ.get("SUPAMANAGER_CONFIG")
+    if config_path:
+        try:
+            with open(config_path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_path}: {exc}") from None
+        known = {f.name for f in dataclasses.fields(Settings)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) in {config_path}: {', '.join(unknown)}")
+        values.update(data)
+    for var, name in ENV_VARS.items():
+        if var in environ and environ[var] != "":
+            values[name] = environ[var]
+    values = {name: _coerce(name, value) for name, value in values.items()}
+    return Settings(**values)
+
+
+def ensure_api_token(settings: Settings) -> str:
+    """The configured token, else the one in the data dir, else a new one written there (0600)."""
+    if settings.api_token:
+        return settings.api_token
+    path = settings.token_file
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        token = ""
+    if token:
+        return token
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)
+    log.warning("no SUPAMANAGER_API_TOKEN set: generated an API token in %s (mode 0600)", path)
+    return token

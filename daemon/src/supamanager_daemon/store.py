@@ -1,0 +1,383 @@
+"""SQLite (WAL) store: projects, operations and their step events.
+
+Every call runs on one dedicated thread, so each method is one serialized transaction and the
+event loop never blocks on disk. A write has committed before the caller's await returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import functools
+import json
+import pathlib
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import models
+from .errors import Conflict, NotFound
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    ref TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    organization_slug TEXT NOT NULL,
+    region TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    desired_state TEXT NOT NULL,
+    error TEXT,
+    -- services seen when the project was last healthy: a missing one makes it unhealthy
+    services TEXT NOT NULL DEFAULT '[]',
+    -- unix time a job last set the status: older poll snapshots must not overwrite it
+    job_status_at REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY,
+    ref TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    step TEXT,
+    tasks_done INTEGER NOT NULL DEFAULT 0,
+    progress INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operations_by_ref ON operations (ref, state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    op_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_by_op ON events (op_id, id);
+-- how many tasks a playbook ran last time it succeeded: the denominator of progress
+CREATE TABLE IF NOT EXISTS task_counts (
+    playbook TEXT PRIMARY KEY,
+    tasks INTEGER NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    return None if row is None else dict(row)
+
+
+def _project(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    project = _row(row)
+    if project is not None:
+        project["services"] = json.loads(project["services"])
+    return project
+
+
+def _operation(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    op = _row(row)
+    if op is not None:
+        op["params"] = json.loads(op["params"])
+    return op
+
+
+class Store:
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    async def _call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives power loss too, not only a killed daemon.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        self.path.chmod(0o600)
+        self._db = db
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        db = self._db
+        assert db is not None, "store is not open"
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    async def open(self) -> None:
+        await self._call(self._open)
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._call(_close)
+        self._executor.shutdown(wait=True)
+
+    async def journal_mode(self) -> str:
+        return await self._call(lambda: self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    # -- projects -----------------------------------------------------------------------------
+    async def get_project(self, ref: str) -> dict[str, Any] | None:
+        return await self._call(
+            lambda: _project(self._db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone())
+        )
+
+    async def list_projects(self) -> list[dict[str, Any]]:
+        return await self._call(
+            lambda: [_project(r) for r in self._db.execute("SELECT * FROM projects ORDER BY created_at, ref")]
+        )
+
+    async def create_project(
+        self, *, ref: str, name: str, organization_slug: str, region: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Insert a project and its create operation in one transaction."""
+        kind = models.KINDS["create"]
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone():
+                raise Conflict(f"project {ref} already exists", code="ref_taken")
+            db.execute(
+                "INSERT INTO projects (ref, name, organization_slug, region, created_at, status, desired_state,"
+                " job_status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time()),
+            )
+            op = self._insert_operation(db, ref, "create", {})
+            return _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
+
+        return await self._call(self._tx, tx)
+
+    def _insert_operation(self, db: sqlite3.Connection, ref: str, kind: str, params: dict) -> dict[str, Any]:
+        op_id = str(uuid.uuid4())
+        at = now_iso()
+        db.execute(
+            "INSERT INTO operations (id, ref, kind, state, params, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (op_id, ref, kind, models.QUEUED, json.dumps(params), at, at),
+        )
+        db.execute(
+            "INSERT INTO events (op_id, at, type, name, data) VALUES (?, ?, 'queued', ?, '{}')", (op_id, at, kind)
+        )
+        return _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+
+    async def start_operation(
+        self,
+        ref: str,
+        choose_kind: Callable[[dict[str, Any]], str],
+        params: dict | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Record a new operation on an existing project, atomically.
+
+        choose_kind(project) returns the kind to run or raises (e.g. 400 when already paused);
+        it runs inside the transaction, so the check and the write see the same state.
+        """
+
+        def tx(db: sqlite3.Connection):
+            project = _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone())
+            if project is None:
+                raise NotFound(f"project {ref} not found", code="project_not_found")
+            running = db.execute(
+                "SELECT id, kind FROM operations WHERE ref = ? AND state IN (?, ?) ORDER BY created_at LIMIT 1",
+                (ref, *models.ACTIVE_STATES),
+            ).fetchone()
+            if running is not None:
+                raise Conflict(
+                    f"operation {running['id']} ({running['kind']}) is still running on project {ref}",
+                    code="operation_in_progress",
+                    operation_id=running["id"],
+                )
+            kind = models.KINDS[choose_kind(project)]
+            db.execute(
+                "UPDATE projects SET status = ?, desired_state = ?, error = NULL, job_status_at = ? WHERE ref = ?",
+                (kind.busy, kind.desired, time.time(), ref),
+            )
+            op = self._insert_operation(db, ref, kind.name, params or {})
+            return _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
+
+        return await self._call(self._tx, tx)
+
+    async def apply_observed(self, observed: dict[str, tuple[str, list[str] | None]], snapshot_at: float) -> list[str]:
+        """Store statuses the poller derived; skip projects a job owns or changed after the snapshot.
+
+        observed: ref -> (status, services to remember or None). Returns the refs that changed.
+        """
+
+        def tx(db: sqlite3.Connection) -> list[str]:
+            busy = {
+                r[0]
+                for r in db.execute(
+                    "SELECT DISTINCT ref FROM operations WHERE state IN (?, ?)", models.ACTIVE_STATES
+                ).fetchall()
+            }
+            changed = []
+            for ref, (status, services) in observed.items():
+                if ref in busy:
+                    continue
+                row = db.execute("SELECT status, job_status_at FROM projects WHERE ref = ?", (ref,)).fetchone()
+                if row is None or row["job_status_at"] >= snapshot_at:
+                    continue
+                if services is not None:
+                    db.execute("UPDATE projects SET services = ? WHERE ref = ?", (json.dumps(services), ref))
+                if row["status"] != status:
+                    db.execute("UPDATE projects SET status = ? WHERE ref = ?", (status, ref))
+                    changed.append(ref)
+            return changed
+
+        return await self._call(self._tx, tx)
+
+    # -- operations ---------------------------------------------------------------------------
+    async def get_operation(self, op_id: str) -> dict[str, Any] | None:
+        return await self._call(
+            lambda: _operation(self._db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+        )
+
+    async def active_operations(self) -> list[dict[str, Any]]:
+        return await self._call(
+            lambda: [
+                _operation(r)
+                for r in self._db.execute(
+                    "SELECT * FROM operations WHERE state IN (?, ?) ORDER BY created_at", models.ACTIVE_STATES
+                )
+            ]
+        )
+
+    async def events(self, op_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """Step events of an operation, oldest first; ids increase, so `after` resumes a stream."""
+
+        def q():
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE op_id = ? AND id > ? ORDER BY id", (op_id, after)
+            ).fetchall()
+            return [dict(r, data=json.loads(r["data"])) for r in rows]
+
+        return await self._call(q)
+
+    async def mark_running(self, op_id: str, pid: int | None = None) -> dict[str, Any]:
+        def tx(db: sqlite3.Connection):
+            at = now_iso()
+            db.execute(
+                "UPDATE operations SET state = ?, attempts = attempts + 1, pid = ?,"
+                " started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ?",
+                (models.RUNNING, pid, at, at, op_id),
+            )
+            op = _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+            self._event(db, op_id, "started", op["kind"], {"attempt": op["attempts"]})
+            return op
+
+        return await self._call(self._tx, tx)
+
+    async def set_pid(self, op_id: str, pid: int | None) -> None:
+        await self._call(self._tx, lambda db: db.execute("UPDATE operations SET pid = ? WHERE id = ?", (pid, op_id)))
+
+    def _event(self, db: sqlite3.Connection, op_id: str, type_: str, name: str | None, data: dict) -> int:
+        cur = db.execute(
+            "INSERT INTO events (op_id, at, type, name, data) VALUES (?, ?, ?, ?, ?)",
+            (op_id, now_iso(), type_, name, json.dumps(data)),
+        )
+        return cur.lastrowid
+
+    async def add_event(self, op_id: str, type_: str, name: str | None = None, data: dict | None = None) -> int:
+        return await self._call(self._tx, lambda db: self._event(db, op_id, type_, name, data or {}))
+
+    async def record_step(self, op_id: str, name: str, tasks_done: int, progress: int) -> int:
+        def tx(db: sqlite3.Connection) -> int:
+            db.execute(
+                "UPDATE operations SET step = ?, tasks_done = ?, progress = ?, updated_at = ? WHERE id = ?",
+                (name, tasks_done, progress, now_iso(), op_id),
+            )
+            return self._event(db, op_id, "step", name, {"n": tasks_done, "progress": progress})
+
+        return await self._call(self._tx, tx)
+
+    async def requeue(self, op_id: str, reason: str) -> dict[str, Any]:
+        """Put an interrupted operation back in the queue (daemon stopped or crashed under it)."""
+
+        def tx(db: sqlite3.Connection):
+            op = _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+            db.execute(
+                "UPDATE operations SET state = ?, pid = NULL, updated_at = ? WHERE id = ?",
+                (models.QUEUED, now_iso(), op_id),
+            )
+            kind = models.KINDS[op["kind"]]
+            db.execute(
+                "UPDATE projects SET status = ?, job_status_at = ? WHERE ref = ?", (kind.busy, time.time(), op["ref"])
+            )
+            self._event(db, op_id, "requeued", op["kind"], {"reason": reason})
+            return _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+
+        return await self._call(self._tx, tx)
+
+    async def finish_operation(self, op_id: str, *, ok: bool, error: str | None = None) -> dict[str, Any]:
+        """End an operation and move its project to the kind's final status (or delete it)."""
+
+        def tx(db: sqlite3.Connection):
+            op = _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+            kind = models.KINDS[op["kind"]]
+            at = now_iso()
+            state = models.SUCCEEDED if ok else models.FAILED
+            db.execute(
+                "UPDATE operations SET state = ?, error = ?, pid = NULL, progress = CASE WHEN ? THEN 100 ELSE progress"
+                " END, finished_at = ?, updated_at = ? WHERE id = ?",
+                (state, error, ok, at, at, op_id),
+            )
+            if ok:
+                db.execute(
+                    "INSERT INTO task_counts (playbook, tasks) VALUES (?, ?)"
+                    " ON CONFLICT (playbook) DO UPDATE SET tasks = excluded.tasks",
+                    (kind.playbook, op["tasks_done"]),
+                )
+            if ok and kind.done is None:
+                db.execute("DELETE FROM projects WHERE ref = ?", (op["ref"],))
+            else:
+                status = kind.done if ok else kind.failed
+                # Services are re-learnt at the next healthy poll after the stack changed.
+                db.execute(
+                    "UPDATE projects SET status = ?, error = ?, services = '[]', job_status_at = ? WHERE ref = ?",
+                    (status, error, time.time(), op["ref"]),
+                )
+            self._event(db, op_id, state, op["kind"], {"error": error} if error else {})
+            return _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+
+        return await self._call(self._tx, tx)
+
+    async def task_count(self, playbook: str) -> int | None:
+        def q():
+            row = self._db.execute("SELECT tasks FROM task_counts WHERE playbook = ?", (playbook,)).fetchone()
+            return None if row is None else row[0]
+
+        return await self._call(q)
+
+    async def operations_for(self, ref: str) -> list[dict[str, Any]]:
+        return await self._call(
+            lambda: [
+                _operation(r)
+                for r in self._db.execute("SELECT * FROM operations WHERE ref = ? ORDER BY created_at", (ref,))
+            ]
+        )

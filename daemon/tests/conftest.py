@@ -1,0 +1,137 @@
+"""Fixtures for the daemon's tests: settings in temp dirs, the app through aiohttp's test client.
+
+`fake_collection` is a tiny stand-in for the collection: real playbooks run by the real
+ansible-runner, which only write files, so the job machinery (steps, failures, 409, extra vars,
+crash recovery) is tested in seconds. The end-to-end tests use the real playbooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import sys
+import time
+
+import pytest
+from supamanager_daemon.app import create_app
+from supamanager_daemon.settings import Settings
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+_ANSIBLE_CFG = """[defaults]
+inventory = inventory.yml
+retry_files_enabled = false
+interpreter_python = auto_silent
+"""
+_INVENTORY = """all:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+# Every fake playbook: hold while <root>/hold exists, fail when <root>/fail exists, record its vars.
+_PLAYBOOK = """---
+- name: Fake {kind}
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the ref
+      ansible.builtin.assert:
+        that: project_ref is match('^[a-z]{{20}}$')
+    - name: Record the extra vars
+      ansible.builtin.copy:
+        dest: "{{{{ supamanager_root }}}}/vars-{{{{ project_ref }}}}-{kind}.json"
+        content: "{{{{ {{'registry': supabase_image_registry, 'root': supamanager_root,
+          'delete_volumes': delete_volumes | default(None), 'extra': fake_extra | default(None),
+          'password': supabase_postgres_password | default(None)}} | to_json }}}}"
+        mode: "0600"
+{body}
+    - name: Hold while asked to
+      ansible.builtin.wait_for:
+        path: "{{{{ supamanager_root }}}}/hold"
+        state: absent
+        timeout: 120
+        sleep: 1
+    - name: Fail when asked to
+      ansible.builtin.fail:
+        msg: simulated failure of {kind}
+      when: (supamanager_root ~ '/fail') is exists
+"""
+_CREATE_BODY = """    - name: Make the project's directory
+      ansible.builtin.file:
+        path: "{{ supamanager_root }}/projects/{{ project_ref }}"
+        state: directory
+        mode: "0700"
+    - name: Write the project's env file
+      ansible.builtin.copy:
+        dest: "{{ supamanager_root }}/projects/{{ project_ref }}/.env"
+        content: "ANON_KEY=anon.{{ project_ref }}\\nSERVICE_ROLE_KEY=service.{{ project_ref }}\\n"
+        mode: "0600"
+"""
+
+
+def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
+    (root / "playbooks").mkdir(parents=True)
+    (root / "ansible.cfg").write_text(_ANSIBLE_CFG)
+    (root / "inventory.yml").write_text(_INVENTORY)
+    for kind, playbook in (
+        ("create", "create.yml"),
+        ("pause", "pause.yml"),
+        ("resume", "resume.yml"),
+        ("restart", "restart.yml"),
+        ("delete", "delete.yml"),
+    ):
+        body = _CREATE_BODY if kind == "create" else ""
+        (root / "playbooks" / playbook).write_text(_PLAYBOOK.format(kind=kind, body=body))
+    return root
+
+
+@pytest.fixture
+def fake_collection(tmp_path: pathlib.Path) -> pathlib.Path:
+    return _write_fake_collection(tmp_path / "collection")
+
+
+@pytest.fixture
+def settings(tmp_path: pathlib.Path, fake_collection: pathlib.Path) -> Settings:
+    root = tmp_path / "root"
+    for ref_dir in ("projects",):
+        (root / ref_dir).mkdir(parents=True)
+    return Settings(
+        data_dir=tmp_path / "data",
+        api_token=TOKEN,
+        root=root,
+        image_registry="standin.local",
+        collection_dir=fake_collection,
+        poll_interval=3600,
+        max_jobs=2,
+        max_body_bytes=4096,
+        shutdown_timeout=10,
+        playbook_vars={"fake_extra": "{{ 7 * 6 }}"},
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    return await aiohttp_client(create_app(settings))
+
+
+async def wait_operation(client, op_id: str, timeout: float = 90) -> dict:
+    """Poll GET /v1/operations/{id} until the operation ends."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = await client.get(f"/v1/operations/{op_id}", headers=AUTH)
+        assert resp.status == 200, await resp.text()
+        op = await resp.json()
+        if op["state"] in ("succeeded", "failed"):
+            return op
+        assert time.monotonic() < deadline, f"operation still {op['state']} after {timeout}s: {op}"
+        await asyncio.sleep(0.2)
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    return env

@@ -1,0 +1,103 @@
+"""The SQLite store: WAL, atomic 409 checks, final statuses, poll snapshots, event ids."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from supamanager_daemon import models
+from supamanager_daemon.errors import BadRequest, Conflict, NotFound
+from supamanager_daemon.store import Store
+
+REF = "abcdefghijklmnopqrst"
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = Store(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_store_is_wal_and_private(store, tmp_path):
+    assert await store.journal_mode() == "wal"
+    assert oct((tmp_path / "db.sqlite3").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_create_then_conflict_then_finish(store, tmp_path):
+    project, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    assert project["status"] == models.COMING_UP
+    assert op["state"] == models.QUEUED
+    # Written before the call returned: another connection sees it.
+    other = sqlite3.connect(tmp_path / "db.sqlite3")
+    assert other.execute("SELECT status FROM projects WHERE ref = ?", (REF,)).fetchone() == ("COMING_UP",)
+    with pytest.raises(Conflict) as err:
+        await store.start_operation(REF, lambda p: "pause")
+    assert err.value.details["operation_id"] == op["id"]
+    with pytest.raises(Conflict):
+        await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+
+    await store.mark_running(op["id"], pid=123)
+    await store.record_step(op["id"], "Task one", 1, 10)
+    await store.record_step(op["id"], "Task two", 2, 20)
+    done = await store.finish_operation(op["id"], ok=True)
+    assert (done["state"], done["progress"], done["pid"]) == (models.SUCCEEDED, 100, None)
+    assert (await store.get_project(REF))["status"] == models.ACTIVE_HEALTHY
+    assert await store.task_count("create.yml") == 2
+    events = await store.events(op["id"])
+    assert [e["type"] for e in events] == ["queued", "started", "step", "step", "succeeded"]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids)
+    assert [e["name"] for e in await store.events(op["id"], after=ids[2])] == ["Task two", "create"]
+
+
+async def test_choose_kind_errors_change_nothing(store):
+    await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    op = (await store.active_operations())[0]
+    await store.finish_operation(op["id"], ok=False, error="boom")
+    project = await store.get_project(REF)
+    assert (project["status"], project["error"]) == (models.INIT_FAILED, "boom")
+
+    def refuse(_p):
+        raise BadRequest("no")
+
+    with pytest.raises(BadRequest):
+        await store.start_operation(REF, refuse)
+    assert await store.active_operations() == []
+    assert (await store.get_project(REF))["status"] == models.INIT_FAILED
+    with pytest.raises(NotFound):
+        await store.start_operation("zzzzzzzzzzzzzzzzzzzz", lambda p: "pause")
+
+
+async def test_delete_success_removes_the_project_but_keeps_the_operation(store):
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    await store.finish_operation(op["id"], ok=True)
+    _, op = await store.start_operation(REF, lambda p: "delete", {"delete_volumes": True})
+    assert (await store.get_project(REF))["status"] == models.GOING_DOWN
+    await store.finish_operation(op["id"], ok=True)
+    assert await store.get_project(REF) is None
+    assert (await store.get_operation(op["id"]))["params"] == {"delete_volumes": True}
+
+
+async def test_apply_observed_skips_busy_projects_and_stale_snapshots(store):
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    snapshot = time.time()
+    assert await store.apply_observed({REF: (models.REMOVED, None)}, time.time()) == []  # a job owns it
+    await store.finish_operation(op["id"], ok=True)
+    # A snapshot taken before the job set its final status must not overwrite it.
+    assert await store.apply_observed({REF: (models.REMOVED, None)}, snapshot) == []
+    assert (await store.get_project(REF))["status"] == models.ACTIVE_HEALTHY
+    assert await store.apply_observed({REF: (models.INACTIVE, ["db"])}, time.time()) == [REF]
+    project = await store.get_project(REF)
+    assert (project["status"], project["services"]) == (models.INACTIVE, ["db"])
+
+
+async def test_requeue_puts_an_interrupted_operation_back(store):
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    await store.mark_running(op["id"], pid=99)
+    await store.apply_observed({}, time.time())
+    op = await store.requeue(op["id"], "daemon restarted")
+    assert (op["state"], op["pid"], op["attempts"]) == (models.QUEUED, None, 1)
+    assert [o["id"] for o in await store.active_operations()] == [op["id"]]
