@@ -692,6 +692,8 @@ def mode_realtime(_args):
                 return respond(404, {"message": "tenant not found"})
             error = probe.check()
             body = {"data": {"healthy": error is None, "db_connected": error is None, "connected_cluster": 1}}
+            if error is not None:
+                body["error"] = error
             return respond(200 if error is None else 503, body)
         if req.path in ("/healthcheck", "/api/health"):
             return health_from(probe, "ok")

@@ -1,0 +1,2 @@
+// Sample function: the stand-in answers for it because its folder exists.
+console.log("hello");

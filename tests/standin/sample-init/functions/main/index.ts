@@ -1,0 +1,2 @@
+// Sample main service: the stand-in only checks that it exists.
+console.log("main");

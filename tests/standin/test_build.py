@@ -1,0 +1,40 @@
+"""tests/standin/build: one stand-in per image in the role's defaults, skipped when up to date."""
+
+import json
+import subprocess
+
+from tests.standin import kit
+
+
+def build(*args):
+    return subprocess.run([str(kit.HERE / "build"), *args], capture_output=True, text=True, timeout=1200)
+
+
+def test_lists_one_standin_per_default_image(standin_images):
+    proc = build("--list")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(kit.IMAGES.values())
+    assert len(kit.IMAGES) == 13
+
+
+def test_every_image_is_labelled_and_tagged_only_under_the_standin_prefix(standin_images):
+    for service, ref in kit.IMAGES.items():
+        info = json.loads(kit.docker("image", "inspect", ref).stdout)[0]
+        labels = info["Config"]["Labels"]
+        assert labels["supamanager.standin.service"] == service
+        assert len(labels["supamanager.standin.hash"]) == 24
+        assert all(tag.startswith("standin.local/") for tag in info["RepoTags"]), info["RepoTags"]
+
+
+def test_second_run_rebuilds_nothing(standin_images):
+    proc = build()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("up to date: ") == 13, proc.stderr
+    assert "built: " not in proc.stderr
+    assert "debootstrap" not in proc.stderr
+
+
+def test_unknown_service_is_refused(standin_images):
+    proc = build("no-such-service")
+    assert proc.returncode == 1
+    assert "no stand-in for service(s): no-such-service" in proc.stderr

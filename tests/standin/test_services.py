@@ -1,0 +1,204 @@
+"""The service stand-ins: health with the real database role, refusal without their variables,
+JWT checks, table reads, and a fast exit on SIGTERM. One db and one network for the module."""
+
+import psycopg
+import pytest
+
+from tests.standin import kit
+
+SERVICES = [s for s in kit.IMAGES if s != "db"]
+DB_SERVICES = ["auth", "rest", "realtime", "storage", "meta", "analytics"]
+# Where each service says whether it reaches its database (what its healthcheck asks).
+HEALTH_URL = {
+    "auth": (9999, "/health"),
+    "rest": (3000, "/"),
+    "realtime": (4000, "/api/tenants/realtime-dev/health"),
+    "storage": (5000, "/status"),
+    "meta": (8080, "/health"),
+    "analytics": (4000, "/health"),
+}
+# One variable per service that upstream cannot run without.
+REQUIRED = {
+    "auth": "GOTRUE_JWT_SECRET",
+    "rest": "PGRST_DB_URI",
+    "realtime": "API_JWT_SECRET",
+    "storage": "DATABASE_URL",
+    "meta": "PG_META_DB_PASSWORD",
+    "analytics": "DB_PASSWORD",
+    "supavisor": "VAULT_ENC_KEY",
+    "functions": "JWT_SECRET",
+    "studio": "SUPABASE_ANON_KEY",
+    "kong": "KONG_DECLARATIVE_CONFIG",
+    "vector": "LOGFLARE_PUBLIC_ACCESS_TOKEN",
+}
+
+
+@pytest.fixture(scope="module")
+def running(stack, db):
+    """Every service started as upstream's compose file starts it, healthy."""
+    containers = {service: kit.start_service(stack, service) for service in SERVICES}
+    for service, container in containers.items():
+        container.wait_ok(*kit.HEALTHCHECKS[service], timeout=30)
+    return containers
+
+
+@pytest.fixture(scope="module")
+def todos(db):
+    """A table with rows, readable by anon through a policy, as a project's own migration would do."""
+    conn = psycopg.connect(host=db.ip, user="postgres", password=kit.PASSWORD, dbname="postgres", autocommit=True)
+    with conn:
+        conn.execute("create table public.todos (id serial primary key, task text, secret boolean default false)")
+        conn.execute("insert into public.todos (task, secret) values ('write tests', false), ('hidden', true)")
+        conn.execute("alter table public.todos enable row level security")
+        conn.execute("create policy anon_reads_public on public.todos for select to anon using (not secret)")
+    return "todos"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_upstream_healthcheck_passes(running, service):
+    assert running[service].exec(*kit.HEALTHCHECKS[service]).returncode == 0
+
+
+@pytest.mark.parametrize("service", DB_SERVICES)
+def test_wrong_database_password_is_unhealthy(stack, db, service):
+    container = kit.start_service(stack, service, name=f"{service}-wrongpw", password="wrong-password")
+    port, path = HEALTH_URL[service]
+    headers = {"Authorization": f"Bearer {kit.ANON_KEY}"}
+    _, _, body = kit.wait_http(container.url(port, path), status=503, headers=headers)
+    assert "password authentication failed" in str(body)
+    assert container.exec(*kit.HEALTHCHECKS[service]).returncode != 0
+    assert container.state()["Status"] == "running"
+
+
+@pytest.mark.parametrize("service", sorted(REQUIRED))
+def test_missing_required_variable_exits_with_a_message(stack, service):
+    container = kit.start_service(stack, service, name=f"{service}-missing", drop=[REQUIRED[service]])
+    assert container.wait_exit() != 0
+    assert REQUIRED[service] in container.logs()
+
+
+@pytest.mark.parametrize(
+    ("service", "port", "path"),
+    [
+        ("auth", 9999, "/user"),
+        ("rest", 3000, "/"),
+        ("rest", 3000, "/todos"),
+        ("storage", 5000, "/bucket"),
+        ("realtime", 4000, "/api/tenants/realtime-dev/health"),
+        ("functions", 9000, "/hello"),
+    ],
+)
+def test_token_signed_with_another_secret_gets_401(running, service, port, path):
+    status, _, _ = kit.http("GET", running[service].url(port, path), {"Authorization": f"Bearer {kit.BAD_KEY}"})
+    assert status == 401
+
+
+def test_auth_checks_the_admin_role(running):
+    url = running["auth"].url(9999, "/admin/users")
+    assert kit.http("GET", url, {"Authorization": f"Bearer {kit.SERVICE_KEY}"})[0] == 200
+    assert kit.http("GET", url, {"Authorization": f"Bearer {kit.ANON_KEY}"})[0] == 403
+
+
+def test_rest_reads_rows_as_the_role_of_the_key(running, todos):
+    rest = running["rest"]
+    status, _, rows = kit.http(
+        "GET", rest.url(3000, f"/{todos}?select=task"), {"Authorization": f"Bearer {kit.ANON_KEY}"}
+    )
+    assert (status, rows) == (200, [{"task": "write tests"}]), "anon sees only what the policy allows"
+    status, _, rows = kit.http(
+        "GET", rest.url(3000, f"/{todos}?select=id,task&order=id.desc"), {"Authorization": f"Bearer {kit.SERVICE_KEY}"}
+    )
+    assert status == 200
+    assert [r["task"] for r in rows] == ["hidden", "write tests"], "service_role bypasses row level security"
+    status, _, rows = kit.http(
+        "GET", rest.url(3000, f"/{todos}?task=eq.hidden"), {"Authorization": f"Bearer {kit.SERVICE_KEY}"}
+    )
+    assert [r["task"] for r in rows] == ["hidden"]
+    status, _, spec = kit.http("GET", rest.url(3000, "/"), {"Authorization": f"Bearer {kit.ANON_KEY}"})
+    assert status == 200
+    assert f"/{todos}" in spec["paths"]
+    assert kit.http("GET", rest.url(3000, "/no_such_table"))[0] == 404
+
+
+def test_rest_inserts_with_privileges_of_the_role(running, todos):
+    rest = running["rest"]
+    headers = {"Authorization": f"Bearer {kit.SERVICE_KEY}", "Prefer": "return=representation"}
+    status, _, rows = kit.http("POST", rest.url(3000, f"/{todos}"), headers, body={"task": "from rest"})
+    assert status == 201
+    assert rows[0]["task"] == "from rest"
+    status, _, _ = kit.http(
+        "POST", rest.url(3000, f"/{todos}"), {"Authorization": f"Bearer {kit.ANON_KEY}"}, {"task": "x"}
+    )
+    assert status in (401, 403)
+
+
+def test_meta_lists_the_database_tables(running, todos):
+    status, _, tables = kit.http("GET", running["meta"].url(8080, "/tables?included_schemas=public"))
+    assert status == 200
+    assert {"schema": "public", "name": todos} in [{"schema": t["schema"], "name": t["name"]} for t in tables]
+    status, _, everything = kit.http("GET", running["meta"].url(8080, "/tables"))
+    assert "pg_catalog" not in {t["schema"] for t in everything}
+
+
+def test_realtime_knows_only_its_seeded_tenant(running):
+    url = running["realtime"].url(4000, "/api/tenants/other/health")
+    assert kit.http("GET", url, {"Authorization": f"Bearer {kit.ANON_KEY}"})[0] == 404
+
+
+def test_storage_keeps_objects_in_the_file_backend(running):
+    storage = running["storage"]
+    url = storage.url(5000, "/object/avatars/a/b.txt")
+    assert kit.http("POST", url, {"Authorization": f"Bearer {kit.SERVICE_KEY}"}, b"hello")[0] == 200
+    assert kit.http("GET", url, {"Authorization": f"Bearer {kit.ANON_KEY}"})[2] == "hello"
+    assert storage.exec("cat", "/var/lib/storage/stub/avatars/a/b.txt").stdout == "hello"
+
+
+def test_functions_answer_for_existing_functions_only(running):
+    functions = running["functions"]
+    headers = {"Authorization": f"Bearer {kit.ANON_KEY}"}
+    assert kit.http("GET", functions.url(9000, "/hello"), headers)[0] == 200
+    assert kit.http("GET", functions.url(9000, "/nope"), headers)[0] == 404
+    assert kit.http("GET", functions.url(9000, "/hello"))[0] == 401
+
+
+def test_functions_refuse_a_missing_main_service(stack):
+    container = stack.run(
+        "functions",
+        "start",
+        "--main-service",
+        "/home/deno/functions/absent",
+        name="fn-nomain",
+        env=kit.service_env("functions"),
+    )
+    assert container.wait_exit() != 0
+    assert "could not find an appropriate entrypoint" in container.logs()
+
+
+def test_analytics_needs_its_schema_and_a_token(stack, db, running):
+    analytics = running["analytics"]
+    url = analytics.url(4000, "/api/logs?source_name=x")
+    assert kit.http("POST", url, {"x-api-key": "public-token"}, {"event_message": "m"})[0] == 200
+    assert kit.http("POST", url, {"x-api-key": "wrong"}, {"event_message": "m"})[0] == 401
+    other = kit.start_service(stack, "analytics", name="analytics-noschema", env={"DB_SCHEMA": "_nope"})
+    _, _, body = kit.wait_http(other.url(4000, "/health"), status=503)
+    assert "check failed" in str(body)
+
+
+def test_studio_healthcheck_fails_when_studio_does_not_answer_200(running):
+    proc = running["studio"].exec(
+        "node", "-e", "fetch('http://studio:3000/nope').then((r) => {if (r.status !== 200) throw new Error(r.status)})"
+    )
+    assert proc.returncode != 0
+
+
+def test_imgproxy_health_fails_when_not_listening(running):
+    proc = running["imgproxy"].exec("imgproxy", "health", env={"IMGPROXY_BIND": ":5999"})
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pid_1_exits_within_a_second_on_sigterm(running, service):
+    container = running[service]
+    assert "standin.py" in container.exec("cat", "/proc/1/cmdline").stdout
+    assert container.stop_seconds() < 2
+    assert container.state()["ExitCode"] == 0
