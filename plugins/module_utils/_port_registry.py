@@ -35,9 +35,9 @@ REGISTRY_MODE = 0o644
 REGISTRY_DIR_MODE = 0o755
 
 # A project ref names Docker objects and host paths: lowercase DNS label, 3 to 40 characters.
-PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]\Z")
 # Port names become variable names in the role and keys in the registry.
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 
 MIN_PORT = 1
 MAX_PORT = 65535
