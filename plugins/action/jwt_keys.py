@@ -8,6 +8,9 @@
 The module returns the JWT secret and the API keys. A module cannot hide its own results, but an
 action can: with ``_ansible_no_log`` set, callbacks (the terminal, AWX, ansible-runner's event
 data) print a censored result, while a registered variable keeps the real values.
+
+A module masks every value of a no_log option in what it returns, so when the task passes
+``secret``, ``jwt_secret`` comes back masked; the caller gave that value, so it is put back here.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +18,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
+
+# What AnsibleModule returns in place of a value given to a no_log option.
+MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 class ActionModule(ActionBase):
@@ -26,4 +32,7 @@ class ActionModule(ActionBase):
         del tmp  # tmp no longer has any effect
         result.update(self._execute_module(module_name=self._task.action, task_vars=task_vars))
         result["_ansible_no_log"] = True
+        given = self._task.args.get("secret")
+        if given and result.get("jwt_secret") == MASKED:
+            result["jwt_secret"] = given
         return result

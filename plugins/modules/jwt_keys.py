@@ -117,6 +117,7 @@ RETURN = r"""
 jwt_secret:
   description:
     - The JWT secret that signs the keys. Secret.
+    - When O(secret) is given, the same value.
   returned: success
   type: str
   sample: VALUE_HIDDEN
