@@ -25,3 +25,13 @@ attributes:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
       - This assumes that the system controlled/queried by the module has not changed in a relevant way.
 """
+
+    # For modules that come with an action plugin of the same name; use together with the standard fragment.
+    ACTION = r"""
+options: {}
+attributes:
+  action:
+    description:
+      - Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+"""

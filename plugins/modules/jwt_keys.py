@@ -32,9 +32,16 @@ description:
     task forgets to; a registered variable still holds the values.
 extends_documentation_fragment:
   - supamanager.supabase._attributes
+  - supamanager.supabase._attributes.action
 attributes:
+  action:
+    details:
+      - The module mints on the managed host. The action plugin marks the result C(no_log), and puts a given O(secret)
+        back into RV(jwt_secret), where the module had to mask it like every value of a C(no_log) option.
   check_mode:
     support: full
+    details:
+      - In check mode, when there is no keys file yet, the returned secret and keys are a preview that is not kept.
   diff_mode:
     support: partial
     details:

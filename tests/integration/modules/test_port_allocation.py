@@ -203,7 +203,7 @@ def test_parallel_playbooks_never_share_a_port(playbook, registry, venv_env):
 
 @pytest.mark.slow
 def test_parallel_module_processes_never_share_a_port(tmp_path, registry):
-    """48 module runs, 8 at a time, straight through the module's main(): many more chances to race."""
+    """48 module runs for 24 projects, 8 at a time, straight through the module's main(): more chances to race."""
     start = free_block(250)
     collections = REPO / ".venv" / "collections"
     module_file = collections / "ansible_collections" / "supamanager" / "supabase" / "plugins" / "modules"
@@ -211,15 +211,19 @@ def test_parallel_module_processes_never_share_a_port(tmp_path, registry):
 
     def allocate(index):
         args_file = tmp_path / f"args-{index}.json"
-        module_args = {"project": f"racer-{index}", "registry": str(registry), "range_start": start}
+        # Every project runs twice, so runs for the same project race too.
+        module_args = {"project": f"racer-{index % 24}", "registry": str(registry), "range_start": start}
         module_args["range_end"] = start + 249
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
         proc = run([sys.executable, str(module_file / "port_allocation.py"), str(args_file)], env=env)
         return module_args["project"], json.loads(proc.stdout)["ports"]
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        results = dict(pool.map(allocate, range(48)))
+        runs = list(pool.map(allocate, range(48)))
+    results = dict(runs)
+    assert len(results) == 24
+    assert all(ports == results[project] for project, ports in runs)
     all_ports = [port for ports in results.values() for port in ports.values()]
-    assert len(all_ports) == 48 * 4
+    assert len(all_ports) == 24 * 4
     assert len(set(all_ports)) == len(all_ports)
     assert read(registry)["projects"] == results
