@@ -350,7 +350,7 @@ HEALTHCHECKS = {
     ],
     "storage": ["wget", "--no-verbose", "--tries=1", "--spider", "http://storage:5000/status"],
     "imgproxy": ["imgproxy", "health"],
-    "analytics": ["curl", "-sf", "http://localhost:4000/health"],
+    "analytics": ["curl", "http://localhost:4000/health"],
     "vector": ["wget", "--no-verbose", "--tries=1", "--spider", "http://vector:9001/health"],
     "studio": [
         "node",

@@ -940,6 +940,11 @@ def mode_analytics(_args):
             return respond(200, {"result": []})
         return respond(404, {"error": "not found"})
 
+    # Logflare migrates its schema before its endpoint opens: no answer at all (so upstream's plain
+    # `curl http://localhost:4000/health` fails) until the database is reachable.
+    exit_on_signals()
+    while probe.check() is not None:
+        time.sleep(1)
     serve("", int(env("PORT", "4000")), app)
 
 
@@ -1138,6 +1143,11 @@ def mode_kong(args):
             consumer = find_consumer_by_key(key)
             if consumer is None:
                 return kong_error(401, "Invalid authentication credentials", cors)
+            if conf.get("hide_credentials"):
+                names = {n.lower() for n in conf.get("key_names") or ["apikey"]}
+                headers = {k: v for k, v in headers.items() if k.lower() not in names}
+                query = [(k, v) for k, v in req.query if k.lower() not in names]
+                req.query_string = urllib.parse.urlencode(query)
         if "basic-auth" in plugins:
             value = req.headers.get("Authorization", "")
             if not value.lower().startswith("basic "):
@@ -1269,8 +1279,15 @@ def mode_studio(_args):
             return respond(status, body, {"Content-Type": "application/json"})
         return respond(404, {"message": "not found"})
 
+    import ipaddress
+
+    # HOSTNAME is a bind address for Next.js (compose sets "::"); Docker sets it to the container id.
     host = env("HOSTNAME", "")
-    serve("" if host in ("::", "0.0.0.0") or not re.match(r"^[0-9.:]+$", host) else host, int(env("PORT", "3000")), app)  # noqa: S104
+    try:
+        host = "" if ipaddress.ip_address(host).is_unspecified else host
+    except ValueError:
+        host = ""
+    serve(host, int(env("PORT", "3000")), app)
 
 
 def mode_node(args):

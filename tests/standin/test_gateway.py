@@ -87,6 +87,11 @@ def test_apikey_becomes_the_bearer_when_the_client_sends_none(kong):
     assert body["headers"]["X-Consumer-Username"] == "anon"
 
 
+def test_hide_credentials_false_keeps_the_apikey_for_the_upstream(kong):
+    _, _, body = call(kong, "/pg/tables", {"apikey": kit.SERVICE_KEY})
+    assert {k.lower(): v for k, v in body["headers"].items()}["apikey"] == kit.SERVICE_KEY
+
+
 def test_a_client_bearer_is_passed_through(kong):
     user_jwt = kit.make_jwt("authenticated", sub="user-1")
     _, _, body = call(kong, "/rest/v1/todos", {"apikey": kit.ANON_KEY, "Authorization": f"Bearer {user_jwt}"})

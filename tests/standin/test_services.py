@@ -1,6 +1,8 @@
 """The service stand-ins: health with the real database role, refusal without their variables,
 JWT checks, table reads, and a fast exit on SIGTERM. One db and one network for the module."""
 
+import time
+
 import psycopg
 import pytest
 
@@ -64,8 +66,17 @@ def test_wrong_database_password_is_unhealthy(stack, db, service):
     container = kit.start_service(stack, service, name=f"{service}-wrongpw", password="wrong-password")
     port, path = HEALTH_URL[service]
     headers = {"Authorization": f"Bearer {kit.ANON_KEY}"}
-    _, _, body = kit.wait_http(container.url(port, path), status=503, headers=headers)
-    assert "password authentication failed" in str(body)
+    if service == "analytics":
+        # Like Logflare, it opens its port only once the database answers: upstream's plain curl fails.
+        deadline = time.monotonic() + 15
+        while "password authentication failed" not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert "password authentication failed" in container.logs()
+        with pytest.raises(OSError):
+            kit.http("GET", container.url(port, path), timeout=3)
+    else:
+        _, _, body = kit.wait_http(container.url(port, path), status=503, headers=headers)
+        assert "password authentication failed" in str(body)
     assert container.exec(*kit.HEALTHCHECKS[service]).returncode != 0
     assert container.state()["Status"] == "running"
 
@@ -180,8 +191,11 @@ def test_analytics_needs_its_schema_and_a_token(stack, db, running):
     assert kit.http("POST", url, {"x-api-key": "public-token"}, {"event_message": "m"})[0] == 200
     assert kit.http("POST", url, {"x-api-key": "wrong"}, {"event_message": "m"})[0] == 401
     other = kit.start_service(stack, "analytics", name="analytics-noschema", env={"DB_SCHEMA": "_nope"})
-    _, _, body = kit.wait_http(other.url(4000, "/health"), status=503)
-    assert "check failed" in str(body)
+    deadline = time.monotonic() + 15
+    while "check failed" not in other.logs() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert "check failed" in other.logs()
+    assert other.exec(*kit.HEALTHCHECKS["analytics"]).returncode != 0
 
 
 def test_studio_healthcheck_fails_when_studio_does_not_answer_200(running):
