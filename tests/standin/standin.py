@@ -986,6 +986,19 @@ def mode_vector(args):
         die(f"config {config_path} is not valid YAML: {exc}")
     if not isinstance(config, dict) or not config.get("sources") or not config.get("sinks"):
         die(f"config {config_path} must define sources and sinks")
+    # Like vector, refuse inputs that name no component (a route transform's outputs are `name.route`).
+    transforms = config.get("transforms") or {}
+    known = set(config["sources"]) | set(transforms)
+    for name, t in transforms.items():
+        if isinstance(t, dict) and t.get("type") == "route":
+            known |= {f"{name}.{r}" for r in t.get("route") or {}} | {f"{name}._unmatched"}
+    for kind in ("transforms", "sinks"):
+        for name, component in (config.get(kind) or {}).items():
+            for wanted in (component or {}).get("inputs") or []:
+                if wanted not in known:
+                    die(
+                        f'config {config_path}: input "{wanted}" for {kind[:-1]} "{name}" doesn\'t match any components'
+                    )
     api = config.get("api") or {}
     if not is_true(api.get("enabled", False)):
         log("api disabled: no health endpoint; idling")

@@ -210,6 +210,21 @@ def test_imgproxy_health_fails_when_not_listening(running):
     assert proc.returncode != 0
 
 
+def test_vector_refuses_an_input_that_names_no_component(stack, tmp_path):
+    config = tmp_path / "vector.yml"
+    config.write_text(
+        "api: {enabled: true, address: 0.0.0.0:9001}\n"
+        "sources: {docker_host: {type: docker_logs}}\n"
+        "transforms: {router: {type: route, inputs: [docker_host], route: {db: 'true'}}}\n"
+        "sinks: {a: {type: http, inputs: [router.db]}, b: {type: http, inputs: [router.kong]}}\n"
+    )
+    container = stack.run(
+        "vector", *kit.VECTOR_COMMAND, name="vector-badinput", volumes=[f"{config}:/etc/vector/vector.yml:ro"]
+    )
+    assert container.wait_exit() != 0
+    assert 'input "router.kong" for sink "b"' in container.logs()
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_pid_1_exits_within_a_second_on_sigterm(running, service):
     container = running[service]
