@@ -70,6 +70,12 @@ _CREATE_BODY = """    - name: Make the project's directory
         dest: "{{ supamanager_root }}/projects/{{ project_ref }}/.env"
         content: "ANON_KEY=anon.{{ project_ref }}\\nSERVICE_ROLE_KEY=service.{{ project_ref }}\\n"
         mode: "0600"
+    - name: Write project.json as the role does
+      ansible.builtin.copy:
+        dest: "{{ supamanager_root }}/projects/{{ project_ref }}/project.json"
+        content: "{{ {'ref': project_ref, 'services': ['db', 'kong'], 'api_url': 'http://localhost:54321',
+          'ports': {'kong_http': 54321}} | to_json }}"
+        mode: "0644"
 """
 
 
@@ -110,6 +116,7 @@ def settings(tmp_path: pathlib.Path, fake_collection: pathlib.Path) -> Settings:
         max_body_bytes=4096,
         shutdown_timeout=10,
         playbook_vars={"fake_extra": "{{ 7 * 6 }}"},
+        db_pass_var="supabase_postgres_password",
     )
 
 

@@ -4,6 +4,7 @@ running the fake playbooks of conftest.py (the end-to-end tests use the real one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import stat
@@ -11,6 +12,7 @@ import stat
 import pytest
 from conftest import AUTH, TOKEN, wait_operation
 from supamanager_daemon import keys
+from supamanager_daemon.app import create_app
 
 
 async def create(client, body=None):
@@ -145,6 +147,9 @@ async def test_create_answers_at_once_then_runs_the_playbook(client, settings):
 
     listed = await (await client.get("/v1/projects", headers=AUTH)).json()
     assert [p["ref"] for p in listed] == [ref]
+    # Ours: where the project answers, from the role's project.json.
+    assert listed[0]["endpoints"] == {"api_url": "http://localhost:54321", "ports": {"kong_http": 54321}}
+    assert (await client.app[keys.STORE].get_project(ref))["services"] == ["db", "kong"]
 
     # delete: 202 at once with {id, ref, name}, volumes deleted by default, then 404.
     resp = await client.delete(f"/v1/projects/{ref}", headers=AUTH)
@@ -202,6 +207,14 @@ async def test_db_pass_reaches_the_playbook_only_through_a_private_file(client, 
     wal = settings.db_path.with_name(settings.db_path.name + "-wal")
     assert not wal.exists() or password.encode() not in wal.read_bytes()
     assert not (settings.jobs_dir / op_id).exists()
+
+
+async def test_db_pass_is_ignored_when_the_role_takes_none(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, db_pass_var="")))
+    project, op_id = await create(client, {"name": "p", "db_pass": "Sup3r-secret-pass"})
+    assert (await wait_operation(client, op_id))["state"] == "succeeded"
+    recorded = json.loads((settings.root / f"vars-{project['ref']}-create.json").read_text())
+    assert recorded["password"] is None
 
 
 async def test_jobs_beyond_max_jobs_wait_their_turn(client, settings):

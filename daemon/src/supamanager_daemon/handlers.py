@@ -11,6 +11,7 @@ from aiohttp import web
 from . import keys, models
 from .docker import DockerError
 from .errors import ApiError, BadRequest, Conflict, NotFound
+from .jobs import project_info
 from .status import HEALTH_SERVICES, group_by_project, service_health
 
 routes = web.RouteTableDef()
@@ -19,9 +20,9 @@ POSTGRES_VERSION = "15"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def project_json(request: web.Request, project: dict[str, Any]) -> dict[str, Any]:
-    """A project-with-database object of the Management API."""
-    return {
+def project_json(request: web.Request, project: dict[str, Any], info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A project-with-database object of the Management API (plus `endpoints`, ours, once known)."""
+    body = {
         "id": project["ref"],
         "ref": project["ref"],
         "organization_id": project["organization_slug"],
@@ -37,6 +38,14 @@ def project_json(request: web.Request, project: dict[str, Any]) -> dict[str, Any
             "release_channel": "ga",
         },
     }
+    if info:
+        body["endpoints"] = {"api_url": info.get("api_url"), "ports": info.get("ports") or {}}
+    return body
+
+
+async def project_infos(request: web.Request, refs: list[str]) -> dict[str, dict[str, Any]]:
+    settings = request.app[keys.SETTINGS]
+    return await asyncio.to_thread(lambda: {ref: project_info(settings, ref) for ref in refs})
 
 
 def operation_json(op: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -135,20 +144,24 @@ async def create_project(request: web.Request) -> web.Response:
             continue
     else:  # pragma: no cover - 26^20 refs make this unreachable in practice
         raise ApiError(500, "ref_exhausted", "could not mint a free project ref")
-    if req.db_pass is not None:
-        request.app[keys.JOBS].save_secrets(op["id"], {"supabase_postgres_password": req.db_pass})
+    db_pass_var = request.app[keys.SETTINGS].db_pass_var
+    if req.db_pass is not None and db_pass_var:
+        request.app[keys.JOBS].save_secrets(op["id"], {db_pass_var: req.db_pass})
     return accepted(request, project_json(request, project), op, status=201)
 
 
 @routes.get("/v1/projects")
 async def list_projects(request: web.Request) -> web.Response:
     projects = await request.app[keys.STORE].list_projects()
-    return web.json_response([project_json(request, p) for p in projects])
+    infos = await project_infos(request, [p["ref"] for p in projects])
+    return web.json_response([project_json(request, p, infos[p["ref"]]) for p in projects])
 
 
 @routes.get("/v1/projects/{ref}")
 async def get_project(request: web.Request) -> web.Response:
-    return web.json_response(project_json(request, await load_project(request)))
+    project = await load_project(request)
+    infos = await project_infos(request, [project["ref"]])
+    return web.json_response(project_json(request, project, infos[project["ref"]]))
 
 
 @routes.delete("/v1/projects/{ref}")

@@ -58,6 +58,15 @@ def _write_private(path: pathlib.Path, text: str) -> None:
         fh.write(text)
 
 
+def project_info(settings: Settings, ref: str) -> dict[str, Any]:
+    """The role's <root>/projects/<ref>/project.json (ports, services, api_url; no secrets), or {}."""
+    try:
+        info = json.loads((settings.root / "projects" / ref / "project.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def _is_runjob(pid: int) -> bool:
     try:
         return b"supamanager_daemon.runjob" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -194,7 +203,10 @@ class JobScheduler:
                 await self.store.requeue(op_id, "the daemon stopped; resumes at the next start")
                 shutil.rmtree(self.job_dir(op_id) / "runner", ignore_errors=True)
                 return
-            op = await self.store.finish_operation(op_id, ok=ok, error=error)
+            services = None
+            if ok and kind.done is not None:
+                services = (await asyncio.to_thread(project_info, self.settings, op["ref"])).get("services")
+            op = await self.store.finish_operation(op_id, ok=ok, error=error, services=services)
             shutil.rmtree(self.job_dir(op_id), ignore_errors=True)
             if ok:
                 log.info("operation %s (%s %s) succeeded", op_id, op["kind"], op["ref"])

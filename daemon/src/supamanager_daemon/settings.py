@@ -41,6 +41,9 @@ class Settings:
     log_level: str = "INFO"
     # Host name clients use to reach the projects' ports (reported as database.host).
     public_host: str = "localhost"
+    # The role has no input for a chosen database password: db_pass is accepted (the Management
+    # API requires it) and ignored unless this names the extra var that carries it to the role.
+    db_pass_var: str = ""
     # Extra vars for every playbook (e.g. a port range); set in the config file only.
     playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 

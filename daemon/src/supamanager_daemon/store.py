@@ -334,8 +334,14 @@ class Store:
 
         return await self._call(self._tx, tx)
 
-    async def finish_operation(self, op_id: str, *, ok: bool, error: str | None = None) -> dict[str, Any]:
-        """End an operation and move its project to the kind's final status (or delete it)."""
+    async def finish_operation(
+        self, op_id: str, *, ok: bool, error: str | None = None, services: list[str] | None = None
+    ) -> dict[str, Any]:
+        """End an operation and move its project to the kind's final status (or delete it).
+
+        services: the services the project should run from now on (from its project.json); when
+        unknown, the poller learns them at the next healthy poll.
+        """
 
         def tx(db: sqlite3.Connection):
             op = _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
@@ -357,10 +363,9 @@ class Store:
                 db.execute("DELETE FROM projects WHERE ref = ?", (op["ref"],))
             else:
                 status = kind.done if ok else kind.failed
-                # Services are re-learnt at the next healthy poll after the stack changed.
                 db.execute(
-                    "UPDATE projects SET status = ?, error = ?, services = '[]', job_status_at = ? WHERE ref = ?",
-                    (status, error, time.time(), op["ref"]),
+                    "UPDATE projects SET status = ?, error = ?, services = ?, job_status_at = ? WHERE ref = ?",
+                    (status, error, json.dumps(services or []), time.time(), op["ref"]),
                 )
             self._event(db, op_id, state, op["kind"], {"error": error} if error else {})
             return _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
