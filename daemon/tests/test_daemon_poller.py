@@ -47,7 +47,7 @@ def containers():
         subprocess.run(["docker", "rm", "-f", *made], capture_output=True, timeout=60)
 
 
-async def wait_status(client, ref: str, want: str, timeout: float = 20) -> dict:
+async def wait_status(client, ref: str, want: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         project = await (await client.get(f"/v1/projects/{ref}", headers=AUTH)).json()
