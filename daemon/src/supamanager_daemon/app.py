@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import keys
+from . import events, keys, logging_json, metrics, openapi
 from .auth import auth_middleware
 from .docker import DockerClient
 from .errors import error_middleware
@@ -36,6 +36,7 @@ async def docker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
     poller = Poller(app[keys.STORE], app[keys.DOCKER], app[keys.SETTINGS].poll_interval)
+    poller.on_poll = app[metrics.METRICS].poll_finished
     app[keys.POLLER] = poller
     poller.start()
     yield
@@ -45,7 +46,13 @@ async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     poller = app[keys.POLLER]
-    jobs = JobScheduler(settings, app[keys.STORE], on_finished=lambda _op: poller.wake())
+    job_metrics = app[metrics.METRICS]
+
+    def finished(op: dict) -> None:
+        poller.wake()
+        job_metrics.job_finished(op)
+
+    jobs = JobScheduler(settings, app[keys.STORE], on_finished=finished)
     app[keys.JOBS] = jobs
     # Operations a previous daemon left behind run again before new requests are served.
     await jobs.recover()
@@ -55,7 +62,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[logging_json.context_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
@@ -64,4 +71,8 @@ def create_app(settings: Settings) -> web.Application:
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
     app.cleanup_ctx.extend([store_ctx, docker_ctx, poller_ctx, jobs_ctx])
     app.router.add_routes(routes)
+    # Ours beyond the Management API: the OpenAPI document and docs page, metrics, event streams.
+    openapi.setup(app)
+    metrics.setup(app)
+    events.setup(app)
     return app

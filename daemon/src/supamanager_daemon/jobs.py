@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from . import models
+from . import logging_json, models
 from .settings import Settings
 from .store import Store
 
@@ -190,6 +190,7 @@ class JobScheduler:
             if self._stopping:
                 return
             op = await self.store.mark_running(op_id)
+            logging_json.bind(operation_id=op_id, project_ref=op["ref"])
             kind = models.KINDS[op["kind"]]
             ok, error = False, None
             try:

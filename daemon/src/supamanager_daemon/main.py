@@ -8,7 +8,7 @@ import sys
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, keys, logging_json
 from .app import create_app
 from .settings import ENV_VARS, SettingsError, load_settings
 
@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Environment variables override the config file: " + ", ".join(sorted(ENV_VARS)),
     )
     parser.add_argument("--config", help="TOML config file (default: $SUPAMANAGER_CONFIG)")
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="json: one JSON object per line (default); text: plain lines for a terminal",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     try:
@@ -27,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"supamanagerd: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.log_format == "json":
+        logging_json.configure(settings.log_level, secrets=(settings.api_token or "",))
+    else:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     # aiohttp's access log would show request lines only; keep it, it never carries bodies.
     app = create_app(settings)
+    logging_json.add_secret(app[keys.API_TOKEN])  # also a token generated or read from the data dir
     logging.getLogger(__name__).info(
         "supamanagerd %s listening on http://%s:%d (data dir %s)",
         __version__,

@@ -25,11 +25,14 @@ class Poller:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        # Called after each poll with (seconds it took, whether Docker answered): the metrics.
+        self.on_poll = None
 
     async def poll_once(self) -> list[str]:
         """Query Docker once and store the statuses; returns the refs whose status changed."""
         async with self._lock:
             snapshot_at = time.time()
+            started = time.monotonic()
             projects = await self.store.list_projects()
             try:
                 grouped = group_by_project(await self.docker.project_containers())
@@ -50,6 +53,8 @@ class Poller:
                         learn = sorted({c.service for c in containers})
                     observed[project["ref"]] = (status, learn)
             self.polls += 1
+            if self.on_poll is not None:
+                self.on_poll(time.monotonic() - started, self.last_error is None)
             changed = await self.store.apply_observed(observed, snapshot_at)
             for ref in changed:
                 log.info("project %s is now %s", ref, observed[ref][0])

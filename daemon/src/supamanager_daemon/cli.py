@@ -1,0 +1,392 @@
+"""`supamanager`: the command line over supamanagerd's HTTP API (stdlib only: urllib).
+
+    supamanager projects create --name shop --wait
+    supamanager projects list --json
+    supamanager operations wait <operation id>
+
+The URL and token come from --url / --token or SUPAMANAGER_URL / SUPAMANAGER_API_TOKEN.
+--wait follows the operation through its event stream (GET /v1/operations/{id}/events), printing
+each step as it starts, and falls back to polling when the stream cannot be read. Progress goes to
+stderr and results to stdout, so `--json` output can be piped. Exit status: 0 done, 1 the request
+or the operation failed, 2 bad usage, 3 the daemon cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from . import __version__
+
+DEFAULT_URL = "http://127.0.0.1:8085"
+TERMINAL = ("succeeded", "failed")
+HEALTH_SERVICES = ("auth", "db", "pooler", "realtime", "rest", "storage")
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: Any = None, headers: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        hdrs = {"Accept": "application/json", "User-Agent": f"supamanager/{__version__}", **(headers or {})}
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        if self.token:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        # main() accepts only http(s) URLs.
+        return urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)  # noqa: S310
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[Any, dict[str, str]]:
+        """JSON in, JSON out; an HTTP error becomes a CliError with the daemon's message."""
+        req = self._request(method, path, body)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - the user's daemon URL
+                raw = resp.read()
+                return (json.loads(raw) if raw else None), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            raise CliError(_http_error(err)) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise CliError(f"cannot reach supamanagerd at {self.url}: {reason}", EXIT_UNREACHABLE) from None
+
+    def stream(self, path: str, last_event_id: int):
+        """Yield (event type, data) from a Server-Sent Events stream; returns when the server ends it."""
+        req = self._request("GET", path, headers={"Accept": "text/event-stream", "Last-Event-ID": str(last_event_id)})
+        try:
+            resp = urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - the user's daemon URL
+        except urllib.error.HTTPError as err:
+            raise CliError(_http_error(err)) from None
+        with resp:
+            event, data = "message", []
+            for raw in resp:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if not line:
+                    if data:
+                        yield event, json.loads("\n".join(data))
+                    event, data = "message", []
+                elif line.startswith(":"):
+                    continue
+                else:
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+
+
+def _http_error(err: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(err.read() or b"{}")
+        message = body.get("message") or err.reason
+        code = body.get("code")
+    except (ValueError, AttributeError):
+        message, code = err.reason, None
+    return f"HTTP {err.code}{f' {code}' if code else ''}: {message}"
+
+
+# -- output -----------------------------------------------------------------------------------------
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+def _print_project(project: dict[str, Any]) -> None:
+    for key in ("ref", "name", "status", "organization_slug", "region", "created_at"):
+        print(f"{key + ':':<19}{project.get(key)}")
+    endpoints = project.get("endpoints") or {}
+    if endpoints.get("api_url"):
+        print(f"{'api_url:':<19}{endpoints['api_url']}")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- following an operation -------------------------------------------------------------------------
+def _show_event(event: dict[str, Any]) -> None:
+    kind = event.get("type")
+    if kind == "step":
+        _progress(f"[{event.get('progress', 0):>3}%] {event.get('name')}")
+    elif kind == "started":
+        _progress(f"started {event.get('name')} (attempt {event.get('attempt', 1)})")
+    elif kind == "task_failed":
+        _progress(f"task failed: {event.get('error')}")
+    elif kind == "requeued":
+        _progress(f"requeued: {event.get('reason')}")
+    elif kind == "queued":
+        _progress(f"queued {event.get('name')}")
+
+
+def follow(client: Client, op_id: str, timeout: float, poll_interval: float = 1.0) -> dict[str, Any]:
+    """Show the operation's steps as they happen; return it once it has ended."""
+    deadline = time.monotonic() + timeout
+    last_id = 0
+    use_stream = True
+    failures = 0
+    while time.monotonic() < deadline:
+        if use_stream:
+            try:
+                for _type, event in client.stream(f"/v1/operations/{op_id}/events", last_id):
+                    last_id = max(last_id, int(event.get("id", 0)))
+                    _show_event(event)
+                    if time.monotonic() >= deadline:
+                        break
+            except CliError as exc:  # e.g. an older daemon without the stream: poll instead
+                _progress(f"event stream unavailable ({exc}); polling instead")
+                use_stream = False
+            except (OSError, ValueError) as exc:  # dropped connection, timeout, garbled stream
+                failures += 1
+                if failures >= 3:
+                    _progress(f"event stream unavailable ({exc}); polling instead")
+                    use_stream = False
+                time.sleep(min(2.0, 0.5 * failures))
+        op, _ = client.call("GET", f"/v1/operations/{urllib.parse.quote(op_id)}")
+        if not use_stream:
+            for event in op.get("steps", []):
+                if event.get("id", 0) > last_id:
+                    last_id = event["id"]
+                    _show_event(event)
+        if op["state"] in TERMINAL:
+            return op
+        if not use_stream:
+            time.sleep(poll_interval)
+    raise CliError(f"operation {op_id} still running after {timeout:g} s (it goes on; see `operations wait`)")
+
+
+def _finish(client: Client, args: argparse.Namespace, op_id: str, ref: str | None) -> int:
+    """--wait: follow the operation, then report how it ended (and the project's status)."""
+    op = follow(client, op_id, args.timeout)
+    project = None
+    if op["state"] == "succeeded" and ref and op["kind"] != "delete":
+        project, _ = client.call("GET", f"/v1/projects/{ref}")
+    if args.json:
+        _print_json({"operation": op, "project": project} if project else {"operation": op})
+    elif op["state"] == "succeeded":
+        if project is not None:
+            print(f"project {ref} is {project['status']} ({op['kind']} took {_took(op)})")
+        else:
+            print(f"{op['kind']} of project {op['ref']} succeeded ({_took(op)})")
+    if op["state"] != "succeeded":
+        print(f"supamanager: {op['kind']} of project {op['ref']} failed: {op.get('error')}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _took(op: dict[str, Any]) -> str:
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(op["started_at"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(op["finished_at"].replace("Z", "+00:00"))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return "?"
+    return f"{(end - start).total_seconds():.1f} s"
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def _ref_path(ref: str, suffix: str = "") -> str:
+    return f"/v1/projects/{urllib.parse.quote(ref, safe='')}{suffix}"
+
+
+def cmd_list(client: Client, args) -> int:
+    projects, _ = client.call("GET", "/v1/projects")
+    if args.json:
+        _print_json(projects)
+    else:
+        _print_table(projects, ["ref", "name", "status", "region", "created_at"])
+    return 0
+
+
+def cmd_get(client: Client, args) -> int:
+    project, _ = client.call("GET", _ref_path(args.ref))
+    if args.json:
+        _print_json(project)
+    else:
+        _print_project(project)
+    return 0
+
+
+def cmd_create(client: Client, args) -> int:
+    body: dict[str, Any] = {"name": args.name}
+    db_pass = os.environ.get("SUPAMANAGER_DB_PASS") if args.db_pass_env else None
+    if args.db_pass_env and not db_pass:
+        raise CliError("--db-pass-from-env: SUPAMANAGER_DB_PASS is not set", EXIT_USAGE)
+    if db_pass:
+        body["db_pass"] = db_pass
+    if args.organization_slug:
+        body["organization_slug"] = args.organization_slug
+    if args.region:
+        body["region"] = args.region
+    project, headers = client.call("POST", "/v1/projects", body)
+    return _accepted(client, args, project, headers, f"creating project {project['ref']} ({project['name']})")
+
+
+def _accepted(client: Client, args, body: dict[str, Any], headers: dict[str, str], what: str) -> int:
+    op_id = headers.get("X-Operation-Id")
+    if args.wait and op_id:
+        if not args.json:
+            _progress(f"{what}: operation {op_id}")
+        return _finish(client, args, op_id, body.get("ref"))
+    if args.json:
+        _print_json({**body, "operation_id": op_id})
+    else:
+        print(f"{what}: operation {op_id}")
+        print(f"follow it with: supamanager operations wait {op_id}")
+    return 0
+
+
+def _lifecycle(path_suffix: str, verb: str):
+    def run(client: Client, args) -> int:
+        body, headers = client.call("POST", _ref_path(args.ref, path_suffix))
+        return _accepted(client, args, body, headers, f"{verb} project {args.ref}")
+
+    return run
+
+
+def cmd_delete(client: Client, args) -> int:
+    query = "" if args.delete_volumes else "?delete_volumes=false"
+    body, headers = client.call("DELETE", _ref_path(args.ref) + query)
+    return _accepted(client, args, body, headers, f"deleting project {args.ref}")
+
+
+def cmd_keys(client: Client, args) -> int:
+    keys, _ = client.call("GET", _ref_path(args.ref, "/api-keys"))
+    if args.json:
+        _print_json(keys)
+    else:
+        _print_table(keys, ["name", "type", "api_key"])
+    return 0
+
+
+def cmd_health(client: Client, args) -> int:
+    services = ",".join(args.services or HEALTH_SERVICES)
+    health, _ = client.call("GET", _ref_path(args.ref, f"/health?services={urllib.parse.quote(services)}"))
+    if args.json:
+        _print_json(health)
+    else:
+        _print_table(health, ["name", "healthy", "status", "error"])
+    return 0 if all(h["healthy"] for h in health) else EXIT_FAILED
+
+
+def cmd_operation_get(client: Client, args) -> int:
+    op, _ = client.call("GET", f"/v1/operations/{urllib.parse.quote(args.op_id, safe='')}")
+    if args.json:
+        _print_json(op)
+        return 0
+    for key in ("id", "ref", "kind", "state", "step", "progress", "error", "attempts", "created_at", "finished_at"):
+        print(f"{key + ':':<12}{op.get(key)}")
+    return 0
+
+
+def cmd_operation_wait(client: Client, args) -> int:
+    op, _ = client.call("GET", f"/v1/operations/{urllib.parse.quote(args.op_id, safe='')}")
+    return _finish(client, args, op["id"], op["ref"])
+
+
+# -- the parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help=f"daemon URL (SUPAMANAGER_URL, default {DEFAULT_URL})")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="API token (better: SUPAMANAGER_API_TOKEN)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument("--wait", action="store_true", help="follow the operation, showing each step, until it ends")
+    waiting.add_argument("--timeout", type=float, default=1800, help="seconds --wait waits (default 1800)")
+
+    parser = argparse.ArgumentParser(
+        prog="supamanager",
+        parents=[common],
+        description="Manage SupaManager projects through supamanagerd's HTTP API.",
+        epilog="Exit status: 0 done, 1 the request or operation failed, 2 bad usage, 3 daemon unreachable.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{projects,operations}")
+
+    projects = groups.add_parser("projects", help="list, create and change projects", parents=[common])
+    sub = projects.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="all projects", parents=[common]).set_defaults(func=cmd_list)
+    p = sub.add_parser("create", help="create a project", parents=[common, waiting])
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--organization-slug")
+    p.add_argument("--region")
+    p.add_argument(
+        "--db-pass-from-env",
+        dest="db_pass_env",
+        action="store_true",
+        help="take the postgres password from SUPAMANAGER_DB_PASS (never from the command line)",
+    )
+    p.set_defaults(func=cmd_create)
+    for name, helptext, func in (
+        ("get", "one project", cmd_get),
+        ("pause", "pause a project", _lifecycle("/pause", "pausing")),
+        ("resume", "resume (restore) a paused project", _lifecycle("/restore", "resuming")),
+        ("restart", "restart a project's services", _lifecycle("/restart", "restarting")),
+        ("delete", "delete a project and (by default) its data", cmd_delete),
+        ("keys", "the project's anon and service_role keys", cmd_keys),
+        ("health", "health of the project's services", cmd_health),
+    ):
+        parents = [common, waiting] if name in ("pause", "resume", "restart", "delete") else [common]
+        p = sub.add_parser(name, help=helptext, parents=parents)
+        p.add_argument("ref", help="project ref")
+        p.set_defaults(func=func)
+        if name == "delete":
+            p.add_argument("--keep-volumes", dest="delete_volumes", action="store_false", help="keep the data volumes")
+        if name == "health":
+            p.add_argument("--service", dest="services", action="append", choices=HEALTH_SERVICES)
+
+    ops = groups.add_parser("operations", help="follow operations", parents=[common])
+    sub = ops.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("get", help="an operation's state", parents=[common])
+    p.add_argument("op_id")
+    p.set_defaults(func=cmd_operation_get)
+    p = sub.add_parser("wait", help="follow an operation until it ends", parents=[common])
+    p.add_argument("op_id")
+    p.add_argument("--timeout", type=float, default=1800)
+    p.set_defaults(func=cmd_operation_wait)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    url = getattr(args, "url", None) or os.environ.get("SUPAMANAGER_URL") or DEFAULT_URL
+    token = getattr(args, "token", None) or os.environ.get("SUPAMANAGER_API_TOKEN")
+    if not url.startswith(("http://", "https://")):
+        print(f"supamanager: the URL must start with http:// or https://, not {url!r}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(Client(url, token), args)
+    except CliError as exc:
+        print(f"supamanager: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("supamanager: interrupted (the operation goes on in the daemon)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

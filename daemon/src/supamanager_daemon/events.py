@@ -1,0 +1,104 @@
+"""GET /v1/operations/{op_id}/events: an operation's steps as Server-Sent Events.
+
+The store keeps every event of an operation with an increasing id, so the stream is a replay of
+what is stored after Last-Event-ID followed by whatever is added, read from the store every
+POLL_SECONDS. Reading the store (rather than a bus in memory) means a client gets the same stream
+whatever it missed, also across a daemon restart. The operation's state is read before its events,
+and the store writes the final event in the same transaction as the final state, so once a read
+state is terminal the events read after it are complete and the stream can end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+from aiohttp import web
+
+from . import keys, models
+from .errors import BadRequest, NotFound
+
+POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+RETRY_MS = 1000
+TERMINAL = (models.SUCCEEDED, models.FAILED)
+
+# Set when the daemon shuts down, so open streams end instead of holding the shutdown up.
+CLOSING = web.AppKey("events_closing", asyncio.Event)
+
+routes = web.RouteTableDef()
+
+
+def _last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID")
+    source = "header Last-Event-ID"
+    if raw is None:
+        raw = request.query.get("last_event_id")
+        source = "query parameter 'last_event_id'"
+    if raw is None or raw.strip() == "":
+        return 0
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BadRequest(f"{source} must be a non-negative integer (an event id)", code="invalid_value")
+    return value
+
+
+def format_event(event: dict) -> bytes:
+    """One SSE message: id, event type, and the step object (as GET /v1/operations shows it) as data."""
+    data = {"id": event["id"], "at": event["at"], "type": event["type"], "name": event["name"], **event["data"]}
+    # json.dumps never emits a raw newline, so one data: line is enough.
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@routes.get("/v1/operations/{op_id}/events")
+async def operation_events(request: web.Request) -> web.StreamResponse:
+    op_id = request.match_info["op_id"]
+    store = request.app[keys.STORE]
+    after = _last_event_id(request)
+    op = await store.get_operation(op_id) if len(op_id) <= 64 else None
+    if op is None:
+        raise NotFound(f"operation {op_id[:64]!r} not found", code="operation_not_found")
+
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            # Proxies (nginx) must pass each event on at once.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    await resp.write(f"retry: {RETRY_MS}\n\n".encode())
+    closing = request.app[CLOSING]
+    last_write = time.monotonic()
+    while True:
+        op = await store.get_operation(op_id)
+        events = await store.events(op_id, after)
+        for event in events:
+            await resp.write(format_event(event))
+            after = event["id"]
+            last_write = time.monotonic()
+        if op is None or op["state"] in TERMINAL or closing.is_set():
+            break
+        if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
+            await resp.write(b": keepalive\n\n")
+            last_write = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), POLL_SECONDS)
+    await resp.write_eof()
+    return resp
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[CLOSING].set()
+
+
+def setup(app: web.Application) -> None:
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_on_shutdown)
+    app.router.add_routes(routes)

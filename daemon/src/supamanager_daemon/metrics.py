@@ -1,0 +1,147 @@
+"""Prometheus metrics at GET /metrics, in the text exposition format (0.0.4), written by hand.
+
+Five metric families do not justify a client library. Counters and histograms live in memory
+(they restart at zero with the daemon, as Prometheus expects); the projects-by-status gauge is
+read from the store at scrape time, so it never drifts from what GET /v1/projects shows.
+/metrics is open like /healthz: it carries counts, never a name, a key or a token.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import math
+from typing import Any
+
+from aiohttp import web
+
+from . import keys, models
+from .openapi import STATUSES
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+JOB_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
+POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+def _num(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)  # per bucket, not cumulative
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        i = bisect.bisect_left(self.buckets, value)
+        if i < len(self.counts):
+            self.counts[i] += 1
+        self.count += 1
+        self.sum += value
+
+    def lines(self, name: str, labels: dict[str, str]) -> list[str]:
+        out, cumulative = [], 0
+        for bound, n in zip(self.buckets, self.counts, strict=True):
+            cumulative += n
+            out.append(f"{name}_bucket{_labels({**labels, 'le': _num(bound)})} {cumulative}")
+        out.append(f"{name}_bucket{_labels({**labels, 'le': '+Inf'})} {self.count}")
+        out.append(f"{name}_sum{_labels(labels)} {_num(self.sum)}")
+        out.append(f"{name}_count{_labels(labels)} {self.count}")
+        return out
+
+
+def _parse_time(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], int] = {}
+        self.job_duration: dict[str, Histogram] = {}
+        self.poll_duration = Histogram(POLL_BUCKETS)
+        self.poll_errors = 0
+
+    def job_finished(self, op: dict[str, Any]) -> None:
+        """Count an operation that ended (succeeded or failed) and observe how long it ran."""
+        result = "success" if op["state"] == models.SUCCEEDED else "failure"
+        key = (op["kind"], result)
+        self.jobs[key] = self.jobs.get(key, 0) + 1
+        start, end = _parse_time(op.get("started_at")), _parse_time(op.get("finished_at"))
+        if start is not None and end is not None:
+            hist = self.job_duration.setdefault(op["kind"], Histogram(JOB_BUCKETS))
+            hist.observe(max(0.0, (end - start).total_seconds()))
+
+    def poll_finished(self, seconds: float, ok: bool) -> None:
+        self.poll_duration.observe(seconds)
+        if not ok:
+            self.poll_errors += 1
+
+    def render(self, projects: list[dict[str, Any]], jobs_running: int, jobs_queued: int) -> str:
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_: str) -> None:
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        by_status = dict.fromkeys(STATUSES, 0)
+        for project in projects:
+            by_status[project["status"]] = by_status.get(project["status"], 0) + 1
+        family("supamanager_projects", "gauge", "Projects by status.")
+        lines += [f"supamanager_projects{_labels({'status': s})} {n}" for s, n in sorted(by_status.items())]
+
+        family("supamanager_jobs_total", "counter", "Jobs (operations) that ended, by kind and result.")
+        for kind in models.KINDS:
+            for result in ("success", "failure"):
+                n = self.jobs.get((kind, result), 0)
+                lines.append(f"supamanager_jobs_total{_labels({'kind': kind, 'result': result})} {n}")
+
+        family("supamanager_jobs_running", "gauge", "Jobs running now.")
+        lines.append(f"supamanager_jobs_running {jobs_running}")
+        family("supamanager_jobs_queued", "gauge", "Jobs waiting for a free slot.")
+        lines.append(f"supamanager_jobs_queued {jobs_queued}")
+
+        family("supamanager_job_duration_seconds", "histogram", "How long jobs ran, from start to end, by kind.")
+        for kind in models.KINDS:
+            hist = self.job_duration.get(kind) or Histogram(JOB_BUCKETS)
+            lines += hist.lines("supamanager_job_duration_seconds", {"kind": kind})
+
+        family("supamanager_poll_duration_seconds", "histogram", "How long one status poll of Docker took.")
+        lines += self.poll_duration.lines("supamanager_poll_duration_seconds", {})
+        family("supamanager_poll_errors_total", "counter", "Status polls that could not ask Docker.")
+        lines.append(f"supamanager_poll_errors_total {self.poll_errors}")
+        return "\n".join(lines) + "\n"
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    projects = await app[keys.STORE].list_projects()
+    jobs = app[keys.JOBS]
+    text = app[METRICS].render(projects, jobs.running, jobs.queued)
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def setup(app: web.Application) -> None:
+    app[METRICS] = Metrics()
+    app.router.add_routes(routes)
