@@ -186,10 +186,8 @@ def _finish(client: Client, args: argparse.Namespace, op_id: str, ref: str | Non
     if args.json:
         _print_json({"operation": op, "project": project} if project else {"operation": op})
     elif op["state"] == "succeeded":
-        if project is not None:
-            print(f"project {ref} is {project['status']} ({op['kind']} took {_took(op)})")
-        else:
-            print(f"{op['kind']} of project {op['ref']} succeeded ({_took(op)})")
+        status = f"; project {ref} is {project['status']}" if project is not None else ""
+        print(f"{op['kind']} of project {op['ref']} succeeded in {_took(op)}{status}")
     if op["state"] != "succeeded":
         print(f"supamanager: {op['kind']} of project {op['ref']} failed: {op.get('error')}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,0 +1,111 @@
+"""`supamanager` (the CLI) against a real `supamanagerd` process running the fake playbooks of
+conftest.py; the daemon's log is checked to be JSON lines without the token. The end-to-end
+test with the real playbooks and stand-in images is in test_usability_e2e.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from conftest import TOKEN
+from test_daemon_process import Daemon
+
+CLI = pathlib.Path(sys.executable).parent / "supamanager"
+
+
+@pytest.fixture
+def daemon(tmp_path, fake_collection):
+    root = tmp_path / "root"
+    (root / "projects").mkdir(parents=True)
+    # The fake playbooks start no container; with Docker out of reach the poller reports UNKNOWN
+    # (not REMOVED), so every lifecycle step stays allowed.
+    d = Daemon(tmp_path, fake_collection, root, docker_socket=str(tmp_path / "no-docker.sock"))
+    d.root = root
+    d.start()
+    yield d
+    (root / "hold").unlink(missing_ok=True)
+    d.stop()
+
+
+def cli(daemon: Daemon, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SUPAMANAGER_")}
+    base.update(SUPAMANAGER_URL=f"http://127.0.0.1:{daemon.port}", SUPAMANAGER_API_TOKEN=TOKEN)
+    base.update(env or {})
+    return subprocess.run(
+        [str(CLI), *args], env=base, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def test_create_wait_shows_each_step_and_ends_healthy_then_the_whole_lifecycle(daemon):
+    result = cli(daemon, "projects", "create", "--name", "x", "--wait")
+    assert result.returncode == 0, result.stderr
+    # Progress: each playbook task, as it started, in order (from the event stream).
+    progress = result.stderr.splitlines()
+    steps = [line.split("] ", 1)[1] for line in progress if line.startswith("[")]
+    assert steps[:2] == ["Check the ref", "Record the extra vars"]
+    assert "Hold while asked to" in steps
+    assert "polling instead" not in result.stderr
+    assert result.stdout.startswith("create of project ")
+    assert " succeeded in " in result.stdout
+    ref = result.stdout.split()[3]
+
+    listed = cli(daemon, "projects", "list")
+    assert listed.returncode == 0 and ref in listed.stdout and "NAME" in listed.stdout
+    got = json.loads(cli(daemon, "projects", "get", ref, "--json").stdout)
+    assert got["ref"] == ref and got["name"] == "x"
+    keys = json.loads(cli(daemon, "projects", "keys", ref, "--json").stdout)
+    assert [k["name"] for k in keys] == ["anon", "service_role"]
+    # Health asks Docker, which is out of reach here: exit 1 with the reason.
+    health = cli(daemon, "projects", "health", ref, "--service", "db")
+    assert health.returncode == 1 and "HTTP 503 docker_unavailable" in health.stderr
+
+    for verb in ("pause", "resume", "restart"):
+        result = cli(daemon, "projects", verb, ref, "--wait", "--json")
+        assert result.returncode == 0, (verb, result.stderr)
+        assert json.loads(result.stdout)["operation"]["state"] == "succeeded"
+    result = cli(daemon, "projects", "delete", ref)  # without --wait: answers at once with the operation
+    assert result.returncode == 0, result.stderr
+    op_id = result.stdout.split("operation ")[1].split()[0]
+    waited = cli(daemon, "operations", "wait", op_id)
+    assert waited.returncode == 0, waited.stderr
+    assert "delete of project" in waited.stdout and "succeeded" in waited.stdout
+    op = json.loads(cli(daemon, "operations", "get", op_id, "--json").stdout)
+    assert (op["kind"], op["state"]) == ("delete", "succeeded")
+    gone = cli(daemon, "projects", "get", ref)
+    assert gone.returncode == 1 and "HTTP 404" in gone.stderr
+
+    # The daemon logged JSON lines: job lines name their operation and project; never the token.
+    log = daemon.log.read_text()
+    assert TOKEN not in log
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert entries and all({"time", "level", "message"} <= set(e) for e in entries)
+    done = [e for e in entries if e["message"].startswith(f"operation {op_id}")]
+    assert done and done[0]["operation_id"] == op_id and done[0]["project_ref"] == ref
+
+
+def test_a_failed_create_exits_non_zero_with_the_reason(daemon):
+    (daemon.root / "fail").touch()
+    result = cli(daemon, "projects", "create", "--name", "doomed", "--wait")
+    assert result.returncode == 1
+    assert "create of project" in result.stderr and "simulated failure of create" in result.stderr
+    (daemon.root / "fail").unlink()
+
+
+def test_url_and_token_come_from_flags_or_environment(daemon):
+    url = f"http://127.0.0.1:{daemon.port}"
+    result = cli(daemon, "projects", "list", "--json", env={"SUPAMANAGER_API_TOKEN": "wrong-token-123"})
+    assert result.returncode == 1 and "HTTP 401" in result.stderr
+    result = cli(daemon, "--token", TOKEN, "projects", "list", "--json", env={"SUPAMANAGER_API_TOKEN": "wrong"})
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+    result = cli(
+        daemon, "projects", "list", "--url", url, "--token", TOKEN, env={"SUPAMANAGER_URL": "http://x.invalid"}
+    )
+    assert result.returncode == 0
+    result = cli(daemon, "projects", "list", env={"SUPAMANAGER_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 3 and "cannot reach supamanagerd" in result.stderr
+    result = cli(daemon, "projects", "create")  # --name is required
+    assert result.returncode == 2
