@@ -1,0 +1,173 @@
+"""End to end: the real daemon process, the real playbooks, the real Docker engine, stand-in images.
+
+One project lives through everything, to keep the suite short: a create interrupted by kill -9
+and resumed by the next daemon, then pause, pause again (400), restore, a container stopped behind
+the daemon's back, restart, and delete. Its name is a template that must never run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+
+import jwt
+import pytest
+from conftest import REPO, python_env
+from daemonproc import Daemon, processes_mentioning, wait_gone
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+if not (REPO / "playbooks" / "create.yml").is_file():
+    pytest.skip("the project playbooks are not there yet", allow_module_level=True)
+
+SERVICES = ["auth", "db", "pooler", "realtime", "rest", "storage"]
+# A port range of our own, so parallel suites on this host rarely compete for ports.
+PORT_RANGE = {"supabase_port_range_start": 47100, "supabase_port_range_end": 47999}
+
+
+def docker_lines(*args: str) -> list[str]:
+    out = subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def labelled(kind: str, ref: str) -> list[str]:
+    """Names of containers, networks or volumes labelled with the project."""
+    fmt = "{{.Names}}" if kind == "container" else "{{.Name}}"
+    base = ["ps", "-a"] if kind == "container" else [kind, "ls"]
+    return docker_lines(*base, "--filter", f"label=supamanager.project={ref}", "--format", fmt)
+
+
+def container_states(ref: str) -> dict[str, str]:
+    lines = docker_lines(
+        "ps", "-a", "--filter", f"label=supamanager.project={ref}",
+        "--format", '{{.Label "supamanager.service"}} {{.State}}',
+    )  # fmt: skip
+    return dict(line.split(" ", 1) for line in lines)
+
+
+def wait_status(daemon: Daemon, ref: str, want: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, project, _ = daemon.request("GET", f"/v1/projects/{ref}")
+        assert status == 200, project
+        if project["status"] == want:
+            return project
+        assert time.monotonic() < deadline, f"status {project['status']}, wanted {want}"
+        time.sleep(0.5)
+
+
+def finished(op: dict) -> bool:
+    return op["state"] in ("succeeded", "failed")
+
+
+@pytest.fixture
+def e2e(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    d = Daemon(tmp_path, REPO, root, playbook_vars=PORT_RANGE)
+    refs: list[str] = []
+    d.refs = refs
+    yield d
+    d.stop()
+    # Whatever a failed assertion left behind goes, through the real delete playbook.
+    for ref in refs:
+        if labelled("container", ref) or labelled("network", ref) or labelled("volume", ref):
+            subprocess.run(
+                [
+                    str(REPO / ".venv" / "bin" / "ansible-playbook"),
+                    str(REPO / "playbooks" / "delete.yml"),
+                    "-e", json.dumps({"project_ref": ref, "supamanager_root": str(root), "delete_volumes": True}),
+                ],
+                cwd=REPO, env={**python_env(), "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+                capture_output=True, timeout=600,
+            )  # fmt: skip
+
+
+def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
+    marker = tmp_path / f"pwned-{secrets.token_hex(4)}"
+    name = f"{{{{ lookup('pipe', 'touch {marker}') }}}} $(touch {marker})"
+    e2e.start()
+
+    status, project, headers = e2e.request("POST", "/v1/projects", {"name": name, "db_pass": "Ignored-pass-1234"})
+    assert status == 201, project
+    ref, op_id = project["ref"], headers["X-Operation-Id"]
+    e2e.refs.append(ref)
+    assert project["status"] == "COMING_UP"
+    status, body, _ = e2e.request("POST", f"/v1/projects/{ref}/pause")
+    assert (status, body["code"]) == (409, "operation_in_progress")
+
+    # kill -9 once the create has started containers: mid-create.
+    deadline = time.monotonic() + 600
+    while not labelled("container", ref):
+        assert finished(e2e.operation(op_id)) is False, e2e.operation(op_id)
+        assert time.monotonic() < deadline, "the create started no container"
+        time.sleep(0.5)
+    e2e.proc.kill()
+    e2e.proc.wait()
+    wait_gone(str(e2e.data / "jobs" / op_id), timeout=30)
+
+    e2e.start()
+    op = e2e.wait(op_id, finished, timeout=900)
+    assert op["state"] == "succeeded", op
+    assert op["attempts"] == 2
+    project = wait_status(e2e, ref, "ACTIVE_HEALTHY")
+    assert project["name"] == name
+    assert set(container_states(ref).values()) == {"running"}
+    ports = project["endpoints"]["ports"]
+    assert ports, project
+
+    status, health, _ = e2e.request("GET", f"/v1/projects/{ref}/health?services={','.join(SERVICES)}")
+    assert status == 200
+    assert [(h["name"], h["healthy"]) for h in health] == [(s, True) for s in SERVICES], health
+
+    status, api_keys, _ = e2e.request("GET", f"/v1/projects/{ref}/api-keys")
+    assert status == 200
+    roles = {k["name"]: jwt.decode(k["api_key"], options={"verify_signature": False})["role"] for k in api_keys}
+    assert roles == {"anon": "anon", "service_role": "service_role"}
+    assert all(k["type"] == "legacy" for k in api_keys)
+
+    # pause, and pause again
+    status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/pause")
+    assert (status, body["status"]) == (202, "PAUSING")
+    assert e2e.wait(headers["X-Operation-Id"], finished)["state"] == "succeeded"
+    wait_status(e2e, ref, "INACTIVE")
+    assert set(container_states(ref).values()) == {"exited"}
+    status, body, _ = e2e.request("POST", f"/v1/projects/{ref}/pause")
+    assert (status, body["code"]) == (400, "already_paused")
+
+    # restore
+    status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/restore")
+    assert (status, body["status"]) == (202, "RESTORING")
+    assert e2e.wait(headers["X-Operation-Id"], finished)["state"] == "succeeded"
+    wait_status(e2e, ref, "ACTIVE_HEALTHY")
+
+    # a container stopped behind the daemon's back shows within a few polls
+    rest = docker_lines(
+        "ps", "-q", "--filter", f"label=supamanager.project={ref}", "--filter", "label=supamanager.service=rest"
+    )
+    subprocess.run(["docker", "stop", *rest], check=True, capture_output=True, timeout=60)
+    wait_status(e2e, ref, "ACTIVE_UNHEALTHY", timeout=30)
+
+    # restart brings it back
+    status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/restart")
+    assert (status, body["status"]) == (202, "RESTARTING")
+    assert e2e.wait(headers["X-Operation-Id"], finished)["state"] == "succeeded"
+    wait_status(e2e, ref, "ACTIVE_HEALTHY")
+
+    # delete: gone, and nothing of it is left on the host
+    status, body, headers = e2e.request("DELETE", f"/v1/projects/{ref}")
+    assert (status, body) == (202, {"id": ref, "ref": ref, "name": name})
+    assert e2e.wait(headers["X-Operation-Id"], finished)["state"] == "succeeded"
+    assert e2e.request("GET", f"/v1/projects/{ref}")[0] == 404
+    for kind in ("container", "network", "volume"):
+        assert labelled(kind, ref) == [], kind
+    assert not (e2e.root / "projects" / ref).exists()
+    registry = e2e.root / "ports.json"
+    assert ref not in (registry.read_text() if registry.exists() else "")
+
+    assert not marker.exists(), "the project name was evaluated"
+    assert not processes_mentioning(str(e2e.data / "jobs"))
+    log = e2e.log.read_text()
+    assert "Ignored-pass-1234" not in log
