@@ -199,20 +199,39 @@ def check_bind_address(bind_address):
         sock.close()
 
 
+def _bindable(family, address, port, v6only=False):
+    no_ipv6 = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        if v6only and exc.errno in no_ipv6:
+            return True
+        raise
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+        if v6only:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+    except OSError as exc:
+        # Without IPv6 on the host nothing listens there. Otherwise EADDRINUSE, or EACCES for
+        # privileged ports: either way the port is not ours to hand out.
+        return v6only and exc.errno in no_ipv6
+    finally:
+        sock.close()
+    return True
+
+
 def port_is_free(port, bind_address="0.0.0.0"):  # noqa: S104 - the check must see listeners on any address
     """True when a TCP socket can bind the port on bind_address right now.
 
     SO_REUSEADDR stays off so that a port with a listener (or lingering connections) counts as taken.
+    For the IPv4 wildcard the IPv6 wildcard must be free too: Docker publishes a port on both, and an
+    IPv6-only listener (on ``::1``, say) does not block an IPv4 bind.
     """
-    sock = socket.socket(_family(bind_address), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
-        sock.bind((bind_address, port))
-    except OSError:
-        # EADDRINUSE, or EACCES for privileged ports: either way not ours to hand out.
+    if not _bindable(_family(bind_address), bind_address, port):
         return False
-    finally:
-        sock.close()
+    if bind_address == "0.0.0.0" and socket.has_ipv6:  # noqa: S104 - a comparison, not a bind
+        return _bindable(socket.AF_INET6, "::", port, v6only=True)
     return True
 
 

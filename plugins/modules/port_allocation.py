@@ -89,7 +89,7 @@ options:
     description:
       - The address the free-port check binds to.
       - Use the address the project's ports are published on. The default V(0.0.0.0) finds listeners on any IPv4
-        address.
+        address, and on any IPv6 address too when the host has IPv6, since Docker publishes ports on both.
     type: str
     default: 0.0.0.0
 notes:

@@ -159,6 +159,22 @@ def test_port_with_a_listener_is_not_free_and_becomes_free_when_it_closes():
     assert reg.port_is_free(port, "127.0.0.1")
 
 
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 in this Python")
+def test_an_ipv6_only_listener_blocks_the_wildcard_check():
+    try:
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this host")
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        assert reg.port_is_free(port, "127.0.0.1")
+        assert not reg.port_is_free(port, "0.0.0.0")  # noqa: S104 - a bind that is closed at once
+    finally:
+        listener.close()
+
+
 def test_bind_address_that_is_not_local_is_refused():
     with pytest.raises(reg.PortRegistryError, match=r"bind_address 192\.0\.2\.1 cannot be used"):
         reg.check_bind_address("192.0.2.1")
