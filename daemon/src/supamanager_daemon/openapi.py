@@ -45,6 +45,8 @@ def _json(schema: dict[str, Any], description: str, headers: dict | None = None)
     response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
     if headers:
         response["headers"] = headers
+    if headers is OPERATION_HEADER:
+        response["links"] = LINKS
     return response
 
 
@@ -55,6 +57,15 @@ def _error(description: str) -> dict[str, Any]:
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+SLUG_OR_EMPTY = "^([a-z0-9][a-z0-9-]{0,63})?$"
+# Upstream fields and parameters we accept whatever their value and ignore.
+IGNORED: dict[str, Any] = {"description": "Accepted for compatibility; ignored."}
+# Where an accepted change leads: its operation, its event stream, the project.
+LINKS = {
+    "operation": {"operationId": "getOperation", "parameters": {"op_id": "$response.header.X-Operation-Id"}},
+    "events": {"operationId": "streamOperationEvents", "parameters": {"op_id": "$response.header.X-Operation-Id"}},
+    "project": {"operationId": "getProject", "parameters": {"ref": "$response.body#/ref"}},
+}
 OPERATION_HEADER = {
     "X-Operation-Id": {
         "description": "The operation that carries the change out: follow it at /v1/operations/{id}.",
@@ -128,18 +139,19 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": models.NAME_MAX, "description": "Display name."},
             "db_pass": {
-                "type": "string",
+                "type": ["string", "null"],
                 "pattern": "^[A-Za-z0-9_.~+=@%^!*,:-]{12,128}$",
                 "description": "Password of the `postgres` role; generated when absent. Never echoed.",
                 "writeOnly": True,
             },
-            "organization_slug": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$", "default": "default"},
-            "region": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$", "default": "local"},
-            "desired_instance_size": {"type": "string", "description": "Accepted for compatibility; ignored."},
-            "plan": {"type": "string", "description": "Accepted for compatibility; ignored."},
-            "template_url": {"type": "string", "description": "Accepted for compatibility; ignored."},
-            "release_channel": {"type": "string", "description": "Accepted for compatibility; ignored."},
-            "postgres_engine": {"type": "string", "description": "Accepted for compatibility; ignored."},
+            # Empty or null: the default.
+            "organization_slug": {"type": ["string", "null"], "pattern": SLUG_OR_EMPTY, "default": "default"},
+            "region": {"type": ["string", "null"], "pattern": SLUG_OR_EMPTY, "default": "local"},
+            "desired_instance_size": IGNORED,
+            "plan": IGNORED,
+            "template_url": IGNORED,
+            "release_channel": IGNORED,
+            "postgres_engine": IGNORED,
         },
     },
     "DeletedProject": {
@@ -197,6 +209,16 @@ SCHEMAS: dict[str, Any] = {
             "attempt": {"type": "integer"},
         },
     },
+    "ServerSentEvent": {
+        "type": "object",
+        "description": "One message of GET /v1/operations/{op_id}/events.",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The step id, for Last-Event-ID."},
+            "event": {"type": "string", "description": "The step's type."},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref("Step")},
+        },
+    },
     "Operation": {
         "type": "object",
         "description": "A job on one project: what runs, how far it got, how it ended.",
@@ -247,7 +269,7 @@ REF_PARAM = {
     "name": "ref",
     "in": "path",
     "required": True,
-    "description": "Project ref: 20 lowercase letters.",
+    "description": "Project ref: 20 lowercase letters (anything else is 404).",
     "schema": {"type": "string"},
 }
 OP_PARAM = {"name": "op_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -373,7 +395,7 @@ PATHS: dict[str, Any] = {
                     "in": "query",
                     "required": False,
                     "description": "Accepted for compatibility; ignored.",
-                    "schema": {"type": "integer"},
+                    "schema": {},
                 },
             ],
             "responses": {
@@ -397,7 +419,7 @@ PATHS: dict[str, Any] = {
                     "in": "query",
                     "required": False,
                     "description": "Accepted for compatibility; legacy keys are always shown.",
-                    "schema": {"type": "boolean"},
+                    "schema": {},
                 },
             ],
             "responses": {
@@ -442,7 +464,8 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "An event stream.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    # Before OpenAPI 3.2 (itemSchema), the schema of an event stream describes one event.
+                    "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                 },
                 "400": BAD_REQUEST,
                 "401": UNAUTHORIZED,
