@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 from conftest import TOKEN
+from openapi_check import check_documented
 
 BIN = pathlib.Path(sys.executable).parent / "supamanagerd"
 
@@ -77,9 +78,12 @@ class Daemon:
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own daemon on localhost
-                return resp.status, json.loads(resp.read() or b"null"), resp.headers
+                result = resp.status, json.loads(resp.read() or b"null"), resp.headers
         except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null"), err.headers
+            result = err.code, json.loads(err.read() or b"null"), err.headers
+        # Every answer of the real daemon must match its OpenAPI document.
+        check_documented(method, path, *result)
+        return result
 
     def operation(self, op_id: str) -> dict:
         status, op, _ = self.request("GET", f"/v1/operations/{op_id}")

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from conftest import TOKEN
-from test_daemon_process import Daemon
+from daemonproc import Daemon
 
 CLI = pathlib.Path(sys.executable).parent / "supamanager"
 
@@ -24,7 +24,6 @@ def daemon(tmp_path, fake_collection):
     # The fake playbooks start no container; with Docker out of reach the poller reports UNKNOWN
     # (not REMOVED), so every lifecycle step stays allowed.
     d = Daemon(tmp_path, fake_collection, root, docker_socket=str(tmp_path / "no-docker.sock"))
-    d.root = root
     d.start()
     yield d
     (root / "hold").unlink(missing_ok=True)

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 from conftest import TOKEN
-from test_daemon_process import Daemon
+from daemonproc import Daemon
 
 ST = pathlib.Path(sys.executable).parent / "st"
 CHECKS = [
