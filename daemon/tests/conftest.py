@@ -32,7 +32,8 @@ _INVENTORY = """all:
       ansible_connection: local
       ansible_python_interpreter: "{{ ansible_playbook_python }}"
 """
-# Every fake playbook: hold while <root>/hold exists, fail when <root>/fail exists, record its vars.
+# Every fake playbook: hold while <root>/hold exists, fail when <root>/fail or <root>/fail-<kind>
+# exists, record its vars.
 _PLAYBOOK = """---
 - name: Fake {kind}
   hosts: localhost
@@ -58,7 +59,7 @@ _PLAYBOOK = """---
     - name: Fail when asked to
       ansible.builtin.fail:
         msg: simulated failure of {kind}
-      when: (supamanager_root ~ '/fail') is exists
+      when: (supamanager_root ~ '/fail') is exists or (supamanager_root ~ '/fail-{kind}') is exists
 """
 _CREATE_BODY = """    - name: Make the project's directory
       ansible.builtin.file:

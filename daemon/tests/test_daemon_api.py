@@ -175,12 +175,17 @@ async def test_a_template_in_the_name_is_never_evaluated(client, settings, tmp_p
 
 
 async def test_a_failed_create_is_init_failed_with_the_reason(client, settings):
-    (settings.root / "fail").touch()
+    (settings.root / "fail-create").touch()
     project, op_id = await create(client)
     op = await wait_operation(client, op_id)
     assert op["state"] == "failed"
     assert "simulated failure of create" in op["error"]
-    assert any(s["type"] == "task_failed" for s in op["steps"])
+    assert op["error"].endswith("(rolled back)")
+    types = [s["type"] for s in op["steps"]]
+    assert types.index("task_failed") < types.index("rollback") < types.index("failed")
+    # The rollback is the delete playbook, volumes included: the project never held data.
+    recorded = json.loads((settings.root / f"vars-{project['ref']}-delete.json").read_text())
+    assert recorded["delete_volumes"] is True
     stored = await (await client.get(f"/v1/projects/{project['ref']}", headers=AUTH)).json()
     assert stored["status"] == "INIT_FAILED"
     # pause and restart make no sense now: 400; restore creates it again.
@@ -188,7 +193,7 @@ async def test_a_failed_create_is_init_failed_with_the_reason(client, settings):
         resp = await client.post(f"/v1/projects/{project['ref']}/{action}", headers=AUTH)
         assert resp.status == 400
         assert (await resp.json())["code"] == "invalid_state"
-    (settings.root / "fail").unlink()
+    (settings.root / "fail-create").unlink()
     resp = await client.post(f"/v1/projects/{project['ref']}/restore", headers=AUTH)
     assert resp.status == 202
     assert (await resp.json())["status"] == "RESTORING"

@@ -95,14 +95,15 @@ class JobScheduler:
         if secrets:
             _write_private(self.job_dir(op_id) / "secrets.json", json.dumps(secrets))
 
-    def extravars(self, op: dict[str, Any]) -> dict[str, Any]:
+    def extravars(self, op: dict[str, Any], playbook: str) -> dict[str, Any]:
         extravars = dict(self.settings.playbook_vars)
         extravars.update(
             project_ref=op["ref"],
             supabase_image_registry=self.settings.image_registry,
             supamanager_root=str(self.settings.root),
         )
-        if op["kind"] == "delete":
+        if playbook == "delete.yml":
+            # A rollback of a project that never came up takes its volumes too: they hold nothing.
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
         secrets_file = self.job_dir(op["id"]) / "secrets.json"
         if secrets_file.exists():
@@ -194,7 +195,9 @@ class JobScheduler:
             kind = models.KINDS[op["kind"]]
             ok, error = False, None
             try:
-                ok, error = await self._execute(op, kind)
+                ok, error = await self._execute(op, kind.playbook)
+                if not ok and kind.name == "create" and not self._stopping:
+                    error = await self._roll_back(op, error)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the job machinery failed, not the playbook
@@ -216,17 +219,30 @@ class JobScheduler:
             if self.on_finished is not None:
                 self.on_finished(op)
 
-    async def _execute(self, op: dict[str, Any], kind: models.Kind) -> tuple[bool, str | None]:
+    async def _roll_back(self, op: dict[str, Any], error: str | None) -> str | None:
+        """A create failed: remove whatever it made, through the delete playbook.
+
+        The role rolls back a failed create of a new project itself, but a create resumed after a
+        crash finds the project's files from the first attempt and treats the project as existing.
+        """
+        await self.store.add_event(op["id"], "rollback", "delete.yml", {})
+        ok, rollback_error = await self._execute(op, "delete.yml")
+        error = error or "create failed"
+        if ok:
+            return f"{error} (rolled back)"
+        return f"{error} (rollback failed: {rollback_error})"
+
+    async def _execute(self, op: dict[str, Any], playbook_name: str) -> tuple[bool, str | None]:
         job_dir = self.job_dir(op["id"])
         runner_dir = job_dir / "runner"
         shutil.rmtree(runner_dir, ignore_errors=True)  # a previous attempt's leftovers
-        playbook = self.settings.playbooks_dir / kind.playbook
+        playbook = self.settings.playbooks_dir / playbook_name
         if not playbook.is_file():
             return False, f"playbook {playbook} not found"
-        _write_private(runner_dir / "env" / "extravars", extravars_yaml(self.extravars(op)))
+        _write_private(runner_dir / "env" / "extravars", extravars_yaml(self.extravars(op, playbook_name)))
         job = {"playbook": str(playbook), "project_dir": str(self.settings.collection_dir)}
         _write_private(job_dir / "job.json", json.dumps(job))
-        expected = await self.store.task_count(kind.playbook) or _DEFAULT_TASKS.get(kind.playbook, 40)
+        expected = await self.store.task_count(playbook_name) or _DEFAULT_TASKS.get(playbook_name, 40)
 
         stderr_path = job_dir / "stderr.log"
         with open(stderr_path, "wb") as stderr:
@@ -268,7 +284,7 @@ class JobScheduler:
             return False, f"timed out after {self.settings.job_timeout:g} s"
         if done["status"] == "canceled":
             return False, "cancelled"
-        return False, done.get("error") or f"playbook {kind.playbook} ended {done['status']} (rc {done.get('rc')})"
+        return False, done.get("error") or f"playbook {playbook_name} ended {done['status']} (rc {done.get('rc')})"
 
     async def _follow(self, op_id: str, proc: asyncio.subprocess.Process, expected: int) -> dict[str, Any] | None:
         done = None
