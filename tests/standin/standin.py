@@ -410,7 +410,9 @@ def mode_auth(_args):
         die("missing required environment variable(s): GOTRUE_DB_DATABASE_URL")
     secret = env("GOTRUE_JWT_SECRET")
     admin_roles = [r.strip() for r in env("GOTRUE_JWT_ADMIN_ROLES", "service_role").split(",")]
-    probe = DbProbe(pg_dsn(db_url))
+    # GoTrue migrates its tables into GOTRUE_DB_NAMESPACE (auth) as the role of its URL.
+    namespace = env("GOTRUE_DB_NAMESPACE", "auth")
+    probe = DbProbe(pg_dsn(db_url), check_sql="select has_schema_privilege(%s, 'CREATE')", check_params=(namespace,))
 
     def app(req):
         path = req.path.rstrip("/") or "/"
@@ -677,7 +679,9 @@ def mode_realtime(_args):
         "password": env("DB_PASSWORD"),
         "dbname": env("DB_NAME"),
     }
-    probe = DbProbe(dsn, after_connect=env("DB_AFTER_CONNECT_QUERY"))
+    # Realtime migrates into the schema its after-connect query selects (_realtime): it must exist.
+    after = env("DB_AFTER_CONNECT_QUERY")
+    probe = DbProbe(dsn, after_connect=after, check_sql="select current_schema() is not null" if after else None)
     secret = env("API_JWT_SECRET")
     tenants = {"realtime-dev"} if is_true(env("SEED_SELF_HOST", "false")) else set()
 
@@ -719,7 +723,8 @@ def mode_storage(_args):
         "FILE_STORAGE_BACKEND_PATH",
         "GLOBAL_S3_BUCKET",
     )
-    probe = DbProbe(pg_dsn(env("DATABASE_URL")))
+    # storage-api migrates its tables into schema storage as the role of its URL.
+    probe = DbProbe(pg_dsn(env("DATABASE_URL")), check_sql="select has_schema_privilege('storage', 'CREATE')")
     secret = env("AUTH_JWT_SECRET") or env("PGRST_JWT_SECRET")
     root = os.path.join(env("FILE_STORAGE_BACKEND_PATH"), env("GLOBAL_S3_BUCKET"))
 
@@ -1337,7 +1342,10 @@ TENANT_FILE = "/tmp/standin-supavisor-tenant.json"
 
 def supavisor_common():
     require("DATABASE_URL", "SECRET_KEY_BASE", "VAULT_ENC_KEY", "API_JWT_SECRET", "METRICS_JWT_SECRET")
-    return DbProbe(pg_dsn(env("DATABASE_URL")))
+    # Supavisor keeps its tables in schema _supavisor of DATABASE_URL's database (pooler.sql makes it).
+    return DbProbe(
+        pg_dsn(env("DATABASE_URL")), check_sql="select count(*) from pg_namespace where nspname = '_supavisor'"
+    )
 
 
 def mode_supavisor_migrate(_args):

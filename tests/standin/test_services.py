@@ -225,6 +225,25 @@ def test_vector_refuses_an_input_that_names_no_component(stack, tmp_path):
     assert 'input "router.kong" for sink "b"' in container.logs()
 
 
+@pytest.mark.parametrize(
+    ("service", "env", "port", "path"),
+    [
+        ("auth", {"GOTRUE_DB_NAMESPACE": "no_such_schema"}, 9999, "/health"),
+        (
+            "realtime",
+            {"DB_AFTER_CONNECT_QUERY": "SET search_path TO _no_such_schema"},
+            4000,
+            "/api/tenants/realtime-dev/health",
+        ),
+    ],
+)
+def test_a_schema_the_service_migrates_into_must_be_usable(stack, db, service, env, port, path):
+    container = kit.start_service(stack, service, name=f"{service}-noschema", env=env)
+    headers = {"Authorization": f"Bearer {kit.ANON_KEY}"}
+    kit.wait_http(container.url(port, path), status=503, headers=headers)
+    assert container.exec(*kit.HEALTHCHECKS[service]).returncode != 0
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_pid_1_exits_within_a_second_on_sigterm(running, service):
     container = running[service]
