@@ -12,6 +12,9 @@ def standin_images():
     """Build (or find up to date) every stand-in image; seconds when nothing changed."""
     proc = subprocess.run([str(kit.HERE / "build")], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, f"tests/standin/build failed:\n{proc.stderr[-4000:]}"
+    # Run containers from the image ids just built: another checkout on the same engine may build
+    # its own version of the stand-ins under the same tags while this session runs.
+    kit.pin_images()
     return kit.IMAGES
 
 

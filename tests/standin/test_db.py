@@ -92,15 +92,14 @@ def test_data_persists_across_restart_without_running_init_again(db):
         conn.execute("create table public.kept (v text)")
         conn.execute("insert into public.kept values ('still here')")
     kit.docker("restart", "-t", "10", db.name)
-    db.wait_ok(*kit.PG_ISREADY, timeout=30)
+    db.wait_ok(*kit.PG_ISREADY)
     assert scalar(db, "select v from public.kept") == "still here"
     assert db.logs().count("initialising an empty data directory") == 1
 
 
 def test_pid_1_stops_within_a_second_on_sigterm(db):
     assert "standin.py" in db.exec("cat", "/proc/1/cmdline").stdout
-    assert db.stop_seconds() < 2
-    assert db.state()["ExitCode"] == 0
+    assert db.stop_within_a_second(), db.logs()
 
 
 def test_missing_password_on_an_empty_data_dir_refuses_to_start(stack):
@@ -120,7 +119,7 @@ def test_a_failing_init_script_stops_the_container(stack, tmp_path):
         env=kit.DB_ENV,
         volumes=[f"{bad}:/docker-entrypoint-initdb.d/init-scripts/50-bad.sql:ro"],
     )
-    assert db.wait_exit(timeout=60) != 0
+    assert db.wait_exit(timeout=240) != 0
     logs = db.logs()
     assert 'relation "no_such_table" does not exist' in logs
     assert "50-bad.sql" in logs

@@ -36,7 +36,7 @@ def kong(stack):
         "python3",
         "-c",
         ECHO,
-        image=kit.BASE_IMAGE,
+        image=kit.image_of("base"),
         aliases=["auth", "rest", "meta", "studio", "realtime-dev.supabase-realtime"],
         extra=["--init"],
     )

@@ -40,7 +40,7 @@ def running(stack, db):
     """Every service started as upstream's compose file starts it, healthy."""
     containers = {service: kit.start_service(stack, service) for service in SERVICES}
     for service, container in containers.items():
-        container.wait_ok(*kit.HEALTHCHECKS[service], timeout=30)
+        container.wait_ok(*kit.HEALTHCHECKS[service])
     return containers
 
 
@@ -68,7 +68,7 @@ def test_wrong_database_password_is_unhealthy(stack, db, service):
     headers = {"Authorization": f"Bearer {kit.ANON_KEY}"}
     if service == "analytics":
         # Like Logflare, it opens its port only once the database answers: upstream's plain curl fails.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 90
         while "password authentication failed" not in container.logs() and time.monotonic() < deadline:
             time.sleep(0.3)
         assert "password authentication failed" in container.logs()
@@ -191,7 +191,7 @@ def test_analytics_needs_its_schema_and_a_token(stack, db, running):
     assert kit.http("POST", url, {"x-api-key": "public-token"}, {"event_message": "m"})[0] == 200
     assert kit.http("POST", url, {"x-api-key": "wrong"}, {"event_message": "m"})[0] == 401
     other = kit.start_service(stack, "analytics", name="analytics-noschema", env={"DB_SCHEMA": "_nope"})
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 90
     while "check failed" not in other.logs() and time.monotonic() < deadline:
         time.sleep(0.3)
     assert "check failed" in other.logs()
@@ -248,5 +248,4 @@ def test_a_schema_the_service_migrates_into_must_be_usable(stack, db, service, e
 def test_pid_1_exits_within_a_second_on_sigterm(running, service):
     container = running[service]
     assert "standin.py" in container.exec("cat", "/proc/1/cmdline").stdout
-    assert container.stop_seconds() < 2
-    assert container.state()["ExitCode"] == 0
+    assert container.stop_within_a_second(), container.logs()
