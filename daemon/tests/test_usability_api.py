@@ -210,10 +210,10 @@ async def test_metrics_move_when_jobs_run(client, settings):
 
     resp = await client.post("/v1/projects", json={"name": "good"}, headers=AUTH)
     await wait_operation(client, resp.headers["X-Operation-Id"])
-    (settings.root / "fail").touch()
+    (settings.root / "fail-create").touch()
     resp = await client.post("/v1/projects", json={"name": "bad"}, headers=AUTH)
     await wait_operation(client, resp.headers["X-Operation-Id"])
-    (settings.root / "fail").unlink()
+    (settings.root / "fail-create").unlink()
 
     after = await scrape(client)
     assert after[ok_label] == 1

@@ -87,11 +87,12 @@ def test_create_wait_shows_each_step_and_ends_healthy_then_the_whole_lifecycle(d
 
 
 def test_a_failed_create_exits_non_zero_with_the_reason(daemon):
-    (daemon.root / "fail").touch()
+    (daemon.root / "fail-create").touch()
     result = cli(daemon, "projects", "create", "--name", "doomed", "--wait")
     assert result.returncode == 1
     assert "create of project" in result.stderr and "simulated failure of create" in result.stderr
-    (daemon.root / "fail").unlink()
+    assert "rolling back through delete.yml" in result.stderr
+    (daemon.root / "fail-create").unlink()
 
 
 def test_url_and_token_come_from_flags_or_environment(daemon):

@@ -135,6 +135,8 @@ def _show_event(event: dict[str, Any]) -> None:
         _progress(f"started {event.get('name')} (attempt {event.get('attempt', 1)})")
     elif kind == "task_failed":
         _progress(f"task failed: {event.get('error')}")
+    elif kind == "rollback":
+        _progress(f"rolling back through {event.get('name')}")
     elif kind == "requeued":
         _progress(f"requeued: {event.get('reason')}")
     elif kind == "queued":

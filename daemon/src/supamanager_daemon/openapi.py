@@ -199,7 +199,7 @@ SCHEMAS: dict[str, Any] = {
             "at": TIMESTAMP,
             "type": {
                 "type": "string",
-                "description": "queued, started, step, task_failed, requeued, succeeded or failed.",
+                "description": "queued, started, step, task_failed, rollback, requeued, succeeded or failed.",
             },
             "name": NULLABLE_STRING,
             "n": {"type": "integer"},
