@@ -1361,6 +1361,11 @@ def mode_supavisor_cli(args):
     if not args or args[0] not in ("eval", "rpc"):
         die(f"unsupported command {args!r}; the stand-in knows: eval <script>")
     require("POOLER_TENANT_ID")
+    # The script is not run, but what reaches eval must be the pooler script (a shell quoting slip,
+    # such as a literal `$$(cat ...)`, hands Elixir something else, and upstream fails on it).
+    code = args[1] if len(args) > 1 else ""
+    if not re.search(r"Supavisor|:supavisor", code):
+        die(f"eval: the expression is not Supavisor's pooler script (starts with {code[:40]!r})")
     tenant = {
         "external_id": env("POOLER_TENANT_ID"),
         "db_host": env("POSTGRES_HOST", "db"),

@@ -48,3 +48,18 @@ def test_migrate_fails_without_a_working_database_url(stack, db):
     container = kit.start_service(stack, "supavisor", name="supavisor-wrongpw", password="wrong-password")
     assert container.wait_exit() != 0
     assert "password authentication failed" in container.logs()
+
+
+def test_eval_refuses_what_is_not_the_pooler_script(stack, db):
+    # `$$(cat ...)` left unescaped in a command hands eval "<pid>(cat ...)"; upstream fails on it too.
+    env = kit.service_env("supavisor")
+    command = ["/bin/sh", "-c", '/app/bin/migrate && /app/bin/supavisor eval "$$(cat /etc/pooler/pooler.exs)"']
+    container = stack.run(
+        "supavisor",
+        *command,
+        name="supavisor-badeval",
+        env=env,
+        volumes=[f"{kit.SAMPLE}/pooler.exs:/etc/pooler/pooler.exs:ro"],
+    )
+    assert container.wait_exit() != 0
+    assert "not Supavisor's pooler script" in container.logs()
