@@ -598,6 +598,21 @@ def mode_rest(_args):
                 )
                 cur.execute(stmt.format(target, where), params)
                 return 200, cur.fetchone()[0]
+            if req.method == "PATCH":
+                changes = req.json()
+                if not isinstance(changes, dict) or not changes or not all(IDENT.match(k) for k in changes):
+                    raise ValueError("PATCH wants a JSON object of columns")
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{} = (json_populate_record(null::{}, %s)).{}").format(
+                        sql.Identifier(k), target, sql.Identifier(k)
+                    )
+                    for k in sorted(changes)
+                )
+                stmt = sql.SQL(
+                    "with upd as (update {} set {}{} returning *) select coalesce(json_agg(upd), '[]') from upd"
+                ).format(target, assignments, where)
+                cur.execute(stmt, [json.dumps(changes)] * len(changes) + params)
+                return 200, cur.fetchone()[0]
             return 405, None
 
         try:
@@ -621,6 +636,30 @@ def mode_rest(_args):
         if req.method != "GET" and "return=representation" not in prefer:
             return respond(status, None)
         return respond(status, data)
+
+    def rpc_request(req, claims, name):
+        """POST /rpc/<fn> with named JSON arguments (GET: query parameters), as the request's role."""
+        profile_header = "Content-Profile" if req.method == "POST" else "Accept-Profile"
+        schema = req.headers.get(profile_header) or schemas[0]
+        if schema not in schemas:
+            return error(406, "PGRST106", f"The schema must be one of the following: {', '.join(schemas)}")
+        args = (req.json() or {}) if req.method == "POST" else dict(req.query)
+        if not isinstance(args, dict) or not all(IDENT.match(k) for k in args):
+            return error(400, "PGRST100", "arguments must be a JSON object")
+        call = sql.SQL("select to_json({}({}))").format(
+            sql.Identifier(schema, name),
+            sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
+        )
+        try:
+            result = run_as(claims, schema, lambda cur: cur.execute(call, list(args.values())) or cur.fetchone()[0])
+        except errors.UndefinedFunction:
+            return error(404, "PGRST202", f"Could not find the function {schema}.{name} in the schema cache")
+        except errors.InsufficientPrivilege as exc:
+            anonymous = bearer_token(req.headers) is None
+            return error(401 if anonymous else 403, "42501", str(exc).strip())
+        except errors.Error as exc:
+            return error(400, getattr(exc, "pgcode", None) or "PGRST000", str(exc).strip())
+        return respond(200, result)
 
     def app(req):
         claims, failure = authenticate(req)
@@ -650,6 +689,8 @@ def mode_rest(_args):
                 "paths": {"/": {}, **{f"/{t}": {} for t in tables}},
             }
             return respond(200, spec, {"Content-Type": "application/openapi+json; charset=utf-8"})
+        if path.startswith("rpc/") and IDENT.match(path[4:]):
+            return rpc_request(req, claims, path[4:])
         if not IDENT.match(path):
             return error(404, "PGRST125", f"Invalid path specified in request URL: /{path}")
         return table_request(req, claims, path)

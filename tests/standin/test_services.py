@@ -143,6 +143,18 @@ def test_rest_inserts_with_privileges_of_the_role(running, todos):
     assert status in (401, 403)
 
 
+def test_rest_updates_and_calls_functions(running, todos, db):
+    rest = running["rest"]
+    service = {"Authorization": f"Bearer {kit.SERVICE_KEY}", "Prefer": "return=representation"}
+    status, _, rows = kit.http("PATCH", rest.url(3000, f"/{todos}?task=eq.hidden"), service, {"task": "renamed"})
+    assert (status, [r["task"] for r in rows]) == (200, ["renamed"])
+    with psycopg.connect(host=db.ip, user="postgres", password=kit.PASSWORD, dbname="postgres", autocommit=True) as c:
+        c.execute("create function public.add_them(a int, b int) returns int language sql as 'select a + b'")
+    status, _, result = kit.http("POST", rest.url(3000, "/rpc/add_them"), service, {"a": 2, "b": 3})
+    assert (status, result) == (200, 5)
+    assert kit.http("POST", rest.url(3000, "/rpc/no_such_fn"), service, {})[0] == 404
+
+
 def test_meta_lists_the_database_tables(running, todos):
     status, _, tables = kit.http("GET", running["meta"].url(8080, "/tables?included_schemas=public"))
     assert status == 200
