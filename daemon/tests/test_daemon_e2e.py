@@ -27,8 +27,13 @@ if not (COLLECTION / "playbooks" / "create.yml").is_file():
     pytest.skip("the project playbooks are not there yet", allow_module_level=True)
 
 SERVICES = ["auth", "db", "pooler", "realtime", "rest", "storage"]
-# A port range of our own, so parallel suites on this host rarely compete for ports.
-PORT_RANGE = {"supabase_port_range_start": 47100, "supabase_port_range_end": 47999}
+PLAYBOOK_VARS = {
+    # A port range of our own, so parallel suites on this host rarely compete for ports.
+    "supabase_port_range_start": 47100,
+    "supabase_port_range_end": 47999,
+    # 11 services instead of 13: the role's own tests cover log shipping; this one covers the daemon.
+    "supabase_logs_enabled": False,
+}
 
 
 def docker_lines(*args: str) -> list[str]:
@@ -75,7 +80,7 @@ def finished(op: dict) -> bool:
 def e2e(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    d = Daemon(tmp_path, COLLECTION, root, playbook_vars=PORT_RANGE)
+    d = Daemon(tmp_path, COLLECTION, root, playbook_vars=PLAYBOOK_VARS)
     refs: list[str] = []
     d.refs = refs
     yield d
