@@ -1,0 +1,622 @@
+"""The SupaManager bench: run by bench/run (which prepares .venv, Docker and the stand-in images).
+
+Everything it creates carries its run id: playbook refs `smb<id>a...`, daemon projects live in its
+own data dir and root (their refs are recorded), poll containers carry `supamanager.bench=<id>`.
+All of it is removed at the end, also after a failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import pathlib
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import benchlib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+VENV = REPO / ".venv" / "bin"
+REGISTRY = "standin.local"
+SERVICES = [
+    *("db", "vector", "analytics", "auth", "rest", "realtime", "storage"),
+    *("imgproxy", "meta", "functions", "kong", "studio", "supavisor"),
+]
+# Running and healthy, or running without a Docker healthcheck (as `compose up --wait` counts them).
+HEALTHY = ("healthy", "none")
+# Below this much available memory a scale step stops adding projects (others share this host).
+MIN_AVAILABLE = 3 * 1024**3
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.run_id = "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))
+        self.work = pathlib.Path(tempfile.mkdtemp(prefix=f"smbench-{self.run_id}-"))
+        self.root = self.work / "root"
+        self.root.mkdir()
+        self.logs = self.work / "logs"
+        self.logs.mkdir()
+        self.role_refs: set[str] = set()
+        self.daemon_refs: set[str] = set()
+        self.daemon: subprocess.Popen | None = None
+        self.daemon_root: pathlib.Path | None = None
+        self.results: dict[str, Any] = {
+            "mode": "quick" if args.quick else "full",
+            "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(),
+        }
+        self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{VENV}:{os.environ['PATH']}")
+
+    # -- commands ---------------------------------------------------------------------------
+    def timed(self, name: str, cmd: list[str], cwd: pathlib.Path | None = None, timeout: float = 900) -> float:
+        """Run cmd, its output to a log file; the wall time in seconds. Raises with the log's tail."""
+        path = self.logs / f"{name}.log"
+        start = time.perf_counter()
+        with open(path, "w") as out:
+            # Its own process group: an interrupted bench stops ansible's forked workers too.
+            proc = subprocess.Popen(
+                cmd, cwd=cwd or REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                proc.wait(timeout)
+            except BaseException:
+                kill_group(proc)
+                raise
+        took = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = path.read_text()[-3000:]
+            raise RuntimeError(f"{name} failed (exit {proc.returncode}), log {path}:\n{tail}")
+        log(f"{name}: {took:.1f}s")
+        return took
+
+    def playbook(self, name: str, ref: str, *extra: str) -> float:
+        return self.timed(
+            f"{name}-{ref}",
+            [
+                str(VENV / "ansible-playbook"),
+                f"playbooks/{name}.yml",
+                "-e",
+                f"project_ref={ref}",
+                "-e",
+                f"supabase_image_registry={REGISTRY}",
+                "-e",
+                f"supamanager_root={self.root}",
+                *extra,
+            ],
+        )
+
+    def compose(self, step: str, ref: str, project_dir: pathlib.Path, *args: str) -> float:
+        return self.timed(
+            f"compose-{step}-{ref}",
+            [
+                str(VENV / "docker-compose"),
+                "-p",
+                f"smb{self.run_id}compose",
+                "--env-file",
+                str(project_dir / ".env"),
+                "-f",
+                str(project_dir / "docker-compose.yml"),
+                *args,
+            ],
+            cwd=project_dir,
+        )
+
+    def wait_healthy(self, ref: str, count: int, timeout: float = 300) -> float:
+        """Seconds until all `count` containers of ref run healthy (polled every 0.25 s)."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < timeout:
+            states = containers(ref)
+            if len(states) == count and all(s in HEALTHY for s in states.values()):
+                return time.perf_counter() - start
+            time.sleep(0.25)
+        raise RuntimeError(f"{ref}: not all healthy after {timeout}s: {containers(ref)}")
+
+    def check_healthy(self, ref: str) -> int:
+        states = containers(ref)
+        bad = {k: v for k, v in states.items() if v not in HEALTHY}
+        if len(states) != len(SERVICES) or bad:
+            raise RuntimeError(f"{ref}: expected {len(SERVICES)} healthy containers, got {states}")
+        return len(states)
+
+    # -- (1) + (2): one project, playbooks vs compose ---------------------------------------
+    def lifecycle_round(self, i: int) -> dict[str, dict[str, float]]:
+        ref = f"smb{self.run_id}{'abcdefgh'[i]}"
+        self.role_refs.add(ref)
+        role: dict[str, float] = {}
+        theirs: dict[str, float] = {}
+        role["create"] = self.playbook("create", ref)
+        self.check_healthy(ref)
+        role["pause"] = self.playbook("pause", ref)
+        role["resume"] = self.playbook("resume", ref)
+        self.check_healthy(ref)
+        role["restart"] = self.playbook("restart", ref)
+        self.check_healthy(ref)
+        # The very files the role rendered and ran, kept aside before the role deletes them.
+        copy = self.work / f"compose-{ref}"
+        shutil.copytree(self.root / "projects" / ref, copy, symlinks=True)
+        role["delete"] = self.playbook("delete", ref, "-e", "delete_volumes=true")
+        if containers(ref):
+            raise RuntimeError(f"{ref}: containers left after delete.yml")
+        # Same file, same ref, same ports: the role's objects are gone, so nothing collides.
+        theirs["create"] = self.compose("up", ref, copy, "up", "-d", "--wait")
+        self.check_healthy(ref)
+        theirs["pause"] = self.compose("stop", ref, copy, "stop")
+        t = self.compose("start", ref, copy, "start")
+        theirs["resume"] = t + self.wait_healthy(ref, len(SERVICES))
+        t = self.compose("restart", ref, copy, "restart")
+        theirs["restart"] = t + self.wait_healthy(ref, len(SERVICES))
+        theirs["delete"] = self.compose("down", ref, copy, "down", "-v")
+        return {"ref": ref, "role": role, "compose": theirs}
+
+    # -- (3) + (5): N concurrent creates through a real supamanagerd --------------------------
+    def start_daemon(self) -> tuple[str, str]:
+        data = self.work / "daemon"
+        self.daemon_root = self.work / "daemon-root"
+        port = free_port()
+        token = secrets.token_urlsafe(24)
+        env = dict(
+            self.env,
+            SUPAMANAGER_HOST="127.0.0.1",
+            SUPAMANAGER_PORT=str(port),
+            SUPAMANAGER_DATA_DIR=str(data),
+            SUPAMANAGER_ROOT=str(self.daemon_root),
+            SUPAMANAGER_IMAGE_REGISTRY=REGISTRY,
+            SUPAMANAGER_API_TOKEN=token,
+        )
+        if self.args.max_jobs:
+            env["SUPAMANAGER_MAX_JOBS"] = str(self.args.max_jobs)
+        out = open(self.logs / "supamanagerd.log", "w")  # noqa: SIM115 - lives as long as the daemon
+        self.daemon = subprocess.Popen(
+            [str(VENV / "supamanagerd"), "--log-format", "text"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                http("GET", f"{base}/healthz")
+                return base, token
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("supamanagerd did not answer /healthz")
+
+    def scale_step(self, base: str, token: str, n: int) -> dict[str, Any]:
+        daemon = psutil.Process(self.daemon.pid)
+        result: dict[str, Any] = {"n": n}
+        avail = psutil.virtual_memory().available
+        if avail < MIN_AVAILABLE + n * 250 * 1024**2:
+            result["note"] = f"skipped: only {avail / 1024**3:.1f} GiB available"
+            log(f"N={n}: {result['note']}")
+            return result
+        start = time.perf_counter()
+        ops: dict[str, str] = {}
+
+        def post(i: int) -> None:
+            status, body, headers = http(
+                "POST",
+                f"{base}/v1/projects",
+                token,
+                {"name": f"bench {self.run_id} {n}-{i}", "db_pass": "bench-password-123"},
+            )
+            if status != 201:
+                raise RuntimeError(f"POST /v1/projects: {status} {body}")
+            self.daemon_refs.add(body["ref"])
+            ops[body["ref"]] = headers["X-Operation-Id"]
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if len(ops) != n:
+            raise RuntimeError(f"only {len(ops)} of {n} creates were accepted")
+        latencies: list[float] = []
+        peak_rss = peak_tree = 0
+        min_avail = psutil.virtual_memory().available
+        done_at: dict[str, float] = {}
+        final: dict[str, str] = {}
+        deadline = start + self.args.scale_timeout
+        # Bounded: at most one GET every 0.2 s until every project settled or the deadline.
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            _, body, _ = http("GET", f"{base}/v1/projects", token)
+            latencies.append(time.perf_counter() - t0)
+            mine = {p["ref"]: p["status"] for p in body if p["ref"] in ops}
+            for ref, st in mine.items():
+                if st in ("ACTIVE_HEALTHY", "INIT_FAILED") and ref not in done_at:
+                    done_at[ref] = time.perf_counter() - start
+                    final[ref] = st
+            try:
+                peak_rss = max(peak_rss, daemon.memory_info().rss)
+                tree = sum(c.memory_info().rss for c in daemon.children(recursive=True) if c.is_running())
+                peak_tree = max(peak_tree, tree)
+            except psutil.Error:
+                pass
+            avail = psutil.virtual_memory().available
+            min_avail = min(min_avail, avail)
+            if avail < MIN_AVAILABLE:
+                result["note"] = f"stopped waiting: MemAvailable fell to {avail / 1024**3:.1f} GiB"
+                break
+            if len(done_at) == n:
+                break
+            time.sleep(max(0.0, 0.2 - (time.perf_counter() - t0)))
+        total = max(done_at.values()) if len(done_at) == n else None
+        healthy = [r for r, st in final.items() if st == "ACTIVE_HEALTHY"]
+        job_secs = []
+        for op in ops.values():
+            _, o, _ = http("GET", f"{base}/v1/operations/{op}", token)
+            if o.get("started_at") and o.get("finished_at"):
+                job_secs.append(iso_seconds(o["finished_at"]) - iso_seconds(o["started_at"]))
+            if o.get("state") == "failed" and "note" not in result:
+                result["note"] = f"a create failed: {str(o.get('error'))[:300]}"
+        ports = []
+        for ref in ops:
+            info = self.daemon_root / "projects" / ref / "project.json"
+            if info.exists():
+                ports += list(json.loads(info.read_text())["ports"].values())
+        result.update(
+            total_s=total,
+            per_project_s=total / n if total else None,
+            mean_job_s=sum(job_secs) / len(job_secs) if job_secs else None,
+            healthy=len(healthy),
+            ports_distinct=bool(ports) and len(ports) == len(set(ports)) and len(ports) == 4 * n,
+            daemon_peak_rss_mib=peak_rss / 1024**2,
+            tree_peak_rss_mib=peak_tree / 1024**2,
+            min_mem_available_gib=min_avail / 1024**3,
+            get_p50_ms=benchlib.percentile(latencies, 50) * 1000,
+            get_p99_ms=benchlib.percentile(latencies, 99) * 1000,
+            get_count=len(latencies),
+        )
+        _, hz, _ = http("GET", f"{base}/healthz")
+        result["daemon_polls"] = hz["polls"]
+        result["daemon_docker_calls"] = hz["docker_api_calls"]
+        log(f"N={n}: {json.dumps(result)}")
+        # Delete them through the daemon, then make sure nothing is left.
+        t0 = time.perf_counter()
+        for ref in ops:
+            http("DELETE", f"{base}/v1/projects/{ref}", token)
+        while time.perf_counter() - t0 < 600:
+            _, body, _ = http("GET", f"{base}/v1/projects", token)
+            if not [p for p in body if p["ref"] in ops]:
+                break
+            time.sleep(1)
+        result["delete_all_s"] = time.perf_counter() - t0
+        for ref in ops:
+            sweep(ref)
+        return result
+
+    def idle_latency(self, base: str, token: str) -> dict[str, float]:
+        lat = []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            http("GET", f"{base}/v1/projects", token)
+            lat.append(time.perf_counter() - t0)
+        return {"p50_ms": benchlib.percentile(lat, 50) * 1000, "p99_ms": benchlib.percentile(lat, 99) * 1000}
+
+    def stop_daemon(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        if self.daemon_root is not None and (self.daemon_root / "projects").exists():
+            self.daemon_refs |= {p.name for p in (self.daemon_root / "projects").iterdir()}
+
+    # -- (4): one poll cycle with N projects ---------------------------------------------------
+    def poll_cycles(self) -> list[dict[str, Any]]:
+        return asyncio.run(self._poll_cycles())
+
+    async def _poll_cycles(self) -> list[dict[str, Any]]:
+        from supamanager_daemon.docker import DockerClient
+        from supamanager_daemon.poller import Poller
+        from supamanager_daemon.store import Store
+
+        out = []
+        docker = DockerClient("/var/run/docker.sock", timeout=60)
+        made = 0
+        try:
+            for n in (1, 10, 50):
+                store = Store(self.work / f"poll-{n}.sqlite3")
+                await store.open()
+                try:
+                    # Real containers, 13 per project, labelled as the role labels them. The first
+                    # 10 projects run (`sleep`), the rest are created and stopped: the poller's cost
+                    # is the engine listing them and our parsing, which count containers, not processes.
+                    while made < n:
+                        await make_fake_project(docker, self.run_id, made, running=made < 10)
+                        made += 1
+                    for i in range(n):
+                        ref = fake_ref(self.run_id, i)
+                        _, op = await store.create_project(ref=ref, name=ref, organization_slug="bench", region="local")
+                        await store.mark_running(op["id"])
+                        await store.finish_operation(op["id"], ok=True, services=list(SERVICES))
+                    poller = Poller(store, docker, interval=3600)
+                    await poller.poll_once()  # warm up the connection
+                    walls, cpus = [], []
+                    calls0 = docker.calls
+                    cycles = 20
+                    for _ in range(cycles):
+                        c0, w0 = time.process_time(), time.perf_counter()
+                        await poller.poll_once()
+                        walls.append(time.perf_counter() - w0)
+                        cpus.append(time.process_time() - c0)
+                    listed = len(await docker.project_containers())
+                    row = {
+                        "projects": n,
+                        "containers": n * len(SERVICES),
+                        "listed": listed,
+                        "wall_ms": benchlib.median(walls) * 1000,
+                        "cpu_ms": benchlib.median(cpus) * 1000,
+                        "calls_per_cycle": (docker.calls - calls0 - 1) / cycles,
+                    }
+                    log(f"poll N={n}: {json.dumps(row)}")
+                    out.append(row)
+                finally:
+                    await store.close()
+        finally:
+            await docker.close()
+            sweep_label(f"supamanager.bench={self.run_id}")
+        return out
+
+    # -- cleanup -------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        self.stop_daemon()
+        for ref in sorted(self.role_refs | self.daemon_refs):
+            sweep(ref)
+        sweep_label(f"supamanager.bench={self.run_id}")
+        # The compose project of the comparison (already down -v after a good run).
+        for ref in self.role_refs:
+            copy = self.work / f"compose-{ref}"
+            if copy.exists():
+                subprocess.run(
+                    [
+                        str(VENV / "docker-compose"),
+                        "-p",
+                        f"smb{self.run_id}compose",
+                        "-f",
+                        str(copy / "docker-compose.yml"),
+                        "down",
+                        "-v",
+                    ],
+                    cwd=copy,
+                    capture_output=True,
+                    check=False,
+                )
+        if self.args.keep_logs:
+            log(f"logs kept in {self.logs}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> int:
+        rounds = 1 if self.args.quick else self.args.rounds
+        lifecycle = []
+        for i in range(rounds):
+            log(f"lifecycle round {i + 1}/{rounds}")
+            try:
+                lifecycle.append(self.lifecycle_round(i))
+            except Exception as exc:
+                if self.args.quick:
+                    raise
+                # A full run goes on with the other measurements and says what failed.
+                log(f"lifecycle round {i + 1} failed: {exc}")
+                self.results.setdefault("errors", []).append(f"lifecycle round {i + 1}: {str(exc)[:500]}")
+            self.results["lifecycle"] = lifecycle
+            self.write()
+        rows = benchlib.lifecycle_rows(lifecycle)
+        self.results["create_vs_compose_ratio"] = rows[0][4]
+        if not self.args.quick:
+            self.results["poll"] = self.poll_cycles()
+            self.write()
+            base, token = self.start_daemon()
+            self.results["max_jobs"] = self.args.max_jobs or 4
+            self.results["idle_get"] = self.idle_latency(base, token)
+            scale = []
+            for n in self.args.scale:
+                log(f"scale N={n}")
+                scale.append(self.scale_step(base, token, n))
+                self.results["scale"] = scale
+                self.write()
+        self.write()
+        for step, cmd, ours, theirs, r in rows:
+            print(
+                f"{step}: playbook {benchlib.fmt(ours)}s, compose {cmd} {benchlib.fmt(theirs)}s,"
+                f" ratio {benchlib.fmt(r)}"
+            )
+        print(f"create_vs_compose_ratio={benchlib.fmt(self.results['create_vs_compose_ratio'])}")
+        return 0
+
+    def write(self) -> None:
+        out = pathlib.Path(self.args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = "quick" if self.args.quick else "full"
+        (out / f"{stem}.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        (out / f"{stem}.md").write_text(benchlib.render_report(self.results))
+        benchlib.chart(self.results, str(out / f"{stem}.png"))
+        log(f"results in {out}/{stem}.md, .json, .png")
+
+
+# -- Docker helpers (CLI, by label: they only ever touch objects labelled with our refs) ---------
+def containers(ref: str) -> dict[str, str]:
+    """service -> health ("healthy", "starting", "unhealthy", "none") or the state when not running."""
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=supamanager.project={ref}", "--format", "{{json .}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    states = {}
+    for line in out.splitlines():
+        c = json.loads(line)
+        labels = dict(kv.split("=", 1) for kv in c["Labels"].split(",") if "=" in kv)
+        status = c["Status"]
+        if c["State"] != "running":
+            health = c["State"]
+        elif "(healthy)" in status:
+            health = "healthy"
+        elif "(unhealthy)" in status:
+            health = "unhealthy"
+        elif "starting" in status:
+            health = "starting"
+        else:
+            health = "none"
+        states[labels.get("supamanager.service", c["Names"])] = health
+    return states
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM a child's process group, SIGKILL it after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+            if sig == signal.SIGTERM:
+                time.sleep(1)  # forked workers outlive their parent by a moment
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def sweep_label(label: str) -> None:
+    """Remove containers, networks and volumes carrying label (k=v)."""
+
+    def ids(kind: str) -> list[str]:
+        cmd = ["docker", kind, "ls", "-q", "--filter", f"label={label}"]
+        if kind == "container":
+            cmd.insert(3, "-a")
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.split()
+
+    for kind in ("container", "network", "volume"):
+        found = ids(kind)
+        if found:
+            rm = ["docker", kind, "rm", *(["-f"] if kind != "network" else []), *found]
+            subprocess.run(rm, capture_output=True, check=False)
+
+
+def sweep(ref: str) -> None:
+    sweep_label(f"supamanager.project={ref}")
+
+
+def fake_ref(run_id: str, i: int) -> str:
+    return f"smb{run_id}poll{i:03d}"
+
+
+async def make_fake_project(docker: Any, run_id: str, i: int, running: bool) -> None:
+    """13 labelled containers of one project, from a stand-in image, running `sleep` or stopped."""
+    ref = fake_ref(run_id, i)
+
+    async def one(service: str) -> None:
+        body = {
+            "Image": f"{REGISTRY}/supabase/postgres-meta:v0.95.2",
+            "Entrypoint": ["sleep", "infinity"],
+            "Labels": {"supamanager.project": ref, "supamanager.service": service, "supamanager.bench": run_id},
+            "HostConfig": {"NetworkMode": "none"},
+        }
+        name = f"{ref}-{service}"
+        async with docker._session.post(f"http://docker/containers/create?name={name}", json=body) as resp:
+            if resp.status != 201:
+                raise RuntimeError(f"create {name}: {resp.status} {await resp.text()}")
+        if running:
+            async with docker._session.post(f"http://docker/containers/{name}/start") as resp:
+                if resp.status not in (204, 304):
+                    raise RuntimeError(f"start {name}: {resp.status} {await resp.text()}")
+
+    await asyncio.gather(*(one(s) for s in SERVICES))
+
+
+# -- small utilities ---------------------------------------------------------------------------------
+def http(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    # Only ever http://127.0.0.1:<port> of the daemon the bench started.
+    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            raw, status, headers = resp.read(), resp.status, dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        raw, status, headers = exc.read(), exc.code, dict(exc.headers)
+    return status, json.loads(raw) if raw else None, headers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def iso_seconds(value: str) -> float:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def machine() -> dict[str, str]:
+    docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True)
+    return {
+        "nproc": str(os.cpu_count()),
+        "memory": f"{psutil.virtual_memory().total / 1024**3:.1f} GiB",
+        "kernel": platform.release(),
+        "docker": docker.stdout.strip() or "?",
+        "load at start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="only one project: playbooks vs compose (under 10 minutes)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="lifecycle rounds in a full run (medians are reported)")
+    parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20])
+    parser.add_argument("--scale-timeout", type=float, default=2400, help="seconds one scale step may take")
+    parser.add_argument("--max-jobs", type=int, default=0, help="SUPAMANAGER_MAX_JOBS (default: the daemon's, 4)")
+    parser.add_argument("--output", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args(argv)
+    bench = Bench(args)
+    # SIGTERM (a CI timeout, kill) cleans up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return bench.run()
+    except BaseException:
+        bench.args.keep_logs = True
+        if bench.results.get("lifecycle") or bench.results.get("poll"):
+            bench.write()
+        raise
+    finally:
+        log("cleaning up")
+        bench.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Pure helpers of the bench: statistics, ratios, the markdown report and the chart.
+
+No Docker, no processes: tests/test_bench_helpers.py runs these in CI.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# The lifecycle steps, as (our playbook, its docker compose equivalent).
+LIFECYCLE = (
+    ("create", "up -d --wait"),
+    ("pause", "stop"),
+    ("resume", "start + wait healthy"),
+    ("restart", "restart + wait healthy"),
+    ("delete", "down -v"),
+)
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's default)."""
+    data = sorted(values)
+    if not data:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    pos = (len(data) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    """ours / theirs, None when either is missing or theirs is zero."""
+    if ours is None or theirs is None or theirs <= 0:
+        return None
+    return ours / theirs
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A table cell: floats rounded, None as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table; numeric-looking columns are right-aligned."""
+    rows = [[fmt(c) for c in row] for row in rows]
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(f"row {row!r} has {len(row)} cells for {len(headers)} headers")
+
+    def numeric(i: int) -> bool:
+        cells = [r[i] for r in rows if r[i] != "-"]
+        return bool(cells) and all(_is_number(c) for c in cells)
+
+    align = ["---:" if numeric(i) else "---" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.rstrip("x%"))
+    except ValueError:
+        return False
+    return True
+
+
+def lifecycle_rows(rounds: list[dict[str, dict[str, float]]]) -> list[list[Any]]:
+    """Rows (step, compose command, ours s, compose s, ratio) from rounds of {"role": {...}, "compose": {...}}.
+
+    With several rounds, each figure is the median over the rounds.
+    """
+    out = []
+    for step, compose_cmd in LIFECYCLE:
+        ours = [r["role"][step] for r in rounds if r.get("role", {}).get(step) is not None]
+        theirs = [r["compose"][step] for r in rounds if r.get("compose", {}).get(step) is not None]
+        m_ours, m_theirs = median(ours), median(theirs)
+        out.append([step, compose_cmd, m_ours, m_theirs, ratio(m_ours, m_theirs)])
+    return out
+
+
+def render_report(results: dict[str, Any]) -> str:
+    """The markdown results file from the bench's results dict (see bench.py for its shape)."""
+    parts = [f"# Bench results ({results.get('mode', 'full')} run, {results.get('started', '?')})", ""]
+    machine = results.get("machine") or {}
+    if machine:
+        parts += ["Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]
+    rounds = results.get("lifecycle") or []
+    if rounds:
+        parts += [
+            f"## One project: playbooks vs docker compose on the same rendered file ({len(rounds)} round(s), median)",
+            "",
+            markdown_table(
+                ["step", "compose equivalent", "playbook s", "compose s", "ratio"],
+                lifecycle_rows(rounds),
+            ),
+            "",
+        ]
+    scale = results.get("scale") or []
+    if scale:
+        parts += [
+            f"## N concurrent creates through supamanagerd (SUPAMANAGER_MAX_JOBS={results.get('max_jobs', '?')})",
+            "",
+            markdown_table(
+                [
+                    "N",
+                    "total s",
+                    "s per project",
+                    "mean job s",
+                    "ACTIVE_HEALTHY",
+                    "distinct ports",
+                    "daemon peak RSS MiB",
+                    "jobs peak RSS MiB",
+                    "min MemAvailable GiB",
+                    "GET p50 ms",
+                    "GET p99 ms",
+                    "GETs",
+                ],
+                [
+                    [
+                        s["n"],
+                        s.get("total_s"),
+                        s.get("per_project_s"),
+                        s.get("mean_job_s"),
+                        f"{s.get('healthy', 0)}/{s['n']}",
+                        s.get("ports_distinct"),
+                        s.get("daemon_peak_rss_mib"),
+                        s.get("tree_peak_rss_mib"),
+                        s.get("min_mem_available_gib"),
+                        s.get("get_p50_ms"),
+                        s.get("get_p99_ms"),
+                        s.get("get_count"),
+                    ]
+                    for s in scale
+                ],
+            ),
+            "",
+        ]
+        notes = [f"- N={s['n']}: {s['note']}" for s in scale if s.get("note")]
+        if notes:
+            parts += [*notes, ""]
+    polls = results.get("poll") or []
+    if polls:
+        parts += [
+            "## One status poll cycle (the daemon's Poller.poll_once, in process, real Docker engine)",
+            "",
+            markdown_table(
+                [
+                    "projects",
+                    "our containers",
+                    "containers listed",
+                    "wall ms (median)",
+                    "CPU ms (median)",
+                    "Docker API calls per cycle",
+                ],
+                [
+                    [
+                        p["projects"],
+                        p["containers"],
+                        p.get("listed"),
+                        p.get("wall_ms"),
+                        p.get("cpu_ms"),
+                        p.get("calls_per_cycle"),
+                    ]
+                    for p in polls
+                ],
+            ),
+            "",
+        ]
+    idle = results.get("idle_get")
+    if idle:
+        parts += [
+            f"GET /v1/projects with no job running: p50 {fmt(idle['p50_ms'])} ms, p99 {fmt(idle['p99_ms'])} ms.",
+            "",
+        ]
+    errors = results.get("errors") or []
+    if errors:
+        parts += ["## Failures", "", *[f"- {e}" for e in errors], ""]
+    if results.get("create_vs_compose_ratio") is not None:
+        parts += [f"create_vs_compose_ratio={results['create_vs_compose_ratio']:.2f}", ""]
+    return "\n".join(parts)
+
+
+def chart(results: dict[str, Any], path: str) -> None:
+    """A PNG with one panel per measurement that has data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("lifecycle", "scale", "poll") if results.get(k)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], panels, strict=True):
+        if key == "lifecycle":
+            rows = lifecycle_rows(results["lifecycle"])
+            steps = [r[0] for r in rows]
+            xs = range(len(steps))
+            ax.bar([x - 0.2 for x in xs], [r[2] or 0 for r in rows], 0.4, label="playbook")
+            ax.bar([x + 0.2 for x in xs], [r[3] or 0 for r in rows], 0.4, label="docker compose")
+            ax.set_xticks(list(xs), steps)
+            ax.set_ylabel("seconds")
+            ax.set_title("One project: playbook vs compose")
+            ax.legend()
+        elif key == "scale":
+            scale = results["scale"]
+            ns = [s["n"] for s in scale]
+            ax.plot(ns, [s.get("total_s") or 0 for s in scale], "o-", label="total s")
+            ax.plot(ns, [s.get("per_project_s") or 0 for s in scale], "s-", label="s per project")
+            ax.set_xlabel("concurrent creates (N)")
+            ax.set_ylabel("seconds")
+            ax.set_title("Creates through supamanagerd")
+            ax.legend()
+        else:
+            polls = results["poll"]
+            ns = [p["projects"] for p in polls]
+            ax.plot(ns, [p.get("wall_ms") or 0 for p in polls], "o-", label="wall ms")
+            ax.plot(ns, [p.get("cpu_ms") or 0 for p in polls], "s-", label="CPU ms")
+            ax2 = ax.twinx()
+            ax2.plot(ns, [p.get("calls_per_cycle") or 0 for p in polls], "k^--", label="Docker calls")
+            ax2.set_ylabel("Docker API calls per cycle")
+            ax2.set_ylim(0, max(2, max(p.get("calls_per_cycle") or 0 for p in polls) + 1))
+            ax.set_xlabel("projects")
+            ax.set_ylabel("milliseconds")
+            ax.set_title("One status poll cycle")
+            ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,72 @@
+"""The bench's pure helpers (bench/benchlib.py): statistics, ratios, the report and the chart."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+
+_PATH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "benchlib.py"
+_spec = importlib.util.spec_from_file_location("benchlib", _PATH)
+benchlib = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(benchlib)
+
+
+def test_percentile_interpolates_between_ranks():
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert benchlib.percentile(values, 0) == 1.0
+    assert benchlib.percentile(values, 50) == 3.0
+    assert benchlib.percentile(values, 100) == 5.0
+    assert benchlib.percentile(values, 25) == 2.0
+    assert benchlib.percentile([1.0, 2.0], 99) == pytest.approx(1.99)
+
+
+def test_percentile_refuses_no_values_and_bad_q():
+    with pytest.raises(ValueError):
+        benchlib.percentile([], 50)
+    with pytest.raises(ValueError):
+        benchlib.percentile([1.0], 101)
+
+
+def test_ratio_is_none_without_both_figures():
+    assert benchlib.ratio(3.0, 2.0) == 1.5
+    assert benchlib.ratio(None, 2.0) is None
+    assert benchlib.ratio(3.0, 0) is None
+
+
+def test_markdown_table_aligns_numbers_right_and_checks_widths():
+    table = benchlib.markdown_table(["step", "s"], [["create", 1.234], ["pause", None]])
+    assert table.splitlines() == ["| step | s |", "|---|---:|", "| create | 1.23 |", "| pause | - |"]
+    with pytest.raises(ValueError):
+        benchlib.markdown_table(["a", "b"], [[1]])
+
+
+def test_lifecycle_rows_take_the_median_over_rounds():
+    rounds = [
+        {"role": {"create": 10.0, "pause": 2.0}, "compose": {"create": 5.0, "pause": 1.0}},
+        {"role": {"create": 12.0, "pause": 4.0}, "compose": {"create": 6.0, "pause": 1.0}},
+        {"role": {"create": 30.0, "pause": 3.0}, "compose": {"create": 7.0, "pause": 1.0}},
+    ]
+    rows = {r[0]: r for r in benchlib.lifecycle_rows(rounds)}
+    assert rows["create"][2:] == [12.0, 6.0, 2.0]
+    assert rows["pause"][4] == 3.0
+    assert rows["delete"][2:] == [None, None, None]
+
+
+def test_report_and_chart_from_a_results_dict(tmp_path):
+    results = {
+        "mode": "full",
+        "machine": {"nproc": "2"},
+        "lifecycle": [{"role": {"create": 10.0}, "compose": {"create": 8.0}}],
+        "create_vs_compose_ratio": 1.25,
+        "scale": [{"n": 1, "total_s": 30.0, "per_project_s": 30.0, "healthy": 1, "get_p50_ms": 3.0}],
+        "poll": [{"projects": 1, "containers": 13, "wall_ms": 4.0, "cpu_ms": 2.0, "calls_per_cycle": 1.0}],
+    }
+    report = benchlib.render_report(results)
+    assert "| create | up -d --wait | 10.00 | 8.00 | 1.25 |" in report
+    assert "| 1 | 30.00 | 30.00 |" in report
+    assert report.rstrip().endswith("create_vs_compose_ratio=1.25")
+    png = tmp_path / "chart.png"
+    benchlib.chart(results, str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
