@@ -80,6 +80,7 @@ def test_cli_create_wait_shows_progress_and_ends_active_healthy(daemon):
         daemon.refs.append(ref)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"project {ref} is ACTIVE_HEALTHY" in result.stdout
+    assert "API URL: http://" in result.stdout
     steps = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[")]
     assert len(steps) >= 10, result.stderr  # the real playbook's tasks, one line each as it starts
     percents = [int(line[1:4]) for line in result.stderr.splitlines() if line.startswith("[")]

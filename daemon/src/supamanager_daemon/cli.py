@@ -190,6 +190,9 @@ def _finish(client: Client, args: argparse.Namespace, op_id: str, ref: str | Non
     elif op["state"] == "succeeded":
         status = f"; project {ref} is {project['status']}" if project is not None else ""
         print(f"{op['kind']} of project {op['ref']} succeeded in {_took(op)}{status}")
+        api_url = ((project or {}).get("endpoints") or {}).get("api_url")
+        if api_url:
+            print(f"API URL: {api_url} (keys: supamanager projects keys {ref})")
     if op["state"] != "succeeded":
         print(f"supamanager: {op['kind']} of project {op['ref']} failed: {op.get('error')}", file=sys.stderr)
         return EXIT_FAILED
