@@ -73,6 +73,16 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
+    try:
+        await _stream(request, resp, op_id, after)
+    except ConnectionResetError:  # the client went away: nothing to answer
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+async def _stream(request: web.Request, resp: web.StreamResponse, op_id: str, after: int) -> None:
+    store = request.app[keys.STORE]
     await resp.write(f"retry: {RETRY_MS}\n\n".encode())
     closing = request.app[CLOSING]
     last_write = time.monotonic()
@@ -84,14 +94,12 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
             after = event["id"]
             last_write = time.monotonic()
         if op is None or op["state"] in TERMINAL or closing.is_set():
-            break
+            return
         if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
             await resp.write(b": keepalive\n\n")
             last_write = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing.wait(), POLL_SECONDS)
-    await resp.write_eof()
-    return resp
 
 
 async def _on_shutdown(app: web.Application) -> None:
