@@ -1,0 +1,119 @@
+"""Fixtures for the project role's tests: real ansible-playbook runs against the real Docker engine.
+
+Projects use the stand-in images (supabase_image_registry=standin.local), a temporary
+supamanager_root and port registry, random refs, and a random port range; every project a test
+makes is deleted with its volumes in teardown.
+"""
+
+import json
+import pathlib
+import random
+import re
+import secrets
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, run
+
+STANDIN_REGISTRY = "standin.local"
+PORT_BLOCK = 200
+
+
+def docker_names(kind, ref):
+    """Names of the Docker objects of one kind (container, network, volume) labelled with the project."""
+    cmd = ["docker", kind, "ls", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}" if kind == "container" else "{{.Name}}"]
+    if kind == "container":
+        cmd.insert(3, "-a")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return sorted(line for line in out.splitlines() if line)
+
+
+def random_ref(prefix="t"):
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def changed_count(stdout):
+    """The changed= figure of the PLAY RECAP (one host)."""
+    found = re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP", 1)[-1])
+    assert found, "no PLAY RECAP in the output"
+    return int(found[0])
+
+
+class Host:
+    """One temporary SupaManager host: a root directory, a port registry and a port range."""
+
+    def __init__(self, root: pathlib.Path, venv_env):
+        self.root = root
+        self.env = venv_env
+        start = random.randrange(30000, 50000 - PORT_BLOCK, PORT_BLOCK)
+        self.vars = {
+            "supabase_image_registry": STANDIN_REGISTRY,
+            "supamanager_root": str(root),
+            "supabase_port_registry": str(root / "ports.json"),
+            "supabase_port_range_start": start,
+            "supabase_port_range_end": start + PORT_BLOCK - 1,
+            # One short interval so waves become healthy quickly on a busy 2-core machine.
+            "supabase_healthcheck_interval": "2s",
+            "supabase_health_timeout": 120,
+        }
+        self.refs = set()
+
+    def playbook(self, name, ref, check=True, **extra):
+        """Run playbooks/<name>.yml for one project; extra vars go in a file, never on the command line."""
+        self.refs.add(ref)
+        varfile = self.root.parent / f"vars-{ref}-{name}-{secrets.token_hex(3)}.json"
+        varfile.write_text(json.dumps({**self.vars, "project_ref": ref, **extra}))
+        return run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"], env=self.env, check=check)
+
+    def start(self, name, ref, **extra):
+        """Start a playbook in the background (for concurrent runs)."""
+        self.refs.add(ref)
+        varfile = self.root.parent / f"vars-{ref}-{name}-{secrets.token_hex(3)}.json"
+        varfile.write_text(json.dumps({**self.vars, "project_ref": ref, **extra}))
+        return subprocess.Popen(
+            ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def project_dir(self, ref):
+        return self.root / "projects" / ref
+
+    def dotenv(self, ref):
+        """The project's .env as a dict (the tests read secrets from it; they never print them)."""
+        values = {}
+        for line in (self.project_dir(ref) / ".env").read_text().splitlines():
+            if line and not line.startswith("#") and "=" in line:
+                name, value = line.split("=", 1)
+                values[name] = value.strip("'")
+        return values
+
+    def status(self, ref):
+        """supabase_project_status as status.yml publishes it (read through the json stdout callback)."""
+        varfile = self.root.parent / f"vars-{ref}-status.json"
+        varfile.write_text(json.dumps({**self.vars, "project_ref": ref}))
+        env = {**self.env, "ANSIBLE_STDOUT_CALLBACK": "json"}
+        proc = run(["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"], env=env)
+        tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+        printed = [t["hosts"]["localhost"] for t in tasks if t["task"]["name"] == "Print supabase_project_status"]
+        assert printed, "status.yml did not print supabase_project_status"
+        return printed[0]["supabase_project_status"]
+
+    def cleanup(self):
+        for ref in self.refs:
+            if docker_names("container", ref) or docker_names("volume", ref) or docker_names("network", ref) or self.project_dir(ref).exists():
+                self.playbook("delete", ref, check=False, delete_volumes=True)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory, venv_env):
+    base = tmp_path_factory.mktemp("host")
+    h = Host(base / "root", venv_env)
+    try:
+        yield h
+    finally:
+        h.cleanup()

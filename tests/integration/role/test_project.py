@@ -1,0 +1,193 @@
+"""One full project through the playbooks: create, the gateway and pooler contract, status,
+idempotence, secrets kept out of the output, then pause / resume / restart / delete with data
+that survives. The read-only checks share one created project (module-scoped fixture).
+"""
+
+import json
+import stat
+import time
+import urllib.error
+import urllib.request
+
+import jwt
+import psycopg
+import pytest
+
+from tests.conftest import VENV_BIN, run
+from tests.integration.role.conftest import changed_count, docker_names, random_ref
+
+SERVICES = {"vector", "db", "analytics", "auth", "rest", "realtime", "storage", "imgproxy", "meta", "functions", "kong", "studio", "supavisor"}
+SECRET_NAMES = [
+    "POSTGRES_PASSWORD",
+    "JWT_SECRET",
+    "ANON_KEY",
+    "SERVICE_ROLE_KEY",
+    "DASHBOARD_PASSWORD",
+    "SECRET_KEY_BASE",
+    "VAULT_ENC_KEY",
+    "PG_META_CRYPTO_KEY",
+    "LOGFLARE_PUBLIC_ACCESS_TOKEN",
+    "LOGFLARE_PRIVATE_ACCESS_TOKEN",
+    "S3_PROTOCOL_ACCESS_KEY_ID",
+    "S3_PROTOCOL_ACCESS_KEY_SECRET",
+]
+
+
+@pytest.fixture(scope="module")
+def project(host):
+    ref = random_ref("p")
+    created = host.playbook("create", ref)
+    return {"ref": ref, "create": created, "env": host.dotenv(ref), "outputs": [created.stdout + created.stderr]}
+
+
+def http(port, path, headers=None):
+    """Status code of a GET through the project's gateway on 127.0.0.1."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def containers(ref):
+    out = run(["docker", "ps", "-a", "--filter", f"label=supamanager.project={ref}", "--format", "{{json .}}"], env=None).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    return {row["Names"].removeprefix(f"supamanager-{ref}-"): row for row in rows}
+
+
+def query(env, sql, params=()):
+    """Runs SQL through the project's published transaction pooler port, as postgres.<tenant>."""
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
+        dbname="postgres",
+        user=f"postgres.{env['POOLER_TENANT_ID']}",
+        password=env["POSTGRES_PASSWORD"],
+        connect_timeout=10,
+        autocommit=True,
+    ) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_create_starts_every_service_healthy_with_labels(project):
+    ref = project["ref"]
+    found = containers(ref)
+    assert set(found) == SERVICES
+    for name, row in found.items():
+        assert "(healthy)" in row["Status"], name
+        assert f"supamanager.service={name}" in row["Labels"]
+    assert docker_names("network", ref) == [f"supamanager-{ref}"]
+    assert docker_names("volume", ref) == sorted(f"supamanager-{ref}-{v}" for v in ["db-data", "db-config", "storage-data", "deno-cache"])
+
+
+def test_gateway_enforces_keys(project):
+    env = project["env"]
+    port = env["KONG_HTTP_PORT"]
+    anon, service = env["ANON_KEY"], env["SERVICE_ROLE_KEY"]
+    forged = jwt.encode({"role": "anon", "iss": "supabase", "iat": int(time.time()), "exp": int(time.time()) + 3600}, "not-the-secret-" * 3, algorithm="HS256")
+    assert http(port, "/rest/v1/") == 401
+    assert http(port, "/rest/v1/", {"apikey": anon}) == 200
+    assert http(port, "/rest/v1/", {"apikey": anon, "Authorization": f"Bearer {anon}"}) == 200
+    assert http(port, "/rest/v1/", {"apikey": anon, "Authorization": f"Bearer {forged}"}) == 401
+    assert http(port, "/pg/tables", {"apikey": anon}) == 403
+    assert http(port, "/pg/tables", {"apikey": service}) == 200
+    assert http(port, "/auth/v1/health", {"apikey": anon}) == 200
+
+
+def test_pooler_port_reaches_the_database(project):
+    assert query(project["env"], "select 1") == [(1,)]
+
+
+def test_project_directory(project, host, venv_env):
+    directory = host.project_dir(project["ref"])
+    assert stat.S_IMODE((directory / ".env").stat().st_mode) == 0o600
+    for relative in ["docker-compose.yml", "volumes/api/kong.yml", "volumes/logs/vector.yml", "volumes/pooler/pooler.exs", "volumes/db/roles.sql"]:
+        assert (directory / relative).is_file(), relative
+    run([str(VENV_BIN / "docker-compose"), "--env-file", ".env", "-f", "docker-compose.yml", "config", "--quiet"], env=venv_env, cwd=directory)
+    keys = host.root / "secrets" / project["ref"]
+    for path in keys.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_status_reports_healthy_project(project, host):
+    status = host.status(project["ref"])
+    assert status["ref"] == project["ref"]
+    assert status["status"] == "ACTIVE_HEALTHY"
+    assert set(status["services"]) == SERVICES
+    assert all(s == {"state": "running", "health": "healthy"} for s in status["services"].values())
+    env = project["env"]
+    assert status["ports"] == {
+        "kong_http": int(env["KONG_HTTP_PORT"]),
+        "kong_https": int(env["KONG_HTTPS_PORT"]),
+        "postgres": int(env["POSTGRES_PORT"]),
+        "pooler_transaction": int(env["POOLER_PROXY_PORT_TRANSACTION"]),
+    }
+
+
+def test_second_create_changes_nothing(project, host):
+    again = host.playbook("create", project["ref"])
+    project["outputs"].append(again.stdout + again.stderr)
+    assert changed_count(again.stdout) == 0
+
+
+def test_status_of_absent_project(host):
+    status = host.status(random_ref("absent"))
+    assert status["status"] == "REMOVED"
+    assert status["services"] == {}
+
+
+def test_pause_of_absent_project_fails_clearly(host):
+    proc = host.playbook("pause", random_ref("absent"), check=False)
+    assert proc.returncode != 0
+    assert "does not exist" in proc.stdout
+
+
+def test_lifecycle_keeps_the_data(project, host):
+    """Runs last in this module: it pauses, restarts and re-creates the shared project."""
+    ref, env = project["ref"], project["env"]
+    query(env, "create table if not exists kept (note text)")
+    query(env, "insert into kept values ('before pause')")
+
+    def run_twice(name, **extra):
+        first = host.playbook(name, ref, **extra)
+        second = host.playbook(name, ref, **extra)
+        project["outputs"].extend([first.stdout + first.stderr, second.stdout + second.stderr])
+        return changed_count(first.stdout), changed_count(second.stdout)
+
+    assert run_twice("pause")[1] == 0
+    assert {row["State"] for row in containers(ref).values()} == {"exited"}
+    assert host.status(ref)["status"] == "INACTIVE"
+
+    first, second = run_twice("resume")
+    assert first > 0 and second == 0
+    assert query(env, "select note from kept") == [("before pause",)]
+
+    restarted = host.playbook("restart", ref)
+    project["outputs"].append(restarted.stdout + restarted.stderr)
+    assert host.status(ref)["status"] == "ACTIVE_HEALTHY"
+    assert query(env, "select note from kept") == [("before pause",)]
+
+    assert run_twice("delete")[1] == 0
+    assert docker_names("container", ref) == [] and docker_names("network", ref) == []
+    assert not host.project_dir(ref).exists()
+    assert len(docker_names("volume", ref)) == 4
+
+    recreated = host.playbook("create", ref)
+    project["outputs"].append(recreated.stdout + recreated.stderr)
+    env = host.dotenv(ref)
+    assert query(env, "select note from kept") == [("before pause",)]
+
+    assert run_twice("delete", delete_volumes=True)[1] == 0
+    for kind in ["container", "network", "volume"]:
+        assert docker_names(kind, ref) == [], kind
+    assert not host.project_dir(ref).exists()
+    assert ref not in json.loads((host.root / "ports.json").read_text()).get("projects", {})
+
+
+def test_no_secret_in_any_output(project):
+    """Every playbook run of the module above, create to delete, printed no secret (default verbosity)."""
+    values = [project["env"][name] for name in SECRET_NAMES]
+    assert all(len(v) >= 8 for v in values)
+    leaked = [name for name, value in zip(SECRET_NAMES, values, strict=True) if any(value in out for out in project["outputs"])]
+    assert leaked == []

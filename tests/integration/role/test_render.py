@@ -1,0 +1,179 @@
+"""The rendered project directory: docker-compose.yml and .env that Docker Compose accepts on their own.
+
+Runs the role's render steps (definition, .env, templates) through ansible-playbook with fixed
+ports and keys, so no Docker object is made; the lifecycle tests cover the rest.
+"""
+
+import json
+import os
+import stat
+import textwrap
+
+import pytest
+import yaml
+
+from tests.conftest import VENV_BIN, run
+
+SECRETS = {
+    "jwt_secret": "test-jwt-secret-0123456789-abcdefghijklmnopq",
+    "anon_key": "anon.key.value-0123456789",
+    "service_role_key": "service.key.value-0123456789",
+}
+PORTS = {"kong_http": 61001, "kong_https": 61002, "postgres": 61003, "pooler_transaction": 61004}
+
+
+def render(tmp_path, venv_env, ref, **extra):
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(
+        textwrap.dedent(
+            """\
+            - name: Render a project directory only
+              hosts: localhost
+              gather_facts: false
+              tasks:
+                - name: Validate
+                  ansible.builtin.include_role:
+                    name: supamanager.supabase.project
+                    tasks_from: validate.yml
+                - name: Fixed keys, ports and secrets
+                  ansible.builtin.set_fact:
+                    _supabase_jwt: "{{ test_jwt }}"
+                    _supabase_ports: "{{ test_ports }}"
+                    _supabase_secrets: "{{ test_secrets }}"
+                - name: Render
+                  ansible.builtin.include_role:
+                    name: supamanager.supabase.project
+                    tasks_from: "{{ item }}"
+                  loop: [env.yml, definition.yml, render.yml]
+            """
+        )
+    )
+    variables = {
+        "project_ref": ref,
+        "supamanager_root": str(tmp_path / "root"),
+        "supabase_image_registry": "standin.local",
+        "test_jwt": SECRETS,
+        "test_ports": PORTS,
+        "test_secrets": {"POSTGRES_PASSWORD": "pgpass-0123456789abcdef", "DASHBOARD_PASSWORD": "dash-0123456789"}
+        | {
+            name: f"{name.lower()}-0123456789"
+            for name in [
+                "SECRET_KEY_BASE",
+                "VAULT_ENC_KEY",
+                "PG_META_CRYPTO_KEY",
+                "LOGFLARE_PUBLIC_ACCESS_TOKEN",
+                "LOGFLARE_PRIVATE_ACCESS_TOKEN",
+                "S3_PROTOCOL_ACCESS_KEY_ID",
+                "S3_PROTOCOL_ACCESS_KEY_SECRET",
+            ]
+        },
+        **extra,
+    }
+    proc = run(["ansible-playbook", str(playbook), "-e", json.dumps(variables)], env=venv_env)
+    return tmp_path / "root" / "projects" / ref, proc
+
+
+def compose_config(project_dir, venv_env):
+    proc = run(
+        [str(VENV_BIN / "docker-compose"), "--env-file", ".env", "-f", "docker-compose.yml", "config", "--format", "json"],
+        env=venv_env,
+        cwd=project_dir,
+    )
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, venv_env):
+    tmp_path = tmp_path_factory.mktemp("render")
+    project_dir, proc = render(tmp_path, venv_env, "render-test")
+    return project_dir, proc
+
+
+def test_compose_accepts_the_rendered_files(rendered, venv_env):
+    project_dir, _ = rendered
+    config = compose_config(project_dir, venv_env)
+    assert config["name"] == "supamanager-render-test"
+    assert len(config["services"]) == 13
+    kong = config["services"]["kong"]
+    assert kong["container_name"] == "supamanager-render-test-kong"
+    assert kong["image"] == "standin.local/kong:2.8.1"
+    assert {p["published"] for p in kong["ports"]} == {"61001", "61002"}
+    assert kong["environment"]["SUPABASE_ANON_KEY"] == SECRETS["anon_key"]
+    pooler = config["services"]["supavisor"]
+    assert {p["published"] for p in pooler["ports"]} == {"61003", "61004"}
+    assert config["services"]["realtime"]["networks"]["default"]["aliases"] == ["realtime", "realtime-dev.supabase-realtime"]
+    assert config["networks"]["default"]["name"] == "supamanager-render-test"
+    assert config["volumes"]["db-data"]["name"] == "supamanager-render-test-db-data"
+    for name, service in config["services"].items():
+        assert service["labels"] == {"supamanager.project": "render-test", "supamanager.service": name}
+        assert service["restart"] == "unless-stopped"
+        assert service["healthcheck"]["test"], name
+    # Compose resolved the in-network database port to 5432, the host side to the allocated port.
+    assert "@db:5432/postgres" in config["services"]["rest"]["environment"]["PGRST_DB_URI"]
+
+
+def test_env_file_is_private_and_uses_upstream_names(rendered):
+    project_dir, _ = rendered
+    env_file = project_dir / ".env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    names = {line.split("=", 1)[0] for line in env_file.read_text().splitlines() if line and not line.startswith("#")}
+    for name in [
+        "POSTGRES_PASSWORD",
+        "JWT_SECRET",
+        "ANON_KEY",
+        "SERVICE_ROLE_KEY",
+        "KONG_HTTP_PORT",
+        "KONG_HTTPS_PORT",
+        "POSTGRES_PORT",
+        "POOLER_PROXY_PORT_TRANSACTION",
+        "POOLER_TENANT_ID",
+        "DASHBOARD_USERNAME",
+        "DASHBOARD_PASSWORD",
+    ]:
+        assert name in names
+
+
+def test_config_files_are_rendered_without_secrets(rendered):
+    project_dir, proc = rendered
+    for relative in ["volumes/api/kong.yml", "volumes/logs/vector.yml", "docker-compose.yml", "project.json"]:
+        text = (project_dir / relative).read_text()
+        for secret in SECRETS.values():
+            assert secret not in text, relative
+        if relative.endswith((".yml", ".json")):
+            yaml.safe_load(text)
+    vector = yaml.safe_load((project_dir / "volumes/logs/vector.yml").read_text())
+    assert vector["sources"]["docker_host"]["include_labels"] == ["supamanager.project=render-test"]
+    assert vector["transforms"]["router"]["route"]["db"] == '.appname == "supamanager-render-test-db"'
+    for secret in SECRETS.values():
+        assert secret not in proc.stdout
+
+
+def test_logs_can_be_turned_off(tmp_path, venv_env):
+    project_dir, _ = render(tmp_path, venv_env, "render-nologs", supabase_logs_enabled=False)
+    config = compose_config(project_dir, venv_env)
+    assert len(config["services"]) == 11
+    assert "analytics" not in config["services"] and "vector" not in config["services"]
+    for service in config["services"].values():
+        assert not set(service.get("depends_on", {})) & {"analytics", "vector"}
+
+
+@pytest.mark.parametrize("ref", ["ab", "Upper", "bad_ref", "-lead", "trail-", "x" * 41, "1abc"])
+def test_bad_ref_is_refused_before_anything_is_written(tmp_path, venv_env, ref):
+    proc = run(
+        ["ansible-playbook", str(_write_validate_playbook(tmp_path)), "-e", json.dumps({"project_ref": ref, "supamanager_root": str(tmp_path / "root")})],
+        env=venv_env,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "lowercase DNS-safe slug" in proc.stdout
+    assert not (tmp_path / "root").exists()
+
+
+def _write_validate_playbook(tmp_path):
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: supamanager.supabase.project\n"
+    )
+    return playbook
+
+
