@@ -22,7 +22,15 @@ PORT_BLOCK = 200
 
 def docker_names(kind, ref):
     """Names of the Docker objects of one kind (container, network, volume) labelled with the project."""
-    cmd = ["docker", kind, "ls", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}" if kind == "container" else "{{.Name}}"]
+    cmd = [
+        "docker",
+        kind,
+        "ls",
+        "--filter",
+        f"label=supamanager.project={ref}",
+        "--format",
+        "{{.Names}}" if kind == "container" else "{{.Name}}",
+    ]
     if kind == "container":
         cmd.insert(3, "-a")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -64,7 +72,11 @@ class Host:
         self.refs.add(ref)
         varfile = self.root.parent / f"vars-{ref}-{name}-{secrets.token_hex(3)}.json"
         varfile.write_text(json.dumps({**self.vars, "project_ref": ref, **extra}))
-        return run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"], env=self.env, check=check)
+        return run(
+            ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"],
+            env=self.env,
+            check=check,
+        )
 
     def start(self, name, ref, **extra):
         """Start a playbook in the background (for concurrent runs)."""
@@ -93,19 +105,22 @@ class Host:
         return values
 
     def status(self, ref):
-        """supabase_project_status as status.yml publishes it (read through the json stdout callback)."""
+        """supabase_project_status as status.yml publishes it: its last task's result, through the tree callback."""
+        tree = self.root.parent / f"tree-{ref}-{secrets.token_hex(3)}"
+        env = {**self.env, "ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}
         varfile = self.root.parent / f"vars-{ref}-status.json"
         varfile.write_text(json.dumps({**self.vars, "project_ref": ref}))
-        env = {**self.env, "ANSIBLE_STDOUT_CALLBACK": "json"}
-        proc = run(["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"], env=env)
-        tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
-        printed = [t["hosts"]["localhost"] for t in tasks if t["task"]["name"] == "Print supabase_project_status"]
-        assert printed, "status.yml did not print supabase_project_status"
-        return printed[0]["supabase_project_status"]
+        run(["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"], env=env)
+        return json.loads((tree / "localhost").read_text())["supabase_project_status"]
 
     def cleanup(self):
         for ref in self.refs:
-            if docker_names("container", ref) or docker_names("volume", ref) or docker_names("network", ref) or self.project_dir(ref).exists():
+            if (
+                docker_names("container", ref)
+                or docker_names("volume", ref)
+                or docker_names("network", ref)
+                or self.project_dir(ref).exists()
+            ):
                 self.playbook("delete", ref, check=False, delete_volumes=True)
 
 

@@ -5,7 +5,6 @@ ports and keys, so no Docker object is made; the lifecycle tests cover the rest.
 """
 
 import json
-import os
 import stat
 import textwrap
 
@@ -75,7 +74,16 @@ def render(tmp_path, venv_env, ref, **extra):
 
 def compose_config(project_dir, venv_env):
     proc = run(
-        [str(VENV_BIN / "docker-compose"), "--env-file", ".env", "-f", "docker-compose.yml", "config", "--format", "json"],
+        [
+            str(VENV_BIN / "docker-compose"),
+            "--env-file",
+            ".env",
+            "-f",
+            "docker-compose.yml",
+            "config",
+            "--format",
+            "json",
+        ],
         env=venv_env,
         cwd=project_dir,
     )
@@ -101,7 +109,10 @@ def test_compose_accepts_the_rendered_files(rendered, venv_env):
     assert kong["environment"]["SUPABASE_ANON_KEY"] == SECRETS["anon_key"]
     pooler = config["services"]["supavisor"]
     assert {p["published"] for p in pooler["ports"]} == {"61003", "61004"}
-    assert config["services"]["realtime"]["networks"]["default"]["aliases"] == ["realtime", "realtime-dev.supabase-realtime"]
+    assert config["services"]["realtime"]["networks"]["default"]["aliases"] == [
+        "realtime",
+        "realtime-dev.supabase-realtime",
+    ]
     assert config["networks"]["default"]["name"] == "supamanager-render-test"
     assert config["volumes"]["db-data"]["name"] == "supamanager-render-test-db-data"
     for name, service in config["services"].items():
@@ -160,7 +171,12 @@ def test_logs_can_be_turned_off(tmp_path, venv_env):
 @pytest.mark.parametrize("ref", ["ab", "Upper", "bad_ref", "-lead", "trail-", "x" * 41, "1abc"])
 def test_bad_ref_is_refused_before_anything_is_written(tmp_path, venv_env, ref):
     proc = run(
-        ["ansible-playbook", str(_write_validate_playbook(tmp_path)), "-e", json.dumps({"project_ref": ref, "supamanager_root": str(tmp_path / "root")})],
+        [
+            "ansible-playbook",
+            str(_write_validate_playbook(tmp_path)),
+            "-e",
+            json.dumps({"project_ref": ref, "supamanager_root": str(tmp_path / "root")}),
+        ],
         env=venv_env,
         check=False,
     )
@@ -175,5 +191,3 @@ def _write_validate_playbook(tmp_path):
         "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: supamanager.supabase.project\n"
     )
     return playbook
-
-

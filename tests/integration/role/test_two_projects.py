@@ -1,0 +1,57 @@
+"""Two projects on one host at once, and a create that fails and leaves nothing behind."""
+
+import json
+
+from tests.integration.role.conftest import changed_count, docker_names, random_ref
+
+
+def test_concurrent_creates_get_distinct_ports_and_stay_apart(host):
+    # Without analytics and vector (11 services each): the point here is isolation, not logging.
+    first, second = random_ref("c"), random_ref("c")
+    procs = [host.start("create", ref, supabase_logs_enabled=False) for ref in (first, second)]
+    outputs = [proc.communicate(timeout=900)[0] for proc in procs]
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+
+    ports = {ref: json.loads((host.project_dir(ref) / "project.json").read_text())["ports"] for ref in (first, second)}
+    assert not set(ports[first].values()) & set(ports[second].values())
+    for ref in (first, second):
+        status = host.status(ref)
+        assert status["status"] == "ACTIVE_HEALTHY"
+        assert len(status["services"]) == 11
+
+    host.playbook("pause", first)
+    assert host.status(first)["status"] == "INACTIVE"
+    assert host.status(second)["status"] == "ACTIVE_HEALTHY"
+
+    host.playbook("delete", first, delete_volumes=True)
+    for kind in ["container", "network", "volume"]:
+        assert docker_names(kind, first) == [], kind
+    assert host.status(second)["status"] == "ACTIVE_HEALTHY"
+    assert len(docker_names("container", second)) == 11
+
+
+def test_failed_create_leaves_nothing(host):
+    ref = random_ref("f")
+    proc = host.playbook("create", ref, check=False, supabase_image_registry="nonexistent.invalid")
+    assert proc.returncode != 0
+    assert f"Creating project {ref} failed" in proc.stdout
+    assert "Everything this run made was removed" in proc.stdout
+    for kind in ["container", "network", "volume"]:
+        assert docker_names(kind, ref) == [], kind
+    assert not host.project_dir(ref).exists()
+    assert not (host.root / "secrets" / ref).exists()
+    registry = host.root / "ports.json"
+    assert not registry.exists() or ref not in json.loads(registry.read_text())["projects"]
+
+
+def test_bad_ref_creates_nothing(host):
+    proc = host.playbook("create", "Not_A_Ref", check=False)
+    assert proc.returncode != 0
+    assert "lowercase DNS-safe slug" in proc.stdout
+    assert not (host.root / "projects").exists() or not any((host.root / "projects").iterdir())
+
+
+def test_delete_of_absent_project_changes_nothing(host):
+    proc = host.playbook("delete", random_ref("gone"), delete_volumes=True)
+    assert changed_count(proc.stdout) == 0
