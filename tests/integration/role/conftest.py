@@ -13,11 +13,13 @@ import secrets
 import subprocess
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, run
 
 STANDIN_REGISTRY = "standin.local"
 PORT_BLOCK = 200
+DEFAULTS = REPO / "roles" / "project" / "defaults" / "main.yml"
 
 
 def docker_names(kind, ref):
@@ -48,15 +50,52 @@ def changed_count(stdout):
     return int(found[0])
 
 
+def changed_tasks(stdout):
+    """Names of the tasks that reported changed (for assertion messages; task output is no_log)."""
+    names, task = [], None
+    for line in stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line.split("]", 1)[0].removeprefix("TASK [")
+        elif line.startswith("changed:") and task not in names:
+            names.append(task)
+    return names
+
+
+def one_line(text):
+    """Output with YAML's line folding undone, for substring checks."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="session")
+def private_registry():
+    """The stand-in images under a registry prefix of this session only.
+
+    Other sessions on this machine rebuild standin.local/... while these tests run; a new image
+    under the same tag would make the role (rightly) recreate containers and break the
+    idempotence checks. Tags are removed afterwards (the images stay, under standin.local).
+    """
+    images = yaml.safe_load(DEFAULTS.read_text())["supabase_images"].values()
+    prefix = f"standin-{secrets.token_hex(3)}.local"
+    tagged = []
+    try:
+        for image in images:
+            subprocess.run(["docker", "tag", f"{STANDIN_REGISTRY}/{image}", f"{prefix}/{image}"], check=True)
+            tagged.append(f"{prefix}/{image}")
+        yield prefix
+    finally:
+        if tagged:
+            subprocess.run(["docker", "rmi", *tagged], check=False, capture_output=True)
+
+
 class Host:
     """One temporary SupaManager host: a root directory, a port registry and a port range."""
 
-    def __init__(self, root: pathlib.Path, venv_env):
+    def __init__(self, root: pathlib.Path, venv_env, registry):
         self.root = root
         self.env = venv_env
         start = random.randrange(30000, 50000 - PORT_BLOCK, PORT_BLOCK)
         self.vars = {
-            "supabase_image_registry": STANDIN_REGISTRY,
+            "supabase_image_registry": registry,
             "supamanager_root": str(root),
             "supabase_port_registry": str(root / "ports.json"),
             "supabase_port_range_start": start,
@@ -125,9 +164,9 @@ class Host:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, venv_env):
+def host(tmp_path_factory, venv_env, private_registry):
     base = tmp_path_factory.mktemp("host")
-    h = Host(base / "root", venv_env)
+    h = Host(base / "root", venv_env, private_registry)
     try:
         yield h
     finally:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.conftest import VENV_BIN, run
-from tests.integration.role.conftest import changed_count, docker_names, random_ref
+from tests.integration.role.conftest import changed_count, changed_tasks, docker_names, random_ref
 
 SERVICES = {
     "vector",
@@ -83,7 +83,8 @@ def query(env, sql, params=()):
         connect_timeout=10,
         autocommit=True,
     ) as conn:
-        return conn.execute(sql, params).fetchall()
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None
 
 
 def test_create_starts_every_service_healthy_with_labels(project):
@@ -163,7 +164,7 @@ def test_status_reports_healthy_project(project, host):
 def test_second_create_changes_nothing(project, host):
     again = host.playbook("create", project["ref"])
     project["outputs"].append(again.stdout + again.stderr)
-    assert changed_count(again.stdout) == 0
+    assert changed_count(again.stdout) == 0, changed_tasks(again.stdout)
 
 
 def test_status_of_absent_project(host):
@@ -188,6 +189,7 @@ def test_lifecycle_keeps_the_data(project, host):
         first = host.playbook(name, ref, **extra)
         second = host.playbook(name, ref, **extra)
         project["outputs"].extend([first.stdout + first.stderr, second.stdout + second.stderr])
+        assert changed_count(second.stdout) == 0, (name, changed_tasks(second.stdout))
         return changed_count(first.stdout), changed_count(second.stdout)
 
     assert run_twice("pause")[1] == 0

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.integration.role.conftest import changed_count, docker_names, random_ref
+from tests.integration.role.conftest import changed_count, docker_names, one_line, random_ref
 
 
 def test_concurrent_creates_get_distinct_ports_and_stay_apart(host):
@@ -35,8 +35,10 @@ def test_failed_create_leaves_nothing(host):
     ref = random_ref("f")
     proc = host.playbook("create", ref, check=False, supabase_image_registry="nonexistent.invalid")
     assert proc.returncode != 0
-    assert f"Creating project {ref} failed" in proc.stdout
-    assert "Everything this run made was removed" in proc.stdout
+    out = one_line(proc.stdout)
+    assert f"Creating project {ref} failed" in out
+    assert "Error pulling image nonexistent.invalid/" in out
+    assert "Everything this run made was removed" in out
     for kind in ["container", "network", "volume"]:
         assert docker_names(kind, ref) == [], kind
     assert not host.project_dir(ref).exists()
@@ -46,10 +48,13 @@ def test_failed_create_leaves_nothing(host):
 
 
 def test_bad_ref_creates_nothing(host):
+    projects = host.root / "projects"
+    before = sorted(projects.iterdir()) if projects.exists() else []
     proc = host.playbook("create", "Not_A_Ref", check=False)
     assert proc.returncode != 0
-    assert "lowercase DNS-safe slug" in proc.stdout
-    assert not (host.root / "projects").exists() or not any((host.root / "projects").iterdir())
+    assert "lowercase DNS-safe slug" in one_line(proc.stdout)
+    assert (sorted(projects.iterdir()) if projects.exists() else []) == before
+    assert docker_names("container", "Not_A_Ref") == []
 
 
 def test_delete_of_absent_project_changes_nothing(host):
