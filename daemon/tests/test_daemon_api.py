@@ -136,6 +136,7 @@ async def test_create_answers_at_once_then_runs_the_playbook(client, settings):
     recorded = json.loads((settings.root / f"vars-{ref}-create.json").read_text())
     assert recorded["registry"] == "standin.local"
     assert recorded["root"] == str(settings.root)
+    assert recorded["public_host"] == "localhost"
     # Strings we pass are never templated: the configured "{{ 7 * 6 }}" stays as written.
     assert recorded["extra"] == "{{ 7 * 6 }}"
 

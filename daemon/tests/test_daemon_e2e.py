@@ -31,8 +31,6 @@ PLAYBOOK_VARS = {
     # A port range of our own, so parallel suites on this host rarely compete for ports.
     "supabase_port_range_start": 47100,
     "supabase_port_range_end": 47999,
-    # 11 services instead of 13: the role's own tests cover log shipping; this one covers the daemon.
-    "supabase_logs_enabled": False,
 }
 
 
@@ -141,6 +139,10 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
     roles = {k["name"]: jwt.decode(k["api_key"], options={"verify_signature": False})["role"] for k in api_keys}
     assert roles == {"anon": "anon", "service_role": "service_role"}
     assert all(k["type"] == "legacy" for k in api_keys)
+    env = dict(
+        line.split("=", 1) for line in (e2e.root / "projects" / ref / ".env").read_text().splitlines() if "=" in line
+    )
+    project_secrets = [env[k].strip("'\"") for k in ("POSTGRES_PASSWORD", "JWT_SECRET", "SERVICE_ROLE_KEY")]
 
     # pause, and pause again
     status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/pause")
@@ -183,5 +185,9 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
 
     assert not marker.exists(), "the project name was evaluated"
     assert not processes_mentioning(str(e2e.data / "jobs"))
+    # No secret in the daemon's log, its database or its data dir (job dirs are gone).
     log = e2e.log.read_text()
-    assert "Ignored-pass-1234" not in log
+    stored = b"".join(p.read_bytes() for p in e2e.data.rglob("*") if p.is_file())
+    for secret in ["Ignored-pass-1234", *project_secrets]:
+        assert secret not in log
+        assert secret.encode() not in stored

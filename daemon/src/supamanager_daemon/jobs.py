@@ -101,6 +101,8 @@ class JobScheduler:
             project_ref=op["ref"],
             supabase_image_registry=self.settings.image_registry,
             supamanager_root=str(self.settings.root),
+            # One knob for the host clients use: the daemon's database.host and the role's URLs.
+            supabase_public_host=self.settings.public_host,
         )
         if playbook == "delete.yml":
             # A rollback of a project that never came up takes its volumes too: they hold nothing.
