@@ -96,7 +96,9 @@ class Daemon:
             op = self.operation(op_id)
             if predicate(op):
                 return op
-            assert time.monotonic() < deadline, f"operation did not get there in {timeout}s: {op}"
+            assert time.monotonic() < deadline, (
+                f"operation {op['kind']} still {op['state']} after {timeout}s, at step {op['step']!r}"
+            )
             time.sleep(0.3)
 
     def runjob_pid(self, op_id: str) -> int | None:
