@@ -102,7 +102,8 @@ class Host:
             "supabase_port_range_end": start + PORT_BLOCK - 1,
             # One short interval so waves become healthy quickly on a busy 2-core machine.
             "supabase_healthcheck_interval": "2s",
-            "supabase_health_timeout": 120,
+            # Generous: other suites share the 2 cores and slow every step down.
+            "supabase_health_timeout": 300,
         }
         self.refs = set()
 
@@ -115,6 +116,7 @@ class Host:
             ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"],
             env=self.env,
             check=check,
+            timeout=1500,
         )
 
     def start(self, name, ref, **extra):
@@ -149,7 +151,7 @@ class Host:
         env = {**self.env, "ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}
         varfile = self.root.parent / f"vars-{ref}-status.json"
         varfile.write_text(json.dumps({**self.vars, "project_ref": ref}))
-        run(["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"], env=env)
+        run(["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"], env=env, timeout=1500)
         return json.loads((tree / "localhost").read_text())["supabase_project_status"]
 
     def cleanup(self):
