@@ -68,6 +68,10 @@ class Bench:
             "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
         }
+        # Host ports from a range of the bench's own: port registries of other roots (other test
+        # runs on this host) cannot see our allocations before our containers bind them.
+        base = args.port_base or 20000 + 1000 * secrets.randbelow(9)
+        self.ports = {"supabase_port_range_start": base, "supabase_port_range_end": base + 999}
         self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{VENV}:{os.environ['PATH']}")
 
     # -- commands ---------------------------------------------------------------------------
@@ -104,6 +108,8 @@ class Bench:
                 f"supabase_image_registry={REGISTRY}",
                 "-e",
                 f"supamanager_root={self.root}",
+                "-e",
+                json.dumps(self.ports),
                 *extra,
             ],
         )
@@ -188,6 +194,9 @@ class Bench:
         )
         if self.args.max_jobs:
             env["SUPAMANAGER_MAX_JOBS"] = str(self.args.max_jobs)
+        config = self.work / "supamanagerd.toml"
+        config.write_text("[playbook_vars]\n" + "".join(f"{k} = {v}\n" for k, v in self.ports.items()))
+        env["SUPAMANAGER_CONFIG"] = str(config)
         out = open(self.logs / "supamanagerd.log", "w")  # noqa: SIM115 - lives as long as the daemon
         self.daemon = subprocess.Popen(
             [str(VENV / "supamanagerd"), "--log-format", "text"], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -280,7 +289,8 @@ class Bench:
             per_project_s=total / n if total else None,
             mean_job_s=sum(job_secs) / len(job_secs) if job_secs else None,
             healthy=len(healthy),
-            ports_distinct=bool(ports) and len(ports) == len(set(ports)) and len(ports) == 4 * n,
+            # Among the projects that kept their directory (a failed create rolls it back).
+            ports_distinct=bool(ports) and len(ports) == len(set(ports)),
             daemon_peak_rss_mib=peak_rss / 1024**2,
             tree_peak_rss_mib=peak_tree / 1024**2,
             min_mem_available_gib=min_avail / 1024**3,
@@ -600,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20])
     parser.add_argument("--scale-timeout", type=float, default=2400, help="seconds one scale step may take")
     parser.add_argument("--max-jobs", type=int, default=0, help="SUPAMANAGER_MAX_JOBS (default: the daemon's, 4)")
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="host ports from here (+999); default random 20000-28000"
+    )
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
