@@ -28,9 +28,10 @@ if not (COLLECTION / "playbooks" / "create.yml").is_file():
 
 SERVICES = ["auth", "db", "pooler", "realtime", "rest", "storage"]
 PLAYBOOK_VARS = {
-    # A port range of our own, so parallel suites on this host rarely compete for ports.
-    "supabase_port_range_start": 47100,
-    "supabase_port_range_end": 47999,
+    # A port range of our own, below the kernel's ephemeral range (32768-60999): a paused
+    # project's ports are free, and an outgoing connection of a parallel suite could take them.
+    "supabase_port_range_start": 27100,
+    "supabase_port_range_end": 27999,
 }
 
 
