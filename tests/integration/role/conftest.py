@@ -107,13 +107,14 @@ class Host:
         }
         self.refs = set()
 
-    def playbook(self, name, ref, check=True, **extra):
+    def playbook(self, name, ref, check=True, verbosity=0, **extra):
         """Run playbooks/<name>.yml for one project; extra vars go in a file, never on the command line."""
         self.refs.add(ref)
         varfile = self.root.parent / f"vars-{ref}-{name}-{secrets.token_hex(3)}.json"
         varfile.write_text(json.dumps({**self.vars, "project_ref": ref, **extra}))
+        verbose = ["-" + "v" * verbosity] if verbosity else []
         return run(
-            ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"],
+            ["ansible-playbook", *verbose, str(REPO / "playbooks" / f"{name}.yml"), "-e", f"@{varfile}"],
             env=self.env,
             check=check,
             timeout=1500,

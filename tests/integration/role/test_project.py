@@ -162,7 +162,8 @@ def test_status_reports_healthy_project(project, host):
 
 
 def test_second_create_changes_nothing(project, host):
-    again = host.playbook("create", project["ref"])
+    # At -vv, so that the secrets check below also covers the verbose output users may ask for.
+    again = host.playbook("create", project["ref"], verbosity=2)
     project["outputs"].append(again.stdout + again.stderr)
     assert changed_count(again.stdout) == 0, changed_tasks(again.stdout)
 
@@ -200,7 +201,7 @@ def test_lifecycle_keeps_the_data(project, host):
     assert first > 0 and second == 0
     assert query(env, "select note from kept") == [("before pause",)]
 
-    restarted = host.playbook("restart", ref)
+    restarted = host.playbook("restart", ref, verbosity=2)
     project["outputs"].append(restarted.stdout + restarted.stderr)
     assert host.status(ref)["status"] == "ACTIVE_HEALTHY"
     assert query(env, "select note from kept") == [("before pause",)]
@@ -223,7 +224,7 @@ def test_lifecycle_keeps_the_data(project, host):
 
 
 def test_no_secret_in_any_output(project):
-    """Every playbook run of the module above, create to delete, printed no secret (default verbosity)."""
+    """Every playbook run of the module above, create to delete, printed no secret (some at -vv)."""
     values = [project["env"][name] for name in SECRET_NAMES]
     assert all(len(v) >= 8 for v in values)
     leaked = [
