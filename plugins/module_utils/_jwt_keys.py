@@ -18,16 +18,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import datetime
 import errno
 import json
 import os
 import secrets
 import string
-import tempfile
 import time
 import traceback
+
+from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file import write_atomically
 
 try:
     import jwt
@@ -153,25 +153,7 @@ def write_keys_file(path, data):
             os.makedirs(directory, KEYS_DIR_MODE)
         except OSError as exc:
             raise JwtKeysError("cannot create directory %s: %s" % (directory, exc.strerror)) from exc
-    # mkstemp creates the file with mode 0600, so the secret is never readable by others, not even briefly.
-    fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fchmod(handle.fileno(), KEYS_FILE_MODE)
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except Exception:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n", KEYS_FILE_MODE)
 
 
 def plan_keys(stored, issuer, expiry_days, rotate=False, secret=None, now=None):

@@ -28,7 +28,8 @@ import json
 import os
 import re
 import socket
-import tempfile
+
+from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file import write_atomically
 
 REGISTRY_VERSION = 1
 REGISTRY_MODE = 0o644
@@ -141,25 +142,7 @@ def ensure_directory(path):
 
 def write_registry(path, data):
     """Atomically replace the registry: temporary file, fsync, rename, fsync of the directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(dump_registry(data))
-            handle.flush()
-            os.fchmod(handle.fileno(), REGISTRY_MODE)
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except Exception:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    # The rename itself must survive a crash too.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, dump_registry(data), REGISTRY_MODE)
 
 
 @contextlib.contextmanager
