@@ -140,6 +140,10 @@ class Bench:
             time.sleep(0.25)
         raise RuntimeError(f"{ref}: not all healthy after {timeout}s: {containers(ref)}")
 
+    def all_healthy_now(self, ref: str) -> bool:
+        states = containers(ref)
+        return len(states) == len(SERVICES) and all(v in HEALTHY for v in states.values())
+
     def check_healthy(self, ref: str) -> int:
         states = containers(ref)
         bad = {k: v for k, v in states.items() if v not in HEALTHY}
@@ -298,6 +302,12 @@ class Bench:
             get_p99_ms=benchlib.percentile(latencies, 99) * 1000,
             get_count=len(latencies),
         )
+        # "All reaching ACTIVE_HEALTHY" means at the same time: once the last one got there, look
+        # at every project's containers in Docker directly (not the daemon's last poll).
+        together = [ref for ref in healthy if self.all_healthy_now(ref)]
+        result["healthy_together"] = len(together)
+        # What N healthy projects cost the host at rest (healthchecks, idle services), in % of all cores.
+        result["settled_cpu_pct"] = psutil.cpu_percent(interval=20)
         _, hz, _ = http("GET", f"{base}/healthz")
         result["daemon_polls"] = hz["polls"]
         result["daemon_docker_calls"] = hz["docker_api_calls"]

@@ -92,7 +92,7 @@ def test_create_starts_every_service_healthy_with_labels(project):
     found = containers(ref)
     assert set(found) == SERVICES
     for name, row in found.items():
-        # rest has no healthcheck (upstream has none, its image no shell): the role probes it over HTTP.
+        # rest has no healthcheck (upstream has none, its image no shell): the gateway check covers it.
         assert row["State"] == "running", name
         assert ("(healthy)" in row["Status"]) == (name != "rest"), name
         assert f"supamanager.service={name}" in row["Labels"]

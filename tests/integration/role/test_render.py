@@ -118,7 +118,7 @@ def test_compose_accepts_the_rendered_files(rendered, venv_env):
     for name, service in config["services"].items():
         assert service["labels"] == {"supamanager.project": "render-test", "supamanager.service": name}
         assert service["restart"] == "unless-stopped"
-        # rest has none (upstream has none; the role probes it over HTTP): every other service has one.
+        # rest has none (upstream has none; the gateway check covers it): every other service has one.
         assert ("healthcheck" in service) == (name != "rest"), name
     # Compose resolved the in-network database port to 5432, the host side to the allocated port.
     assert "@db:5432/postgres" in config["services"]["rest"]["environment"]["PGRST_DB_URI"]

@@ -37,7 +37,9 @@ def test_failed_create_leaves_nothing(host):
     assert proc.returncode != 0
     out = one_line(proc.stdout)
     assert f"Creating project {ref} failed" in out
-    assert "Error pulling image nonexistent.invalid/" in out
+    # Compose's own reason: the image could not be pulled from the registry.
+    assert "docker compose (present) failed: " in out
+    assert "nonexistent.invalid" in out.split("docker compose (present) failed: ")[1]
     assert "Everything this run made was removed" in out
     for kind in ["container", "network", "volume"]:
         assert docker_names(kind, ref) == [], kind
@@ -45,6 +47,23 @@ def test_failed_create_leaves_nothing(host):
     assert not (host.root / "secrets" / ref).exists()
     registry = host.root / "ports.json"
     assert not registry.exists() or ref not in json.loads(registry.read_text())["projects"]
+
+
+def test_unhealthy_service_fails_the_create_with_its_last_check(host):
+    # imgproxy depends on nothing, so it starts at once; a check that always fails makes it unhealthy.
+    ref = random_ref("u")
+    failing = {"imgproxy": {"test": ["CMD", "sh", "-c", "echo imgproxy-check-says-no; exit 1"], "retries": 1}}
+    proc = host.playbook(
+        "create", ref, check=False, supabase_logs_enabled=False, supabase_healthcheck_overrides=failing
+    )
+    assert proc.returncode != 0
+    out = one_line(proc.stdout)
+    assert f"Creating project {ref} failed" in out
+    reason = out.split("docker compose (present) failed: ")[1]
+    assert "imgproxy: running, health unhealthy, last check: imgproxy-check-says-no" in reason
+    assert "Everything this run made was removed" in out
+    for kind in ["container", "network", "volume"]:
+        assert docker_names(kind, ref) == [], kind
 
 
 def test_bad_ref_creates_nothing(host):
