@@ -199,7 +199,11 @@ class Bench:
         if self.args.max_jobs:
             env["SUPAMANAGER_MAX_JOBS"] = str(self.args.max_jobs)
         config = self.work / "supamanagerd.toml"
-        config.write_text("[playbook_vars]\n" + "".join(f"{k} = {v}\n" for k, v in self.ports.items()))
+        playbook_vars: dict[str, Any] = dict(self.ports)
+        if self.args.healthcheck_interval:
+            playbook_vars["supabase_healthcheck_interval"] = self.args.healthcheck_interval
+        # JSON strings and numbers are valid TOML values.
+        config.write_text("[playbook_vars]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in playbook_vars.items()))
         env["SUPAMANAGER_CONFIG"] = str(config)
         out = open(self.logs / "supamanagerd.log", "w")  # noqa: SIM115 - lives as long as the daemon
         self.daemon = subprocess.Popen(
@@ -432,7 +436,8 @@ class Bench:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> int:
-        rounds = 1 if self.args.quick else self.args.rounds
+        steps = {"lifecycle"} if self.args.quick else set(self.args.steps)
+        rounds = 1 if self.args.quick else self.args.rounds if "lifecycle" in steps else 0
         lifecycle = []
         for i in range(rounds):
             log(f"lifecycle round {i + 1}/{rounds}")
@@ -448,11 +453,13 @@ class Bench:
             self.write()
         rows = benchlib.lifecycle_rows(lifecycle)
         self.results["create_vs_compose_ratio"] = rows[0][4]
-        if not self.args.quick:
+        if "poll" in steps:
             self.results["poll"] = self.poll_cycles()
             self.write()
+        if "scale" in steps:
             base, token = self.start_daemon()
             self.results["max_jobs"] = self.args.max_jobs or 4
+            self.results["healthcheck_interval"] = self.args.healthcheck_interval or "5s"
             self.results["idle_get"] = self.idle_latency(base, token)
             scale = []
             for n in self.args.scale:
@@ -617,15 +624,29 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="only one project: playbooks vs compose (under 10 minutes)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="lifecycle rounds in a full run (medians are reported)")
+    parser.add_argument(
+        "--steps",
+        type=lambda s: s.split(","),
+        default=["lifecycle", "poll", "scale"],
+        help="what a full run measures: any of lifecycle,poll,scale (default: all three)",
+    )
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20])
     parser.add_argument("--scale-timeout", type=float, default=2400, help="seconds one scale step may take")
     parser.add_argument("--max-jobs", type=int, default=0, help="SUPAMANAGER_MAX_JOBS (default: the daemon's, 4)")
+    parser.add_argument(
+        "--healthcheck-interval",
+        default="",
+        help="supabase_healthcheck_interval for the daemon's projects, e.g. 20s (default: the role's, 5s)",
+    )
     parser.add_argument(
         "--port-base", type=int, default=0, help="host ports from here (+999); default random 20000-28000"
     )
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
+    unknown = set(args.steps) - {"lifecycle", "poll", "scale"}
+    if unknown:
+        parser.error(f"--steps: unknown {', '.join(sorted(unknown))} (choose from lifecycle, poll, scale)")
     bench = Bench(args)
     # SIGTERM (a CI timeout, kill) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -113,7 +113,8 @@ def render_report(results: dict[str, Any]) -> str:
     scale = results.get("scale") or []
     if scale:
         parts += [
-            f"## N concurrent creates through supamanagerd (SUPAMANAGER_MAX_JOBS={results.get('max_jobs', '?')})",
+            f"## N concurrent creates through supamanagerd (SUPAMANAGER_MAX_JOBS={results.get('max_jobs', '?')},"
+            f" supabase_healthcheck_interval={results.get('healthcheck_interval', '5s')})",
             "",
             markdown_table(
                 [

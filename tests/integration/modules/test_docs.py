@@ -1,4 +1,4 @@
-"""Both modules document themselves through ansible-doc, attributes and returns included."""
+"""The modules document themselves through ansible-doc, attributes and returns included."""
 
 import json
 
@@ -20,6 +20,7 @@ from tests.conftest import run
             {"path", "issuer", "expiry_days", "rotate", "secret"},
             {"jwt_secret", "anon_key", "service_role_key", "expires_at", "reasons", "path"},
         ),
+        ("project_files", {"path", "directories", "files"}, {"written", "directories_made"}),
     ],
 )
 def test_ansible_doc_renders_the_module(venv_env, module, options, returns):

@@ -1,0 +1,220 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) SupaManager developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+DOCUMENTATION = r"""
+module: project_files
+short_description: Write a project directory's files in one run
+version_added: 0.1.0
+description:
+  - Makes a directory and the subdirectories listed, and writes each file given with its content and mode.
+  - A file whose content and mode already match is left alone, so a second run changes nothing. A file that differs is
+    replaced atomically (a temporary file beside it, flushed to disk, then renamed), so a crash never leaves half a file.
+  - Meant for the files a role renders with C(lookup('ansible.builtin.template', ...)) on the controller, so that one
+    module run replaces a C(file) and a C(template) task per file.
+  - File contents are never returned, and never shown in the invocation (they may hold secrets).
+extends_documentation_fragment:
+  - supamanager.supabase._attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+    details:
+      - Contents may hold secrets, so no diff is shown; RV(written) names the files that changed.
+  idempotent:
+    support: full
+options:
+  path:
+    description:
+      - The directory to write into. Created with mode C(0755) when missing, with its parents.
+    type: path
+    required: true
+  directories:
+    description:
+      - Subdirectories of O(path) to make (mode C(0755)), relative paths. Parents are made too.
+    type: list
+    elements: str
+    default: []
+  files:
+    description:
+      - The files to write, relative to O(path). Their directories must be O(path) or listed in O(directories).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest:
+        description:
+          - The file's path relative to O(path). No C(..) and no absolute path.
+        type: str
+        required: true
+      content:
+        description:
+          - The whole content of the file.
+        type: str
+        required: true
+      mode:
+        description:
+          - The file's mode, as an octal string such as V(0644), or V(0600) for a file that holds secrets.
+        type: str
+        default: "0644"
+seealso:
+  - module: ansible.builtin.template
+author:
+  - SupaManager developers (@supamanager)
+"""
+
+EXAMPLES = r"""
+---
+- name: Write the project directory
+  supamanager.supabase.project_files:
+    path: /var/lib/supamanager/projects/shop
+    directories:
+      - volumes/api
+    files:
+      - dest: docker-compose.yml
+        content: "{{ lookup('ansible.builtin.template', 'docker-compose.yml.j2') }}"
+      - dest: .env
+        content: "{{ lookup('ansible.builtin.template', 'env.j2') }}"
+        mode: "0600"
+      - dest: volumes/api/kong.yml
+        content: "{{ lookup('ansible.builtin.template', 'kong.yml.j2') }}"
+"""
+
+RETURN = r"""
+written:
+  description:
+    - The files (relative paths) this run wrote, or would write in check mode, because they were missing or differed.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - .env
+    - docker-compose.yml
+directories_made:
+  description:
+    - The directories (relative paths, V(.) for O(path)) this run made or whose mode it set to C(0755).
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - volumes/api
+"""
+
+import os
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file import write_atomically
+
+DIR_MODE = 0o755
+
+
+class ProjectFilesError(Exception):
+    pass
+
+
+def relative_path(value, what):
+    """value as a normalized relative path inside the directory, or ProjectFilesError."""
+    if not value or os.path.isabs(value):
+        raise ProjectFilesError("%s %r must be a relative path" % (what, value))
+    norm = os.path.normpath(value)
+    if norm == ".." or norm.startswith(".." + os.sep) or "\0" in value:
+        raise ProjectFilesError("%s %r must stay inside the directory" % (what, value))
+    return norm
+
+
+def file_mode(value, dest):
+    try:
+        mode = int(value, 8)
+    except (TypeError, ValueError):
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise ProjectFilesError("mode %r of %s must be an octal string such as 0644" % (value, dest))
+    return mode
+
+
+def file_is_current(path, content, mode):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode:
+        return False
+    with open(path, "rb") as handle:
+        return handle.read() == content.encode("utf-8")
+
+
+def ensure_directory(path, check_mode):
+    """Make path (mode 0755) with its parents; True when something changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        if not check_mode:
+            os.makedirs(path, DIR_MODE)
+            os.chmod(path, DIR_MODE)  # makedirs' mode is filtered by the umask
+        return True
+    if not stat.S_ISDIR(st.st_mode):
+        raise ProjectFilesError("%s exists and is not a directory" % path)
+    if stat.S_IMODE(st.st_mode) != DIR_MODE:
+        if not check_mode:
+            os.chmod(path, DIR_MODE)
+        return True
+    return False
+
+
+def run(params, check_mode):
+    root = params["path"]
+    directories = ["."] + [relative_path(d, "directory") for d in params["directories"]]
+    files = []
+    for item in params["files"]:
+        dest = relative_path(item["dest"], "file")
+        files.append((dest, item["content"], file_mode(item["mode"], dest)))
+    made = [d for d in directories if ensure_directory(os.path.join(root, d), check_mode)]
+    written = []
+    for dest, content, mode in files:
+        target = os.path.join(root, dest)
+        if file_is_current(target, content, mode):
+            continue
+        written.append(dest)
+        if not check_mode:
+            write_atomically(target, content, mode)
+    return {"changed": bool(made or written), "written": written, "directories_made": made}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            directories=dict(type="list", elements="str", default=[]),
+            files=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    dest=dict(type="str", required=True),
+                    content=dict(type="str", required=True, no_log=True),
+                    mode=dict(type="str", default="0644"),
+                ),
+            ),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        results = run(module.params, module.check_mode)
+    except ProjectFilesError as exc:
+        module.fail_json(msg=str(exc), path=module.params["path"])
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot write the files in %s: %s" % (module.params["path"], exc))
+    module.exit_json(**results)
+
+
+if __name__ == "__main__":
+    main()
