@@ -15,8 +15,9 @@ short_description: Write a project directory's files in one run
 version_added: 0.1.0
 description:
   - Makes a directory and the subdirectories listed, and writes each file given with its content and mode.
-  - A file whose content and mode already match is left alone, so a second run changes nothing. A file that differs is
-    replaced atomically (a temporary file beside it, flushed to disk, then renamed), so a crash never leaves half a file.
+  - A file whose content and mode already match is left alone, so a second run changes nothing.
+  - A file that differs is replaced atomically (a temporary file beside it, flushed to disk, then renamed), so a crash
+    never leaves half a file.
   - Meant for the files a role renders with C(lookup('ansible.builtin.template', ...)) on the controller, so that one
     module run replaces a C(file) and a C(template) task per file.
   - File contents are never returned, and never shown in the invocation (they may hold secrets).
