@@ -130,26 +130,19 @@ class Bench:
             cwd=project_dir,
         )
 
-    def wait_healthy(self, ref: str, count: int, timeout: float = 300) -> float:
-        """Seconds until all `count` containers of ref run healthy (polled every 0.25 s)."""
+    def wait_healthy(self, ref: str, timeout: float = 300) -> float:
+        """Seconds until every container of ref runs healthy (polled every 0.25 s)."""
         start = time.perf_counter()
         while time.perf_counter() - start < timeout:
-            states = containers(ref)
-            if len(states) == count and all(s in HEALTHY for s in states.values()):
+            if all_healthy(containers(ref)):
                 return time.perf_counter() - start
             time.sleep(0.25)
         raise RuntimeError(f"{ref}: not all healthy after {timeout}s: {containers(ref)}")
 
-    def all_healthy_now(self, ref: str) -> bool:
+    def check_healthy(self, ref: str) -> None:
         states = containers(ref)
-        return len(states) == len(SERVICES) and all(v in HEALTHY for v in states.values())
-
-    def check_healthy(self, ref: str) -> int:
-        states = containers(ref)
-        bad = {k: v for k, v in states.items() if v not in HEALTHY}
-        if len(states) != len(SERVICES) or bad:
+        if not all_healthy(states):
             raise RuntimeError(f"{ref}: expected {len(SERVICES)} healthy containers, got {states}")
-        return len(states)
 
     # -- (1) + (2): one project, playbooks vs compose ---------------------------------------
     def lifecycle_round(self, i: int) -> dict[str, dict[str, float]]:
@@ -175,9 +168,9 @@ class Bench:
         self.check_healthy(ref)
         theirs["pause"] = self.compose("stop", ref, copy, "stop")
         t = self.compose("start", ref, copy, "start")
-        theirs["resume"] = t + self.wait_healthy(ref, len(SERVICES))
+        theirs["resume"] = t + self.wait_healthy(ref)
         t = self.compose("restart", ref, copy, "restart")
-        theirs["restart"] = t + self.wait_healthy(ref, len(SERVICES))
+        theirs["restart"] = t + self.wait_healthy(ref)
         theirs["delete"] = self.compose("down", ref, copy, "down", "-v")
         return {"ref": ref, "role": role, "compose": theirs}
 
@@ -308,7 +301,7 @@ class Bench:
         )
         # "All reaching ACTIVE_HEALTHY" means at the same time: once the last one got there, look
         # at every project's containers in Docker directly (not the daemon's last poll).
-        together = [ref for ref in healthy if self.all_healthy_now(ref)]
+        together = [ref for ref in healthy if all_healthy(containers(ref))]
         result["healthy_together"] = len(together)
         # What N healthy projects cost the host at rest (healthchecks, idle services), in % of all cores.
         result["settled_cpu_pct"] = psutil.cpu_percent(interval=20)
@@ -527,6 +520,11 @@ def kill_group(proc: subprocess.Popen) -> None:
                 time.sleep(1)  # forked workers outlive their parent by a moment
         except subprocess.TimeoutExpired:
             continue
+
+
+def all_healthy(states: dict[str, str]) -> bool:
+    """Every service of a project is there and running healthy (or without a healthcheck)."""
+    return len(states) == len(SERVICES) and all(v in HEALTHY for v in states.values())
 
 
 def sweep_label(label: str) -> None:
