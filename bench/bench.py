@@ -428,7 +428,7 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
 
     # -- the run ------------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self) -> None:
         steps = {"lifecycle"} if self.args.quick else set(self.args.steps)
         rounds = 1 if self.args.quick else self.args.rounds if "lifecycle" in steps else 0
         lifecycle = []
@@ -443,9 +443,8 @@ class Bench:
                 log(f"lifecycle round {i + 1} failed: {exc}")
                 self.results.setdefault("errors", []).append(f"lifecycle round {i + 1}: {str(exc)[:500]}")
             self.results["lifecycle"] = lifecycle
+            self.results["create_vs_compose_ratio"] = benchlib.lifecycle_rows(lifecycle)[0][4]
             self.write()
-        rows = benchlib.lifecycle_rows(lifecycle)
-        self.results["create_vs_compose_ratio"] = rows[0][4]
         if "poll" in steps:
             self.results["poll"] = self.poll_cycles()
             self.write()
@@ -460,14 +459,17 @@ class Bench:
                 scale.append(self.scale_step(base, token, n))
                 self.results["scale"] = scale
                 self.write()
-        self.write()
-        for step, cmd, ours, theirs, r in rows:
+
+    def print_summary(self) -> None:
+        """The lifecycle ratios; the last line is `create_vs_compose_ratio=X.XX`."""
+        if not self.results.get("lifecycle"):
+            return
+        for step, cmd, ours, theirs, r in benchlib.lifecycle_rows(self.results["lifecycle"]):
             print(
                 f"{step}: playbook {benchlib.fmt(ours)}s, compose {cmd} {benchlib.fmt(theirs)}s,"
                 f" ratio {benchlib.fmt(r)}"
             )
-        print(f"create_vs_compose_ratio={benchlib.fmt(self.results['create_vs_compose_ratio'])}")
-        return 0
+        print(f"create_vs_compose_ratio={benchlib.fmt(self.results.get('create_vs_compose_ratio'))}", flush=True)
 
     def write(self) -> None:
         out = pathlib.Path(self.args.output)
@@ -649,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a CI timeout, kill) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return bench.run()
+        bench.run()
     except BaseException:
         bench.args.keep_logs = True
         if bench.results.get("lifecycle") or bench.results.get("poll"):
@@ -658,6 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log("cleaning up")
         bench.cleanup()
+    # After the cleanup's log lines, so that the run ends with the ratio line.
+    bench.print_summary()
+    return 0
 
 
 if __name__ == "__main__":

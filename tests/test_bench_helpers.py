@@ -70,3 +70,37 @@ def test_report_and_chart_from_a_results_dict(tmp_path):
     png = tmp_path / "chart.png"
     benchlib.chart(results, str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_quick_run_ends_with_the_ratio_line_after_cleanup(tmp_path, monkeypatch, capsys):
+    """bench/run --quick must end with `create_vs_compose_ratio=X.XX`, after the cleanup's log lines."""
+    import shutil
+    import signal
+
+    monkeypatch.syspath_prepend(str(_PATH.parent))
+    spec = importlib.util.spec_from_file_location("bench_main", _PATH.parent / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(self):
+        self.results["lifecycle"] = [
+            {"role": {"create": 36.0, "pause": 4.0}, "compose": {"create": 30.0, "pause": 2.0}}
+        ]
+        self.results["create_vs_compose_ratio"] = 1.2
+
+    def cleanup(self):
+        bench.log("cleanup says something")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    monkeypatch.setattr(bench.Bench, "run", run)
+    monkeypatch.setattr(bench.Bench, "cleanup", cleanup)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert bench.main(["--quick", "--output", str(tmp_path)]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    lines = capsys.readouterr().out.splitlines()
+    assert any("cleanup says something" in line for line in lines)
+    assert lines[-6] == "create: playbook 36.00s, compose up -d --wait 30.00s, ratio 1.20"
+    assert lines[-5] == "pause: playbook 4.00s, compose stop 2.00s, ratio 2.00"
+    assert lines[-1] == "create_vs_compose_ratio=1.20"
