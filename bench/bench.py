@@ -464,12 +464,13 @@ class Bench:
         """The lifecycle ratios; the last line is `create_vs_compose_ratio=X.XX`."""
         if not self.results.get("lifecycle"):
             return
-        for step, cmd, ours, theirs, r in benchlib.lifecycle_rows(self.results["lifecycle"]):
+        rows = benchlib.lifecycle_rows(self.results["lifecycle"])
+        for step, cmd, ours, theirs, r in rows:
             print(
                 f"{step}: playbook {benchlib.fmt(ours)}s, compose {cmd} {benchlib.fmt(theirs)}s,"
                 f" ratio {benchlib.fmt(r)}"
             )
-        print(f"create_vs_compose_ratio={benchlib.fmt(self.results.get('create_vs_compose_ratio'))}", flush=True)
+        print(f"create_vs_compose_ratio={benchlib.fmt(rows[0][4])}", flush=True)
 
     def write(self) -> None:
         out = pathlib.Path(self.args.output)
