@@ -33,7 +33,8 @@ class Settings:
     max_jobs: int = 4
     # Where playbooks/ and ansible.cfg are: the collection checkout by default.
     collection_dir: pathlib.Path = _CHECKOUT
-    docker_socket: str = "/var/run/docker.sock"
+    # The engine's unix socket: DOCKER_HOST's when it names one, as the docker CLI and the playbooks use.
+    docker_socket: str = dataclasses.field(default_factory=lambda: _default_docker_socket())
     # SIGTERM: running jobs get this long to stop before they are killed.
     shutdown_timeout: float = 20.0
     job_timeout: float = 1800.0
@@ -67,6 +68,11 @@ class Settings:
     @property
     def token_file(self) -> pathlib.Path:
         return self.data_dir / "api-token"
+
+
+def _default_docker_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "")
+    return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
 # Environment variable -> field. Every field but playbook_vars can come from the environment.
