@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 # Progress denominators until a playbook has succeeded once and its real task count is known.
 _DEFAULT_TASKS = {"create.yml": 120, "delete.yml": 20}
 _ENV_ALLOW = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "DOCKER_HOST", "DOCKER_CERT_PATH", "USER")
+# coverage.py's settings (scripts/test measures the job processes and the modules they run): paths only.
+_ENV_ALLOW_COVERAGE = (
+    "COVERAGE_PROCESS_START",
+    "COVERAGE_ROOT",
+    "_ANSIBLE_COVERAGE_CONFIG",
+    "_ANSIBLE_COVERAGE_OUTPUT",
+)
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -114,7 +121,7 @@ class JobScheduler:
 
     def child_env(self) -> dict[str, str]:
         """An allow-listed environment: the daemon's own variables (e.g. its token) stay out."""
-        env = {k: os.environ[k] for k in _ENV_ALLOW if k in os.environ}
+        env = {k: os.environ[k] for k in (*_ENV_ALLOW, *_ENV_ALLOW_COVERAGE) if k in os.environ}
         bindir = os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "/usr/bin:/bin")])
         env["PYTHONUNBUFFERED"] = "1"
