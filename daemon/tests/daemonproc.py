@@ -26,6 +26,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def toml_value(value: object) -> str:
+    """A TOML value: JSON's strings, numbers and booleans; lists; dicts as inline tables."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
 class Daemon:
     """A supamanagerd process with a config file, and a tiny HTTP client for it."""
 
@@ -41,9 +50,9 @@ class Daemon:
             "poll_interval = 1",
             "shutdown_timeout = 10",
         ]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items() if not isinstance(v, dict)]
+        lines += [f"{k} = {toml_value(v)}" for k, v in extra.items() if not isinstance(v, dict)]
         for key, table in ((k, v) for k, v in extra.items() if isinstance(v, dict)):
-            lines += [f"[{key}]", *(f"{k} = {json.dumps(v)}" for k, v in table.items())]
+            lines += [f"[{key}]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]
         self.config.write_text("\n".join(lines) + "\n")
         self.log = tmp / "daemon.log"
         self.proc: subprocess.Popen | None = None

@@ -12,6 +12,7 @@ from .auth import auth_middleware
 from .docker import DockerClient
 from .errors import error_middleware
 from .handlers import routes
+from .healing import Healer, Policy
 from .jobs import JobScheduler
 from .poller import Poller
 from .settings import Settings, ensure_api_token
@@ -35,8 +36,11 @@ async def docker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
-    poller = Poller(app[keys.STORE], app[keys.DOCKER], app[keys.SETTINGS].poll_interval)
+    settings = app[keys.SETTINGS]
+    poller = Poller(app[keys.STORE], app[keys.DOCKER], settings.poll_interval)
     poller.on_poll = app[metrics.METRICS].poll_finished
+    poller.healer = Healer(app[keys.STORE], settings.root, Policy.from_settings(settings))
+    poller.healer.on_give_up = app[metrics.METRICS].heal_gave_up
     app[keys.POLLER] = poller
     poller.start()
     yield
@@ -54,6 +58,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
     jobs = JobScheduler(settings, app[keys.STORE], on_finished=finished)
     app[keys.JOBS] = jobs
+    poller.healer.enqueue = jobs.enqueue
     # Operations a previous daemon left behind run again before new requests are served.
     await jobs.recover()
     yield

@@ -111,6 +111,10 @@ class JobScheduler:
             # One knob for the host clients use: the daemon's database.host and the role's URLs.
             supabase_public_host=self.settings.public_host,
         )
+        if op["kind"] == "heal":
+            # Only the failing service and those that must follow it (healing.py); names checked there.
+            extravars["supabase_restart_services"] = list(op["params"]["services"])
+            extravars["supabase_health_timeout"] = int(self.settings.heal_timeout)
         if playbook == "delete.yml":
             # A rollback of a project that never came up takes its volumes too: they hold nothing.
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))

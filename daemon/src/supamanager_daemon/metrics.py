@@ -76,6 +76,7 @@ class Metrics:
         self.job_duration: dict[str, Histogram] = {}
         self.poll_duration = Histogram(POLL_BUCKETS)
         self.poll_errors = 0
+        self.heal_give_ups = 0
 
     def job_finished(self, op: dict[str, Any]) -> None:
         """Count an operation that ended (succeeded or failed) and observe how long it ran."""
@@ -87,12 +88,15 @@ class Metrics:
             hist = self.job_duration.setdefault(op["kind"], Histogram(JOB_BUCKETS))
             hist.observe(max(0.0, (end - start).total_seconds()))
 
+    def heal_gave_up(self, _ref: str, _service: str) -> None:
+        self.heal_give_ups += 1
+
     def poll_finished(self, seconds: float, ok: bool) -> None:
         self.poll_duration.observe(seconds)
         if not ok:
             self.poll_errors += 1
 
-    def render(self, projects: list[dict[str, Any]], jobs_running: int, jobs_queued: int) -> str:
+    def render(self, projects: list[dict[str, Any]], jobs_running: int, jobs_queued: int, orphan_refs: int = 0) -> str:
         lines: list[str] = []
 
         def family(name: str, kind: str, help_: str) -> None:
@@ -125,6 +129,10 @@ class Metrics:
         lines += self.poll_duration.lines("supamanager_poll_duration_seconds", {})
         family("supamanager_poll_errors_total", "counter", "Status polls that could not ask Docker.")
         lines.append(f"supamanager_poll_errors_total {self.poll_errors}")
+        family("supamanager_heal_give_ups_total", "counter", "Services the healer gave up restarting.")
+        lines.append(f"supamanager_heal_give_ups_total {self.heal_give_ups}")
+        family("supamanager_orphan_projects", "gauge", "Refs with labelled containers that no known project owns.")
+        lines.append(f"supamanager_orphan_projects {orphan_refs}")
         return "\n".join(lines) + "\n"
 
 
@@ -138,7 +146,7 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app
     projects = await app[keys.STORE].list_projects()
     jobs = app[keys.JOBS]
-    text = app[METRICS].render(projects, jobs.running, jobs.queued)
+    text = app[METRICS].render(projects, jobs.running, jobs.queued, len(app[keys.POLLER].orphan_refs))
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 

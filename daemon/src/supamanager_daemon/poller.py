@@ -27,6 +27,10 @@ class Poller:
         self._task: asyncio.Task | None = None
         # Called after each poll with (seconds it took, whether Docker answered): the metrics.
         self.on_poll = None
+        # Gets each poll's view to restart failing services (healing.py); no Docker call of its own.
+        self.healer = None
+        # Refs of labelled containers no project of ours owns, as the last poll saw them (orphans.py).
+        self.orphan_refs: list[str] = []
 
     async def poll_once(self) -> list[str]:
         """Query Docker once and store the statuses; returns the refs whose status changed."""
@@ -34,6 +38,7 @@ class Poller:
             snapshot_at = time.time()
             started = time.monotonic()
             projects = await self.store.list_projects()
+            grouped = None
             try:
                 grouped = group_by_project(await self.docker.project_containers())
             except DockerError as exc:
@@ -58,7 +63,23 @@ class Poller:
             changed = await self.store.apply_observed(observed, snapshot_at)
             for ref in changed:
                 log.info("project %s is now %s", ref, observed[ref][0])
+            if grouped is not None:
+                self._note_orphans(sorted(set(grouped) - {p["ref"] for p in projects}))
+                if self.healer is not None:
+                    try:
+                        await self.healer.observe(projects, grouped, {r: s for r, (s, _) in observed.items()})
+                    except Exception:
+                        log.exception("healing failed")
             return changed
+
+    def _note_orphans(self, refs: list[str]) -> None:
+        new = sorted(set(refs) - set(self.orphan_refs))
+        if new:
+            log.warning(
+                "containers labelled for project(s) %s, which this daemon does not know: see GET /v1/orphans",
+                ", ".join(new),
+            )
+        self.orphan_refs = refs
 
     def wake(self) -> None:
         """Poll soon (after a job finished), without waiting for the interval."""

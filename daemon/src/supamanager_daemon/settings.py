@@ -45,6 +45,15 @@ class Settings:
     # The role has no input for a chosen database password: db_pass is accepted (the Management
     # API requires it) and ignored unless this names the extra var that carries it to the role.
     db_pass_var: str = ""
+    # Healing (healing.py): a service unhealthy or exited for heal_delay seconds is restarted; after
+    # a failed restart the next waits heal_backoff seconds, doubling up to heal_backoff_max; after
+    # heal_attempts restarts healing gives up (0: never heal). heal_timeout: how long a restart
+    # waits for the service's health.
+    heal_delay: float = 60.0
+    heal_backoff: float = 30.0
+    heal_backoff_max: float = 900.0
+    heal_attempts: int = 5
+    heal_timeout: float = 120.0
     # Extra vars for every playbook (e.g. a port range); set in the config file only.
     playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -106,8 +115,12 @@ def _coerce(name: str, value: Any) -> Any:
         raise SettingsError("setting 'port' must be 0..65535")
     if name in ("max_jobs", "max_body_bytes") and value < 1:
         raise SettingsError(f"setting {name!r} must be at least 1")
-    if name in ("poll_interval", "shutdown_timeout", "job_timeout") and value <= 0:
+    if name == "heal_attempts" and value < 0:
+        raise SettingsError("setting 'heal_attempts' must be 0 or more")
+    if name in ("poll_interval", "shutdown_timeout", "job_timeout", "heal_backoff", "heal_timeout") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
+    if name in ("heal_delay", "heal_backoff_max") and value < 0:
+        raise SettingsError(f"setting {name!r} must not be negative")
     return value
 
 

@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS events_by_op ON events (op_id, id);
+-- the healer's memory of each project (healing.py): the user's "do not heal" mark, and per
+-- service the heals tried, the backoff and whether it gave up
+CREATE TABLE IF NOT EXISTS healing (
+    ref TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    services TEXT NOT NULL DEFAULT '{}'
+);
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
     playbook TEXT PRIMARY KEY,
@@ -192,11 +199,14 @@ class Store:
         ref: str,
         choose_kind: Callable[[dict[str, Any]], str],
         params: dict | None = None,
+        healing: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Record a new operation on an existing project, atomically.
 
         choose_kind(project) returns the kind to run or raises (e.g. 400 when already paused);
         it runs inside the transaction, so the check and the write see the same state.
+        healing(op), for the healer's heals: refuses a project marked "do not heal" and stores
+        the service records it returns in the same transaction.
         """
 
         def tx(db: sqlite3.Connection):
@@ -214,11 +224,15 @@ class Store:
                     operation_id=running["id"],
                 )
             kind = models.KINDS[choose_kind(project)]
+            if healing is not None and not self._healing(db, ref)["enabled"]:
+                raise Conflict(f"project {ref} is marked not to be healed", code="healing_disabled")
             db.execute(
                 "UPDATE projects SET status = ?, desired_state = ?, error = NULL, job_status_at = ? WHERE ref = ?",
                 (kind.busy, kind.desired, time.time(), ref),
             )
             op = self._insert_operation(db, ref, kind.name, params or {})
+            if healing is not None:
+                self._put_healing(db, ref, services=healing(op))
             return _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
 
         return await self._call(self._tx, tx)
@@ -361,6 +375,7 @@ class Store:
                 )
             if ok and kind.done is None:
                 db.execute("DELETE FROM projects WHERE ref = ?", (op["ref"],))
+                db.execute("DELETE FROM healing WHERE ref = ?", (op["ref"],))
             else:
                 status = kind.done if ok else kind.failed
                 db.execute(
@@ -386,3 +401,66 @@ class Store:
                 for r in self._db.execute("SELECT * FROM operations WHERE ref = ? ORDER BY created_at", (ref,))
             ]
         )
+
+    # -- healing ------------------------------------------------------------------------------
+    @staticmethod
+    def _healing(db: sqlite3.Connection, ref: str) -> dict[str, Any]:
+        row = db.execute("SELECT enabled, services FROM healing WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            return {"enabled": True, "services": {}}
+        return {"enabled": bool(row["enabled"]), "services": json.loads(row["services"])}
+
+    def _put_healing(
+        self, db: sqlite3.Connection, ref: str, *, enabled: bool | None = None, services: dict | None = None
+    ) -> dict[str, Any]:
+        state = self._healing(db, ref)
+        if enabled is not None:
+            state["enabled"] = enabled
+        if services is not None:
+            state["services"] = services
+        db.execute(
+            "INSERT INTO healing (ref, enabled, services) VALUES (?, ?, ?)"
+            " ON CONFLICT (ref) DO UPDATE SET enabled = excluded.enabled, services = excluded.services",
+            (ref, int(state["enabled"]), json.dumps(state["services"])),
+        )
+        return state
+
+    async def healing_states(self) -> dict[str, dict[str, Any]]:
+        """ref -> {"enabled", "services"} for every project with a stored healing state."""
+
+        def q():
+            rows = self._db.execute("SELECT ref, enabled, services FROM healing").fetchall()
+            return {r["ref"]: {"enabled": bool(r["enabled"]), "services": json.loads(r["services"])} for r in rows}
+
+        return await self._call(q)
+
+    async def get_healing(self, ref: str) -> dict[str, Any]:
+        """A project's healing state; NotFound when there is no such project."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
+                raise NotFound(f"project {ref} not found", code="project_not_found")
+            return self._healing(db, ref)
+
+        return await self._call(self._tx, tx)
+
+    async def set_healing_enabled(self, ref: str, enabled: bool) -> dict[str, Any]:
+        """Mark a project to be healed or not; turning it back on starts the count afresh."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
+                raise NotFound(f"project {ref} not found", code="project_not_found")
+            current = self._healing(db, ref)
+            services = {} if enabled and not current["enabled"] else None
+            return self._put_healing(db, ref, enabled=enabled, services=services)
+
+        return await self._call(self._tx, tx)
+
+    async def set_healing_services(self, ref: str, services: dict[str, Any]) -> None:
+        """Store the healer's service records of a project that still exists."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is not None:
+                self._put_healing(db, ref, services=services)
+
+        await self._call(self._tx, tx)
