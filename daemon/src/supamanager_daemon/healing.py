@@ -12,7 +12,7 @@ file's dependency rules itself; a heal is rare, so the seconds ansible-playbook 
 
 After a failed heal the next one waits `heal_backoff` seconds, twice as long after each further
 failure, at most `heal_backoff_max`; after `heal_attempts` heals the service is given up (log line,
-metric, the reason in GET /v1/projects/{ref}/healing) until it has been healthy again for
+metric, the reason in its record) until it has been healthy again for
 `heal_backoff_max` seconds, or a person restarts the project. The per-service record is stored
 (table `healing`), so a daemon restart neither forgets the count nor the "do not heal" mark; only
 "unhealthy since" is in memory (after a restart the delay counts again).

@@ -76,7 +76,7 @@ class Poller:
         new = sorted(set(refs) - set(self.orphan_refs))
         if new:
             log.warning(
-                "containers labelled for project(s) %s, which this daemon does not know: see GET /v1/orphans",
+                "containers labelled for project(s) %s, which this daemon does not know (orphans)",
                 ", ".join(new),
             )
         self.orphan_refs = refs
