@@ -5,6 +5,8 @@ would end them. The real restart on a real engine: test_healing_e2e.py."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import yaml
 from supamanager_daemon import models
@@ -195,7 +197,7 @@ async def test_failed_heals_back_off_then_give_up(healer, store, project):
         starts.append(healer.clock_.now)
         await end(store, op, ok=False, error="imgproxy not healthy within 30s")
     # the waits between heals: 5, 10 (the first heal came after the delay)
-    assert [b - a for a, b in zip(starts, starts[1:], strict=False)] == [5, 10]
+    assert [b - a for a, b in itertools.pairwise(starts)] == [5, 10]
     # the third failure gives up: no further heal, however long it waits
     await poll(healer, store, broken)
     healer.clock_.now += 10_000
