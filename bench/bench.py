@@ -347,8 +347,8 @@ class Bench:
         return asyncio.run(self._poll_cycles())
 
     async def _poll_cycles(self) -> list[dict[str, Any]]:
-        from supamanager_daemon.docker import DockerClient
-        from supamanager_daemon.poller import Poller
+        from supamanager_daemon.fleet.docker import DockerClient
+        from supamanager_daemon.fleet.poller import Poller
         from supamanager_daemon.store import Store
 
         out = []

@@ -8,8 +8,11 @@ crash recovery) is tested in seconds. The end-to-end tests use the real playbook
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import pathlib
+import shutil
+import subprocess
 import sys
 import time
 
@@ -144,3 +147,26 @@ def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     return env
+
+
+@dataclasses.dataclass(frozen=True)
+class SupabaseClients:
+    """The official clients from tests/clients/package-lock.json, installed with npm ci."""
+
+    node: pathlib.Path  # the node binary
+    supabase: pathlib.Path  # the Supabase CLI (2.117.0): run it as [node, supabase, ...] or directly
+    node_modules: pathlib.Path  # NODE_PATH for scripts that `require("supabase-management-js")`
+
+
+@pytest.fixture(scope="session")
+def supabase_clients() -> SupabaseClients:
+    """Run tests/clients/install (npm ci, once per lock file) and give the paths of node and the CLI."""
+    clients = REPO / "tests" / "clients"
+    subprocess.run([str(clients / "install")], check=True, timeout=600)
+    node = shutil.which("node")
+    assert node, "node is not installed (Debian: apt-get install nodejs npm)"
+    return SupabaseClients(
+        node=pathlib.Path(node),
+        supabase=clients / "node_modules" / ".bin" / "supabase",
+        node_modules=clients / "node_modules",
+    )

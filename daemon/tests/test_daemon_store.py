@@ -7,8 +7,8 @@ import time
 
 import pytest
 from supamanager_daemon import models
-from supamanager_daemon.errors import BadRequest, Conflict, NotFound
-from supamanager_daemon.store import Store
+from supamanager_daemon.errors import InvalidState
+from supamanager_daemon.store import OperationInProgress, ProjectNotFound, RefTaken, Store
 
 REF = "abcdefghijklmnopqrst"
 
@@ -33,10 +33,10 @@ async def test_create_then_conflict_then_finish(store, tmp_path):
     # Written before the call returned: another connection sees it.
     other = sqlite3.connect(tmp_path / "db.sqlite3")
     assert other.execute("SELECT status FROM projects WHERE ref = ?", (REF,)).fetchone() == ("COMING_UP",)
-    with pytest.raises(Conflict) as err:
+    with pytest.raises(OperationInProgress) as err:
         await store.start_operation(REF, lambda p: "pause")
-    assert err.value.details["operation_id"] == op["id"]
-    with pytest.raises(Conflict):
+    assert err.value.operation_id == op["id"]
+    with pytest.raises(RefTaken):
         await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
 
     await store.mark_running(op["id"], pid=123)
@@ -61,13 +61,13 @@ async def test_choose_kind_errors_change_nothing(store):
     assert (project["status"], project["error"]) == (models.INIT_FAILED, "boom")
 
     def refuse(_p):
-        raise BadRequest("no")
+        raise InvalidState("no")
 
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidState):
         await store.start_operation(REF, refuse)
     assert await store.active_operations() == []
     assert (await store.get_project(REF))["status"] == models.INIT_FAILED
-    with pytest.raises(NotFound):
+    with pytest.raises(ProjectNotFound):
         await store.start_operation("zzzzzzzzzzzzzzzzzzzz", lambda p: "pause")
 
 

@@ -6,10 +6,18 @@ import stat
 
 import pytest
 from supamanager_daemon import models
-from supamanager_daemon.errors import BadRequest
-from supamanager_daemon.jobs import extravars_yaml
+from supamanager_daemon.api.routing import parse_body
+from supamanager_daemon.errors import InvalidRequest
+from supamanager_daemon.fleet.status import (
+    ContainerView,
+    group_by_project,
+    observed_status,
+    project_status,
+    service_health,
+)
+from supamanager_daemon.operations.jobs import extravars_yaml
 from supamanager_daemon.settings import Settings, SettingsError, ensure_api_token, load_settings
-from supamanager_daemon.status import ContainerView, group_by_project, observed_status, project_status, service_health
+from supamanager_daemon.shapes.projects import V1CreateProjectBody
 
 
 def c(service: str, state: str = "running", health: str | None = "healthy", ref: str = "r") -> ContainerView:
@@ -91,10 +99,10 @@ def test_mint_ref_is_twenty_lowercase_letters():
 
 
 def test_validate_create_defaults_and_accepts_any_display_name():
-    req = models.validate_create({"name": "{{ lookup('pipe', 'id') }} $(id) `id` \"'"})
+    req = parse_body(V1CreateProjectBody, {"name": "{{ lookup('pipe', 'id') }} $(id) `id` \"'"})
     assert req.name.startswith("{{")
-    assert (req.organization_slug, req.region, req.db_pass) == ("default", "local", None)
-    req = models.validate_create({"name": "x", "db_pass": "Secret-pass-123", "region": "eu-1", "plan": "free"})
+    assert (req.organization_slug, req.region, req.db_pass) == (None, None, None)
+    req = parse_body(V1CreateProjectBody, {"name": "x", "db_pass": "Secret-pass-123", "region": "eu-1", "plan": "free"})
     assert req.db_pass == "Secret-pass-123"
     assert "Secret" not in repr(req)
 
@@ -119,8 +127,8 @@ def test_validate_create_defaults_and_accepts_any_display_name():
     ],
 )
 def test_validate_create_rejects_bad_bodies(body, code, needle):
-    with pytest.raises(BadRequest) as err:
-        models.validate_create(body)
+    with pytest.raises(InvalidRequest) as err:
+        parse_body(V1CreateProjectBody, body)
     assert err.value.code == code
     assert needle in err.value.message
     if isinstance(body, dict) and "db_pass" in body:

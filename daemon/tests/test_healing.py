@@ -11,7 +11,7 @@ import pytest
 import yaml
 from supamanager_daemon import models
 from supamanager_daemon.errors import Conflict
-from supamanager_daemon.healing import (
+from supamanager_daemon.fleet.healing import (
     Healer,
     Policy,
     Record,
@@ -22,8 +22,8 @@ from supamanager_daemon.healing import (
     read_compose,
     restart_set,
 )
+from supamanager_daemon.fleet.status import ContainerView
 from supamanager_daemon.settings import Settings
-from supamanager_daemon.status import ContainerView
 from supamanager_daemon.store import Store
 
 REF = "abcdefghijklmnopqrst"

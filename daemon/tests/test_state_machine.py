@@ -15,9 +15,11 @@ import pathlib
 import re
 
 import pytest
-from supamanager_daemon import handlers, healing, models
-from supamanager_daemon.errors import ApiError
-from supamanager_daemon.status import ContainerView, observed_status
+from supamanager_daemon import models
+from supamanager_daemon.api import projects as handlers
+from supamanager_daemon.errors import DomainError
+from supamanager_daemon.fleet import healing
+from supamanager_daemon.fleet.status import ContainerView, observed_status
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 START = "[*]"
@@ -64,7 +66,7 @@ def code_transitions() -> set[tuple[str, str, str]]:
         for chooser in (*REQUESTS.values(), healing.choose_heal):
             try:
                 kind = models.KINDS[chooser(project)]
-            except ApiError:
+            except DomainError:
                 continue
             edges.add((status, kind.busy, kind.name))
         for seen in observable(status) - {status}:

@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import events, keys, logging_json, metrics, openapi
+from . import api, events, keys, logging_json, metrics
 from .auth import auth_middleware
-from .docker import DockerClient
-from .errors import error_middleware
-from .handlers import routes
-from .healing import Healer, Policy
-from .jobs import JobScheduler
-from .poller import Poller
+from .fleet.docker import DockerClient
+from .fleet.healing import Healer, Policy
+from .fleet.poller import Poller
+from .middleware import error_middleware
+from .operations.jobs import JobScheduler
 from .settings import Settings, ensure_api_token
 from .store import Store
 
@@ -75,9 +74,8 @@ def create_app(settings: Settings) -> web.Application:
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
     app.cleanup_ctx.extend([store_ctx, docker_ctx, poller_ctx, jobs_ctx])
-    app.router.add_routes(routes)
-    # Ours beyond the Management API: the OpenAPI document and docs page, metrics, event streams.
-    openapi.setup(app)
+    # Every route, documented: api/<tag>.py, shapes/<tag>.py (openapi.py derives /openapi.json).
+    api.setup(app)
     metrics.setup(app)
     events.setup(app)
     return app

@@ -7,11 +7,7 @@ import hmac
 from aiohttp import web
 
 from . import keys
-from .errors import ApiError
-
-
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+from .errors import Unauthorized
 
 
 @web.middleware
@@ -20,8 +16,8 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
+            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
         expected = request.app[keys.API_TOKEN].encode()
         if not hmac.compare_digest(token.strip().encode(), expected):
-            raise _unauthorized("invalid bearer token")
+            raise Unauthorized("invalid bearer token")
     return await handler(request)

@@ -1,73 +1,52 @@
-"""One JSON error shape for every failure: {"code": ..., "message": ...}."""
+"""Domain errors: what went wrong, in the daemon's own words. No HTTP here.
+
+Every error has a stable `code` (e.g. `project_not_found`), a `message` for a person, and optional
+`details` (the field or the operation concerned). `middleware.py` is the one place that maps each
+class to an HTTP status and writes the one JSON error shape; domain code (store, operations,
+projects) and routes raise these and never build responses for failures.
+"""
 
 from __future__ import annotations
 
-import logging
 
-from aiohttp import web
+class DomainError(Exception):
+    """Base of every error a client should hear about."""
 
-from . import keys
+    code = "error"
 
-log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """A request failed in a way the client should hear about."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, **details: object) -> None:
+    def __init__(self, message: str, code: str | None = None, **details: object) -> None:
         super().__init__(message)
-        self.headers = headers
-        self.status = status
-        self.code = code
         self.message = message
+        if code is not None:
+            self.code = code
         self.details = details
 
 
-class NotFound(ApiError):
-    def __init__(self, message: str, code: str = "not_found") -> None:
-        super().__init__(404, code, message)
+class InvalidRequest(DomainError):
+    """The request itself is wrong (body, query, field); the message names the problem."""
+
+    code = "bad_request"
 
 
-class BadRequest(ApiError):
-    def __init__(self, message: str, code: str = "bad_request", **details: object) -> None:
-        super().__init__(400, code, message, **details)
+class InvalidState(DomainError):
+    """The request is well formed but the project's state does not allow it (e.g. already paused)."""
+
+    code = "invalid_state"
 
 
-class Conflict(ApiError):
-    def __init__(self, message: str, code: str = "conflict", **details: object) -> None:
-        super().__init__(409, code, message, **details)
+class NotFound(DomainError):
+    code = "not_found"
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None) -> web.Response:
-    body: dict[str, object] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    return web.json_response(body, status=status, headers=headers)
+class Conflict(DomainError):
+    code = "conflict"
 
 
-_HTTP_CODES = {
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-}
+class Unauthorized(DomainError):
+    code = "unauthorized"
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details or None, headers=exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason
-        if exc.status == 413:
-            message = f"request body is larger than {request.app[keys.SETTINGS].max_body_bytes} bytes"
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
-        return error_response(exc.status, code, message, headers=headers)
-    except Exception:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error; see the daemon's log")
+class Unavailable(DomainError):
+    """A part the daemon depends on (the Docker engine, a project's database) cannot be reached."""
+
+    code = "unavailable"

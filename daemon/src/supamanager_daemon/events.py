@@ -1,4 +1,4 @@
-"""GET /v1/operations/{op_id}/events: an operation's steps as Server-Sent Events.
+"""An operation's steps as Server-Sent Events (the route: GET /v1/operations/{op_id}/events, api/operations.py).
 
 The store keeps every event of an operation with an increasing id, so the stream is a replay of
 what is stored after Last-Event-ID followed by whatever is added, read from the store every
@@ -18,7 +18,8 @@ import time
 from aiohttp import web
 
 from . import keys, models
-from .errors import BadRequest, NotFound
+from .errors import InvalidRequest
+from .store import OperationNotFound
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
@@ -27,8 +28,6 @@ TERMINAL = (models.SUCCEEDED, models.FAILED)
 
 # Set when the daemon shuts down, so open streams end instead of holding the shutdown up.
 CLOSING = web.AppKey("events_closing", asyncio.Event)
-
-routes = web.RouteTableDef()
 
 
 def _last_event_id(request: web.Request) -> int:
@@ -44,7 +43,7 @@ def _last_event_id(request: web.Request) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise BadRequest(f"{source} must be a non-negative integer (an event id)", code="invalid_value")
+        raise InvalidRequest(f"{source} must be a non-negative integer (an event id)", code="invalid_value")
     return value
 
 
@@ -55,14 +54,13 @@ def format_event(event: dict) -> bytes:
     return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-@routes.get("/v1/operations/{op_id}/events")
-async def operation_events(request: web.Request) -> web.StreamResponse:
-    op_id = request.match_info["op_id"]
+async def respond(request: web.Request, op_id: str) -> web.StreamResponse:
+    """Replay the stored events after Last-Event-ID, then follow the operation until it ends."""
     store = request.app[keys.STORE]
     after = _last_event_id(request)
     op = await store.get_operation(op_id) if len(op_id) <= 64 else None
     if op is None:
-        raise NotFound(f"operation {op_id[:64]!r} not found", code="operation_not_found")
+        raise OperationNotFound(op_id)
 
     resp = web.StreamResponse(
         headers={
@@ -109,4 +107,3 @@ async def _on_shutdown(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     app[CLOSING] = asyncio.Event()
     app.on_shutdown.append(_on_shutdown)
-    app.router.add_routes(routes)

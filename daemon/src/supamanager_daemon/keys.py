@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .docker import DockerClient
-    from .jobs import JobScheduler
-    from .poller import Poller
+    from .fleet.docker import DockerClient
+    from .fleet.poller import Poller
+    from .operations.jobs import JobScheduler
     from .settings import Settings
     from .store import Store
 

@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from . import keys, models
-from .openapi import STATUSES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
@@ -103,7 +102,7 @@ class Metrics:
             lines.append(f"# HELP {name} {help_}")
             lines.append(f"# TYPE {name} {kind}")
 
-        by_status = dict.fromkeys(STATUSES, 0)
+        by_status = dict.fromkeys(models.STATUSES, 0)
         for project in projects:
             by_status[project["status"]] = by_status.get(project["status"], 0) + 1
         family("supamanager_projects", "gauge", "Projects by status.")
@@ -138,18 +137,13 @@ class Metrics:
 
 METRICS = web.AppKey("metrics", Metrics)
 
-routes = web.RouteTableDef()
 
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    app = request.app
+async def render(app: web.Application) -> str:
+    """The exposition text now: counters from memory, the projects-by-status gauge from the store."""
     projects = await app[keys.STORE].list_projects()
     jobs = app[keys.JOBS]
-    text = app[METRICS].render(projects, jobs.running, jobs.queued, len(app[keys.POLLER].orphan_refs))
-    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+    return app[METRICS].render(projects, jobs.running, jobs.queued, len(app[keys.POLLER].orphan_refs))
 
 
 def setup(app: web.Application) -> None:
     app[METRICS] = Metrics()
-    app.router.add_routes(routes)

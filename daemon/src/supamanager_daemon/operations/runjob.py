@@ -1,6 +1,6 @@
 """One job, in its own process: run a playbook with ansible-runner and report event summaries.
 
-    python -m supamanager_daemon.runjob <job dir> <daemon pid>
+    python -m supamanager_daemon.operations.runjob <job dir> <daemon pid>
 
 <job dir>/job.json names the playbook; <job dir>/runner is the private data dir, whose
 env/extravars the daemon wrote (0600). One JSON object per line goes to stdout: task starts,

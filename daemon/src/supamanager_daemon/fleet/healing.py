@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from . import models
-from .errors import ApiError, Conflict
+from .. import models
+from ..errors import Conflict, DomainError
 from .status import ContainerView
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class Healer:
 
             try:
                 _project, op = await self.store.start_operation(ref, choose_heal, params, healing=remember)
-            except ApiError as exc:  # raced with a request, or the project changed meanwhile
+            except DomainError as exc:  # raced with a request, or the project changed meanwhile
                 record.attempts -= 1
                 log.info("not healing project %s: %s", ref, exc.message)
                 return None

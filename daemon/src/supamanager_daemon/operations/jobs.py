@@ -1,6 +1,6 @@
 """The job scheduler: one operation at a time per project, SUPAMANAGER_MAX_JOBS at a time overall.
 
-Each job runs `python -m supamanager_daemon.runjob` in its own process and private data dir.
+Each job runs `python -m supamanager_daemon.operations.runjob` in its own process and private data dir.
 Extra vars go through a 0600 file (never a command line); the job dir is removed when the
 operation ends, so no runner artifact outlives it. Secrets a queued job needs (db_pass) wait in
 <job dir>/secrets.json (0600) until then.
@@ -25,9 +25,10 @@ import sys
 import time
 from typing import Any
 
-from . import logging_json, models
-from .settings import Settings
-from .store import Store
+from .. import logging_json, models
+from ..projects.files import project_info
+from ..settings import Settings
+from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ _ENV_ALLOW_COVERAGE = (
     "_ANSIBLE_COVERAGE_CONFIG",
     "_ANSIBLE_COVERAGE_OUTPUT",
 )
+RUNJOB_MODULE = "supamanager_daemon.operations.runjob"
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -65,18 +67,9 @@ def _write_private(path: pathlib.Path, text: str) -> None:
         fh.write(text)
 
 
-def project_info(settings: Settings, ref: str) -> dict[str, Any]:
-    """The role's <root>/projects/<ref>/project.json (ports, services, api_url; no secrets), or {}."""
-    try:
-        info = json.loads((settings.root / "projects" / ref / "project.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
 def _is_runjob(pid: int) -> bool:
     try:
-        return b"supamanager_daemon.runjob" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        return RUNJOB_MODULE.encode() in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -262,7 +255,7 @@ class JobScheduler:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "supamanager_daemon.runjob",
+                RUNJOB_MODULE,
                 str(job_dir),
                 str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL,

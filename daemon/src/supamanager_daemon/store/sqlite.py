@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import models
-from .errors import Conflict, NotFound
+from .. import models
+from .errors import HealingDisabled, OperationInProgress, ProjectNotFound, RefTaken
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -170,7 +170,7 @@ class Store:
 
         def tx(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone():
-                raise Conflict(f"project {ref} already exists", code="ref_taken")
+                raise RefTaken(ref)
             db.execute(
                 "INSERT INTO projects (ref, name, organization_slug, region, created_at, status, desired_state,"
                 " job_status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -212,20 +212,16 @@ class Store:
         def tx(db: sqlite3.Connection):
             project = _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone())
             if project is None:
-                raise NotFound(f"project {ref} not found", code="project_not_found")
+                raise ProjectNotFound(ref)
             running = db.execute(
                 "SELECT id, kind FROM operations WHERE ref = ? AND state IN (?, ?) ORDER BY created_at LIMIT 1",
                 (ref, *models.ACTIVE_STATES),
             ).fetchone()
             if running is not None:
-                raise Conflict(
-                    f"operation {running['id']} ({running['kind']}) is still running on project {ref}",
-                    code="operation_in_progress",
-                    operation_id=running["id"],
-                )
+                raise OperationInProgress(ref, running["id"], running["kind"])
             kind = models.KINDS[choose_kind(project)]
             if healing is not None and not self._healing(db, ref)["enabled"]:
-                raise Conflict(f"project {ref} is marked not to be healed", code="healing_disabled")
+                raise HealingDisabled(ref)
             db.execute(
                 "UPDATE projects SET status = ?, desired_state = ?, error = NULL, job_status_at = ? WHERE ref = ?",
                 (kind.busy, kind.desired, time.time(), ref),
@@ -439,7 +435,7 @@ class Store:
 
         def tx(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
-                raise NotFound(f"project {ref} not found", code="project_not_found")
+                raise ProjectNotFound(ref)
             return self._healing(db, ref)
 
         return await self._call(self._tx, tx)
@@ -449,7 +445,7 @@ class Store:
 
         def tx(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
-                raise NotFound(f"project {ref} not found", code="project_not_found")
+                raise ProjectNotFound(ref)
             current = self._healing(db, ref)
             services = {} if enabled and not current["enabled"] else None
             return self._put_healing(db, ref, enabled=enabled, services=services)

@@ -7,10 +7,10 @@ import contextlib
 import logging
 import time
 
-from . import models
+from .. import models
+from ..store import Store
 from .docker import DockerClient, DockerError
 from .status import group_by_project, observed_status
-from .store import Store
 
 log = logging.getLogger(__name__)
 

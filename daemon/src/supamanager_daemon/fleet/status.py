@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import models
+from .. import models
 from .docker import PROJECT_LABEL, SERVICE_LABEL
 
 _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")

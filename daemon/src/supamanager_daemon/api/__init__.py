@@ -1,0 +1,24 @@
+"""The HTTP API: one routes module per Management API tag, thin (parse, call, answer).
+
+Adding an operation: declare it in `api/<tag>.py` with its shapes from `shapes/<tag>.py` (see
+routing.py), and list a new module in TAGS. /openapi.json and the served routes both come from
+TAGS, so a route cannot be served undocumented.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import operations, platform, projects
+from .routing import Operation, add_routes
+
+# In the order the document lists them.
+TAGS = (projects.api, operations.api, platform.api)
+
+
+def all_operations() -> list[Operation]:
+    return [op for tag in TAGS for op in tag.operations]
+
+
+def setup(app: web.Application) -> None:
+    add_routes(app, all_operations())

@@ -1,0 +1,45 @@
+"""The store's own errors (domain errors; middleware.py maps them to HTTP)."""
+
+from __future__ import annotations
+
+from ..errors import Conflict, NotFound
+
+
+class ProjectNotFound(NotFound):
+    code = "project_not_found"
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"project {ref[:64]!r} not found")
+
+
+class OperationNotFound(NotFound):
+    code = "operation_not_found"
+
+    def __init__(self, op_id: str) -> None:
+        super().__init__(f"operation {op_id[:64]!r} not found")
+
+
+class RefTaken(Conflict):
+    code = "ref_taken"
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"project {ref} already exists")
+
+
+class OperationInProgress(Conflict):
+    """A mutating request while another operation is queued or running on the project."""
+
+    code = "operation_in_progress"
+
+    def __init__(self, ref: str, op_id: str, kind: str) -> None:
+        super().__init__(f"operation {op_id} ({kind}) is still running on project {ref}", operation_id=op_id)
+        self.operation_id = op_id
+
+
+class HealingDisabled(Conflict):
+    """A heal was asked for a project marked not to be healed."""
+
+    code = "healing_disabled"
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"project {ref} is marked not to be healed")
