@@ -21,7 +21,7 @@ from aiohttp import web
 from conftest import AUTH, TOKEN, wait_operation
 from supamanager_daemon import cli, keys
 from supamanager_daemon.app import create_app
-from supamanager_daemon.poller import Poller
+from supamanager_daemon.fleet.poller import Poller
 from supamanager_daemon.store import Store
 
 HOLD_STEP = "Hold while asked to"
