@@ -237,7 +237,7 @@ async def test_jobs_beyond_max_jobs_wait_their_turn(client, settings):
 
 async def test_health_needs_known_services(client):
     project, op_id = await create(client)
-    await wait_operation(client, op_id)
+    assert (await wait_operation(client, op_id))["state"] == "succeeded"
     base = f"/v1/projects/{project['ref']}/health"
     resp = await client.get(base, headers=AUTH)
     assert (resp.status, (await resp.json())["code"]) == (400, "missing_field")

@@ -128,8 +128,13 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
     project = wait_status(e2e, ref, "ACTIVE_HEALTHY")
     assert project["name"] == name
     assert set(container_states(ref).values()) == {"running"}
+    # The four host ports the role allocated, from the configured range, as the port registry holds them.
     ports = project["endpoints"]["ports"]
-    assert ports, project
+    assert set(ports) == {"kong_http", "kong_https", "postgres", "pooler_transaction"}, project
+    assert len(set(ports.values())) == 4
+    start, end = PLAYBOOK_VARS["supabase_port_range_start"], PLAYBOOK_VARS["supabase_port_range_end"]
+    assert all(start <= port <= end for port in ports.values()), ports
+    assert ports == json.loads((e2e.root / "ports.json").read_text())["projects"][ref]
 
     status, health, _ = e2e.request("GET", f"/v1/projects/{ref}/health?services={','.join(SERVICES)}")
     assert status == 200

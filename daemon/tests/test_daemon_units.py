@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 
 import pytest
+from conftest import REPO
 from supamanager_daemon import models
 from supamanager_daemon.api.routing import parse_body
 from supamanager_daemon.errors import InvalidRequest
@@ -162,7 +163,10 @@ def test_extravars_yaml_marks_every_string_unsafe():
 def test_settings_defaults():
     s = load_settings(environ={})
     assert (s.host, s.port, s.poll_interval, s.max_jobs) == ("127.0.0.1", 8085, 15.0, 4)
-    assert (s.collection_dir / "playbooks").is_dir() or s.collection_dir.name
+    # By default the collection is the checkout this package sits in: its playbooks and ansible.cfg.
+    assert s.collection_dir == REPO
+    assert (s.playbooks_dir / "create.yml").is_file()
+    assert s.ansible_config == REPO / "ansible.cfg"
 
 
 def test_settings_file_then_env_override(tmp_path):

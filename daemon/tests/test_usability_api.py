@@ -172,7 +172,7 @@ async def test_events_bad_requests_get_json_errors(client):
         resp, body = await checked(client, "GET", url, headers=headers)
         assert resp.status == status, url
         assert body["code"]
-    await wait_operation(client, op_id)
+    assert (await wait_operation(client, op_id))["state"] == "succeeded"
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -209,10 +209,10 @@ async def test_metrics_move_when_jobs_run(client, settings):
     assert before['supamanager_projects{status="ACTIVE_HEALTHY"}'] == 0
 
     resp = await client.post("/v1/projects", json={"name": "good"}, headers=AUTH)
-    await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
     (settings.root / "fail-create").touch()
     resp = await client.post("/v1/projects", json={"name": "bad"}, headers=AUTH)
-    await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "failed"
     (settings.root / "fail-create").unlink()
 
     after = await scrape(client)
