@@ -41,6 +41,9 @@ def test_failed_create_leaves_nothing(host):
     assert "docker compose (present) failed: " in out
     assert "nonexistent.invalid" in out.split("docker compose (present) failed: ")[1]
     assert "Everything this run made was removed" in out
+    # What this run made before compose: its files and its ports. Docker holds nothing of the
+    # project yet when the pull fails (kept checked, should compose ever create the network
+    # first); the next test rolls back real containers, a network and volumes.
     for kind in ["container", "network", "volume"]:
         assert docker_names(kind, ref) == [], kind
     assert not host.project_dir(ref).exists()
@@ -60,10 +63,15 @@ def test_unhealthy_service_fails_the_create_with_its_last_check(host):
     out = one_line(proc.stdout)
     assert f"Creating project {ref} failed" in out
     reason = out.split("docker compose (present) failed: ")[1]
+    # imgproxy ran, on the project's network: the rollback had containers, a network and volumes to remove.
     assert "imgproxy: running, health unhealthy, last check: imgproxy-check-says-no" in reason
     assert "Everything this run made was removed" in out
     for kind in ["container", "network", "volume"]:
         assert docker_names(kind, ref) == [], kind
+    assert not host.project_dir(ref).exists()
+    assert not (host.root / "secrets" / ref).exists()
+    registry = host.root / "ports.json"
+    assert not registry.exists() or ref not in json.loads(registry.read_text())["projects"]
 
 
 def test_bad_ref_creates_nothing(host):
