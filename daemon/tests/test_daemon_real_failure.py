@@ -27,14 +27,10 @@ CHECK_OUTPUT = "imgproxy-check-says-no"
 def failing(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    d = Daemon(tmp_path, COLLECTION, root, playbook_vars={**PLAYBOOK_VARS, "supabase_logs_enabled": False})
     # imgproxy depends on nothing and starts at once; a check that always fails makes it unhealthy.
-    with open(d.config, "a") as config:
-        config.write(
-            "[playbook_vars.supabase_healthcheck_overrides.imgproxy]\n"
-            f'test = ["CMD", "sh", "-c", "echo {CHECK_OUTPUT}; exit 1"]\n'
-            "retries = 1\n"
-        )
+    failing_check = {"imgproxy": {"test": ["CMD", "sh", "-c", f"echo {CHECK_OUTPUT}; exit 1"], "retries": 1}}
+    playbook_vars = {**PLAYBOOK_VARS, "supabase_logs_enabled": False, "supabase_healthcheck_overrides": failing_check}
+    d = Daemon(tmp_path, COLLECTION, root, playbook_vars=playbook_vars)
     yield d
     d.stop()
 
