@@ -252,3 +252,18 @@ async def test_health_needs_known_services(client):
         ("db", False, "UNHEALTHY"),
         ("pooler", False, "UNHEALTHY"),
     ]
+
+
+async def test_delete_keeping_the_volumes_tells_the_playbook_so(client, settings):
+    # The role's side (delete_volumes false keeps the four volumes) is test_project.py's lifecycle.
+    project, op_id = await create(client)
+    assert (await wait_operation(client, op_id))["state"] == "succeeded"
+    ref = project["ref"]
+    resp = await client.delete(f"/v1/projects/{ref}?delete_volumes=maybe", headers=AUTH)
+    assert resp.status == 400
+    resp = await client.delete(f"/v1/projects/{ref}?delete_volumes=false", headers=AUTH)
+    assert resp.status == 202
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert op["state"] == "succeeded", op
+    assert json.loads((settings.root / f"vars-{ref}-delete.json").read_text())["delete_volumes"] is False
+    assert (await client.get(f"/v1/projects/{ref}", headers=AUTH)).status == 404
