@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -13,6 +14,10 @@ SERVICE_LABEL = "supamanager.service"
 
 class DockerError(Exception):
     pass
+
+
+class NotFoundError(DockerError):
+    """The object to remove is not there (any more)."""
 
 
 class DockerClient:
@@ -27,17 +32,44 @@ class DockerClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+    async def _request(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
         self.calls += 1
         try:
-            async with self._session.get(f"http://docker{path}", params=params) as resp:
-                if resp.status != 200:
-                    raise DockerError(f"docker GET {path}: HTTP {resp.status}: {(await resp.text())[:200]}")
-                return await resp.json()
+            async with self._session.request(method, f"http://docker{path}", params=params) as resp:
+                if resp.status == 404 and method == "DELETE":
+                    raise NotFoundError(f"docker {method} {path}: gone already")
+                if resp.status not in (200, 204):
+                    raise DockerError(f"docker {method} {path}: HTTP {resp.status}: {(await resp.text())[:200]}")
+                return await resp.json() if resp.status == 200 and method == "GET" else None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DockerError(f"docker GET {path}: {exc or type(exc).__name__}") from exc
+            raise DockerError(f"docker {method} {path}: {exc or type(exc).__name__}") from exc
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        return await self._request("GET", path, params)
+
+    @staticmethod
+    def _labelled(ref: str | None) -> dict[str, str]:
+        label = PROJECT_LABEL if ref is None else f"{PROJECT_LABEL}={ref}"
+        return {"filters": json.dumps({"label": [label]})}
 
     async def project_containers(self, ref: str | None = None) -> list[dict[str, Any]]:
         """All containers (running or not) labelled with a project, or with one project: one request."""
-        label = PROJECT_LABEL if ref is None else f"{PROJECT_LABEL}={ref}"
-        return await self._get("/containers/json", {"all": "1", "filters": json.dumps({"label": [label]})})
+        return await self._get("/containers/json", {"all": "1", **self._labelled(ref)})
+
+    async def project_networks(self) -> list[dict[str, Any]]:
+        """Every network labelled with a project: one request."""
+        return await self._get("/networks", self._labelled(None))
+
+    async def project_volumes(self) -> list[dict[str, Any]]:
+        """Every volume labelled with a project: one request."""
+        return (await self._get("/volumes", self._labelled(None))).get("Volumes") or []
+
+    async def remove_container(self, container_id: str) -> None:
+        """Stop and remove a container (force), leaving its named volumes."""
+        await self._request("DELETE", f"/containers/{quote(container_id, safe='')}", {"force": "1"})
+
+    async def remove_network(self, network_id: str) -> None:
+        await self._request("DELETE", f"/networks/{quote(network_id, safe='')}")
+
+    async def remove_volume(self, name: str) -> None:
+        await self._request("DELETE", f"/volumes/{quote(name, safe='')}")
