@@ -19,6 +19,7 @@ from supamanager_daemon.fleet.healing import (
     dependencies,
     failing_services,
     heal_order,
+    public_state,
     read_compose,
     restart_set,
 )
@@ -295,3 +296,22 @@ async def test_a_deleted_project_leaves_no_healing_state(healer, store, project)
     assert await store.healing_states() == {}
     await store.set_healing_services(REF, {"x": {}})  # a late write for a project gone: ignored
     assert await store.healing_states() == {}
+
+
+def test_public_state_shows_times_as_iso_and_the_next_attempt_only_while_backing_off():
+    waiting = Record(attempts=2, failures=1, next_at=1_800_000_000.0, operations=["a", "b"], last_op=None)
+    given_up = Record(attempts=3, failures=3, next_at=1_800_000_000.0, gave_up=True, reason="gave up")
+    state = {"enabled": False, "services": {"db": waiting.to_json(), "auth": given_up.to_json()}}
+    shown = public_state(state)
+    assert shown["enabled"] is False
+    assert list(shown["services"]) == ["auth", "db"]
+    assert shown["services"]["db"] == {
+        "attempts": 2,
+        "failures": 1,
+        "gave_up": False,
+        "reason": None,
+        "next_attempt_at": "2027-01-15T08:00:00Z",
+        "in_flight": None,
+        "operations": ["a", "b"],
+    }
+    assert shown["services"]["auth"]["next_attempt_at"] is None

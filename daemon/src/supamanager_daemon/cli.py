@@ -310,6 +310,59 @@ def cmd_operation_wait(client: Client, args) -> int:
     return _finish(client, args, op["id"], op["ref"])
 
 
+def cmd_healing(client: Client, args) -> int:
+    if args.on or args.off:
+        state, _ = client.call("PUT", _ref_path(args.ref, "/healing"), {"enabled": bool(args.on)})
+    else:
+        state, _ = client.call("GET", _ref_path(args.ref, "/healing"))
+    if args.json:
+        _print_json(state)
+        return 0
+    print(f"healing: {'on' if state['enabled'] else 'off'}")
+    rows = [{"service": name, **record} for name, record in sorted(state["services"].items())]
+    if rows:
+        _print_table(rows, ["service", "attempts", "gave_up", "next_attempt_at", "reason"])
+    return 0
+
+
+def cmd_orphans_list(client: Client, args) -> int:
+    found, _ = client.call("GET", "/v1/orphans")
+    if args.json:
+        _print_json(found)
+        return 0
+    rows = [
+        {"kind": kind.rstrip("s"), "ref": o["ref"], "name": o["name"], "state": o.get("state", "")}
+        for kind in ("containers", "networks", "volumes")
+        for o in found[kind]
+    ]
+    if rows:
+        _print_table(rows, ["kind", "ref", "name", "state"])
+    else:
+        print("no orphans")
+    return 0
+
+
+def cmd_orphans_clean(client: Client, args) -> int:
+    query = {"volumes": "true"} if args.volumes else {}
+    if args.ref:
+        query["ref"] = args.ref
+    path = "/v1/orphans" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    result, _ = client.call("DELETE", path)
+    if args.json:
+        _print_json(result)
+    else:
+        for kind in ("containers", "networks", "volumes"):
+            for name in result["removed"][kind]:
+                print(f"removed {kind.rstrip('s')} {name}")
+        for name in result["kept_volumes"]:
+            print(f"kept volume {name} (it may hold data; --volumes removes it)")
+        if not any(result["removed"].values()) and not result["kept_volumes"]:
+            print("no orphans")
+    for error in result["errors"]:
+        print(f"supamanager: {error}", file=sys.stderr)
+    return EXIT_FAILED if result["errors"] else 0
+
+
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -327,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 the request or operation failed, 2 bad usage, 3 daemon unreachable.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{projects,operations}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{projects,operations,orphans}")
 
     projects = groups.add_parser("projects", help="list, create and change projects", parents=[common])
     sub = projects.add_subparsers(dest="command", required=True)
@@ -361,6 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "health":
             p.add_argument("--service", dest="services", action="append", choices=HEALTH_SERVICES)
 
+    p = sub.add_parser("healing", help="whether the daemon heals the project, and what it tried", parents=[common])
+    p.add_argument("ref", help="project ref")
+    switch = p.add_mutually_exclusive_group()
+    switch.add_argument("--on", action="store_true", help="let the daemon restart failing services (the default)")
+    switch.add_argument("--off", action="store_true", help="mark the project 'do not heal'")
+    p.set_defaults(func=cmd_healing)
+
     ops = groups.add_parser("operations", help="follow operations", parents=[common])
     sub = ops.add_subparsers(dest="command", required=True)
     p = sub.add_parser("get", help="an operation's state", parents=[common])
@@ -370,6 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("op_id")
     p.add_argument("--timeout", type=float, default=1800)
     p.set_defaults(func=cmd_operation_wait)
+
+    orphans = groups.add_parser(
+        "orphans", help="Docker objects labelled for projects the daemon does not know", parents=[common]
+    )
+    sub = orphans.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list them", parents=[common]).set_defaults(func=cmd_orphans_list)
+    p = sub.add_parser("clean", help="remove orphaned containers and networks", parents=[common])
+    p.add_argument("--volumes", action="store_true", help="also remove orphaned volumes (they may hold data)")
+    p.add_argument("--ref", help="only the orphans of this ref")
+    p.set_defaults(func=cmd_orphans_clean)
     return parser
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import pathlib
 import re
@@ -286,3 +287,26 @@ class Healer:
                 self.enqueue(op)
             return op
         return None
+
+
+def _iso(stamp: float | None) -> str | None:
+    if not stamp:
+        return None
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def public_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A project's healing state as GET /v1/projects/{ref}/healing shows it."""
+    services = {}
+    for name, data in sorted(state["services"].items()):
+        record = Record.from_json(data)
+        services[name] = {
+            "attempts": record.attempts,
+            "failures": record.failures,
+            "gave_up": record.gave_up,
+            "reason": record.reason,
+            "next_attempt_at": _iso(record.next_at) if record.failures and not record.gave_up else None,
+            "in_flight": record.last_op,
+            "operations": record.operations,
+        }
+    return {"enabled": state["enabled"], "services": services}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +35,10 @@ class Operation(BaseModel):
     progress: int = Field(ge=0, le=100)
     error: str | None = Field(description="Why it failed.")
     attempts: int = Field(ge=0)
+    params: dict[str, Any] = Field(
+        description="What it was asked to do: `delete_volumes` for a delete; `service`, `services` (restarted in"
+        " this order) and `attempt` for a heal."
+    )
     created_at: str
     started_at: str | None
     finished_at: str | None

@@ -1,0 +1,78 @@
+"""Shapes of ours for the fleet: a project's healing state, and orphaned Docker objects."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from .common import Query, Request
+
+REF_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class HealingRecord(BaseModel):
+    """What the healer did for one service of a project (ours)."""
+
+    attempts: int = Field(ge=0, description="Restarts started since the service was last healthy for a while.")
+    failures: int = Field(ge=0, description="Of those, the ones that did not bring it back.")
+    gave_up: bool = Field(description="The daemon stopped restarting it (after SUPAMANAGER_HEAL_ATTEMPTS).")
+    reason: str | None = Field(description="Why the last restart failed, or why healing gave up.")
+    next_attempt_at: str | None = Field(description="No restart before this time, while backing off.")
+    in_flight: str | None = Field(description="The heal operation running now.")
+    operations: list[str] = Field(description="The heal operations of this service, oldest first.")
+
+
+class Healing(BaseModel):
+    """Whether the daemon heals the project, and what it tried, per service (ours)."""
+
+    enabled: bool = Field(description="false: the project is marked 'do not heal'.")
+    services: dict[str, HealingRecord]
+
+
+class HealingBody(Request):
+    enabled: bool = Field(description="false marks the project 'do not heal'; true lets the daemon heal it again.")
+
+
+class OrphanContainer(BaseModel):
+    id: str
+    name: str
+    ref: str = Field(description="The `supamanager.project` label: a ref the daemon does not know.")
+    service: str | None
+    state: str | None
+
+
+class OrphanNetwork(BaseModel):
+    id: str
+    name: str | None
+    ref: str
+
+
+class OrphanVolume(BaseModel):
+    name: str
+    ref: str
+
+
+class Orphans(BaseModel):
+    """Docker objects labelled for projects the daemon does not know (ours)."""
+
+    containers: list[OrphanContainer]
+    networks: list[OrphanNetwork]
+    volumes: list[OrphanVolume]
+
+
+class OrphansQuery(Query):
+    ref: str | None = Field(default=None, pattern=REF_PATTERN, description="Only the orphans of this ref.")
+    volumes: bool = Field(default=False, description="Also remove orphaned volumes: they may hold a database.")
+
+
+class RemovedOrphans(BaseModel):
+    containers: list[str]
+    networks: list[str]
+    volumes: list[str]
+
+
+class OrphansCleaned(BaseModel):
+    """What a clean removed, the volumes it kept (without `volumes=true`), and what failed (ours)."""
+
+    removed: RemovedOrphans
+    kept_volumes: list[str]
+    errors: list[str]
