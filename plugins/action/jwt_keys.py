@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
@@ -13,9 +12,7 @@ A module masks every value of a no_log option in what it returns, so when the ta
 ``secret``, ``jwt_secret`` comes back masked; the caller gave that value, so it is put back here.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
@@ -28,7 +25,7 @@ class ActionModule(ActionBase):
     _requires_connection = True
 
     def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
         result.update(self._execute_module(module_name=self._task.action, task_vars=task_vars))
         result["_ansible_no_log"] = True

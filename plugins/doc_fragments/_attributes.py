@@ -1,16 +1,13 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
 
 """Attribute descriptions shared by the collection's modules (private: not part of the public API)."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     # The standard attributes; each module declares its own level of support.
     DOCUMENTATION = r"""
 options: {}

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
@@ -14,9 +13,7 @@ The keys file is JSON with mode 0600::
 Everything else (issuer, issue and expiry times) is read back from the keys' own claims.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import datetime
 import errno
@@ -63,7 +60,7 @@ def generate_secret(length=SECRET_LENGTH):
 def validate_secret(secret):
     if len(secret) < MIN_SECRET_LENGTH:
         raise JwtKeysError(
-            "secret is %d characters long; an HS256 secret needs at least %d" % (len(secret), MIN_SECRET_LENGTH)
+            f"secret is {len(secret)} characters long; an HS256 secret needs at least {MIN_SECRET_LENGTH}"
         )
     if secret != secret.strip() or any(ch in secret for ch in "\r\n\"'"):
         raise JwtKeysError("secret must not contain quotes, line breaks or leading or trailing spaces")
@@ -72,8 +69,8 @@ def validate_secret(secret):
 def validate_expiry_days(expiry_days):
     if expiry_days * DAY <= RENEW_BEFORE_SECONDS:
         raise JwtKeysError(
-            "expiry_days=%d is too short: keys that expire within 30 days are minted again on every run, "
-            "so use more than 30" % expiry_days
+            f"expiry_days={expiry_days} is too short: keys that expire within 30 days are minted again on every run, "
+            "so use more than 30"
         )
 
 
@@ -122,26 +119,22 @@ def parse_keys_file(text, path="keys file"):
         data = json.loads(text)
     except ValueError:
         # The parser's message may quote the file's content, which is secret.
-        raise JwtKeysError(
-            "%s is not valid JSON; repair it, or remove it to mint a new secret and keys" % path
-        ) from None
+        raise JwtKeysError(f"{path} is not valid JSON; repair it, or remove it to mint a new secret and keys") from None
     if not isinstance(data, dict) or not isinstance(data.get("jwt_secret"), str) or not data["jwt_secret"]:
-        raise JwtKeysError(
-            '%s has no "jwt_secret" string; repair it, or remove it to mint a new secret and keys' % path
-        )
+        raise JwtKeysError(f'{path} has no "jwt_secret" string; repair it, or remove it to mint a new secret and keys')
     return data
 
 
 def read_keys_file(path):
     """The stored keys and the file's mode, or (None, None) when there is no file."""
     try:
-        with open(path, "r") as handle:
+        with open(path) as handle:
             text = handle.read()
             mode = os.fstat(handle.fileno()).st_mode & 0o7777
-    except IOError as exc:
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
             return None, None
-        raise JwtKeysError("cannot read %s: %s" % (path, exc.strerror)) from exc
+        raise JwtKeysError(f"cannot read {path}: {exc.strerror}") from exc
     return parse_keys_file(text, path), mode
 
 
@@ -152,7 +145,7 @@ def write_keys_file(path, data):
         try:
             os.makedirs(directory, KEYS_DIR_MODE)
         except OSError as exc:
-            raise JwtKeysError("cannot create directory %s: %s" % (directory, exc.strerror)) from exc
+            raise JwtKeysError(f"cannot create directory {directory}: {exc.strerror}") from exc
     write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n", KEYS_FILE_MODE)
 
 
@@ -183,7 +176,7 @@ def plan_keys(stored, issuer, expiry_days, rotate=False, secret=None, now=None):
     if not remint:
         for field, role in ROLES.items():
             if key_claims(stored.get(field), new_secret, role, issuer, now) is None:
-                reasons.append("%s does not verify, has other claims or expires within 30 days" % field)
+                reasons.append(f"{field} does not verify, has other claims or expires within 30 days")
                 remint = True
     for field, role in ROLES.items():
         data[field] = mint(new_secret, role, issuer, now, expiry_days) if remint else stored[field]

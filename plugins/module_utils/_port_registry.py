@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
@@ -17,9 +16,7 @@ to a temporary file in the same directory that is fsynced and then renamed over 
 A reader therefore never sees a half-written registry, even without the lock.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import contextlib
 import errno
@@ -55,8 +52,8 @@ class RangeExhausted(PortRegistryError):
 def validate_project(project):
     if not isinstance(project, str) or not PROJECT_RE.match(project):
         raise PortRegistryError(
-            "project %r is not a valid project ref: use 3 to 40 characters of lowercase letters, digits and "
-            "hyphens, starting and ending with a letter or digit" % (project,)
+            f"project {project!r} is not a valid project ref: use 3 to 40 characters of lowercase letters, digits and "
+            "hyphens, starting and ending with a letter or digit"
         )
 
 
@@ -67,20 +64,20 @@ def validate_names(names):
     for name in names:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise PortRegistryError(
-                "port name %r is not valid: use a lowercase letter followed by up to 62 lowercase letters, "
-                "digits or underscores" % (name,)
+                f"port name {name!r} is not valid: use a lowercase letter followed by up to 62 lowercase letters, "
+                "digits or underscores"
             )
         if name in seen:
-            raise PortRegistryError("port name %r is listed more than once in names" % (name,))
+            raise PortRegistryError(f"port name {name!r} is listed more than once in names")
         seen.add(name)
 
 
 def validate_range(range_start, range_end):
     for label, value in (("range_start", range_start), ("range_end", range_end)):
         if not MIN_PORT <= value <= MAX_PORT:
-            raise PortRegistryError("%s=%d is not a TCP port (1-65535)" % (label, value))
+            raise PortRegistryError(f"{label}={value} is not a TCP port (1-65535)")
     if range_start > range_end:
-        raise PortRegistryError("range_start=%d is greater than range_end=%d" % (range_start, range_end))
+        raise PortRegistryError(f"range_start={range_start} is greater than range_end={range_end}")
 
 
 def empty_registry():
@@ -94,19 +91,19 @@ def parse_registry(text, path="registry"):
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise PortRegistryError("%s is not valid JSON (%s); repair or remove it" % (path, exc)) from exc
+        raise PortRegistryError(f"{path} is not valid JSON ({exc}); repair or remove it") from exc
     if not isinstance(data, dict) or not isinstance(data.get("projects"), dict):
-        raise PortRegistryError('%s has no "projects" object; repair or remove it' % path)
+        raise PortRegistryError(f'{path} has no "projects" object; repair or remove it')
     if data.get("version") != REGISTRY_VERSION:
         raise PortRegistryError(
-            "%s has version %r, this module understands version %d" % (path, data.get("version"), REGISTRY_VERSION)
+            f"{path} has version {data.get('version')!r}, this module understands version {REGISTRY_VERSION}"
         )
     for project, ports in data["projects"].items():
         if not isinstance(ports, dict) or not all(
             isinstance(port, int) and not isinstance(port, bool) and MIN_PORT <= port <= MAX_PORT
             for port in ports.values()
         ):
-            raise PortRegistryError("%s: the entry of project %r is not a map of names to ports" % (path, project))
+            raise PortRegistryError(f"{path}: the entry of project {project!r} is not a map of names to ports")
     return data
 
 
@@ -117,12 +114,12 @@ def dump_registry(data):
 def read_registry(path):
     """Read the registry; a missing file is an empty registry."""
     try:
-        with open(path, "r") as handle:
+        with open(path) as handle:
             text = handle.read()
-    except IOError as exc:
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
             return empty_registry()
-        raise PortRegistryError("cannot read %s: %s" % (path, exc)) from exc
+        raise PortRegistryError(f"cannot read {path}: {exc}") from exc
     return parse_registry(text, path)
 
 
@@ -136,7 +133,7 @@ def ensure_directory(path):
             os.chmod(directory, REGISTRY_DIR_MODE)
         except OSError as exc:
             if not os.path.isdir(directory):
-                raise PortRegistryError("cannot create directory %s: %s" % (directory, exc)) from exc
+                raise PortRegistryError(f"cannot create directory {directory}: {exc}") from exc
     return directory
 
 
@@ -153,7 +150,7 @@ def locked(path):
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, REGISTRY_MODE)
     except OSError as exc:
-        raise PortRegistryError("cannot open lock file %s: %s" % (lock_path, exc)) from exc
+        raise PortRegistryError(f"cannot open lock file {lock_path}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -171,13 +168,11 @@ def check_bind_address(bind_address):
     try:
         sock = socket.socket(_family(bind_address), socket.SOCK_STREAM)
     except OSError as exc:
-        raise PortRegistryError("bind_address %s cannot be used: %s" % (bind_address, exc)) from exc
+        raise PortRegistryError(f"bind_address {bind_address} cannot be used: {exc}") from exc
     try:
         sock.bind((bind_address, 0))
     except (OSError, OverflowError) as exc:
-        raise PortRegistryError(
-            "bind_address %s cannot be used for the free-port check: %s" % (bind_address, exc)
-        ) from exc
+        raise PortRegistryError(f"bind_address {bind_address} cannot be used for the free-port check: {exc}") from exc
     finally:
         sock.close()
 
@@ -244,9 +239,9 @@ def plan_allocation(registry, project, names, range_start, range_end, is_free):
         if candidate > range_end:
             missing = [n for n in names if n not in after]
             raise RangeExhausted(
-                "port range %d-%d is exhausted: no free port left for %s of project %s (ports held by projects "
-                "in the registry or by other listeners are skipped); widen the range or release projects"
-                % (range_start, range_end, ", ".join(missing), project)
+                f"port range {range_start}-{range_end} is exhausted: no free port left for "
+                f"{', '.join(missing)} of project {project} (ports held by projects in the registry or by other "
+                "listeners are skipped); widen the range or release projects"
             )
         after[name] = candidate
         allocated[name] = candidate

@@ -1,13 +1,9 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: jwt_keys
@@ -183,7 +179,7 @@ def _public_view(data, mode):
     """What the diff may show of a keys file: no secret, no key, only the claims."""
     if data is None:
         return {"exists": False}
-    view = {"exists": True, "mode": "%04o" % mode if mode is not None else None}
+    view = {"exists": True, "mode": f"{mode:04o}" if mode is not None else None}
     for field in ROLES:
         view[field] = unverified_claims(data.get(field))
     return view
@@ -195,7 +191,7 @@ def run(module):
     stored, mode = read_keys_file(path)
     data, reasons = plan_keys(stored, p["issuer"], p["expiry_days"], rotate=p["rotate"], secret=p["secret"])
     if stored is not None and mode != KEYS_FILE_MODE:
-        reasons.append("file mode is %04o, should be %04o" % (mode, KEYS_FILE_MODE))
+        reasons.append(f"file mode is {mode:04o}, should be {KEYS_FILE_MODE:04o}")
     changed = bool(reasons)
     if changed and not module.check_mode:
         write_keys_file(path, data)
@@ -244,8 +240,8 @@ def main():
         result = run(module)
     except JwtKeysError as exc:
         module.fail_json(msg=str(exc), path=p["path"])
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot write the keys file %s: %s" % (p["path"], exc))
+    except OSError as exc:
+        module.fail_json(msg=f"cannot write the keys file {p['path']}: {exc}")
     module.exit_json(**result)
 
 

@@ -1,13 +1,9 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: port_allocation
@@ -181,7 +177,7 @@ from ansible_collections.supamanager.supabase.plugins.module_utils._port_registr
 )
 
 
-class PortAllocator(object):
+class PortAllocator:
     def __init__(self, module):
         self.module = module
         self.params = module.params
@@ -238,8 +234,8 @@ class PortAllocator(object):
             self.results["diff"] = {
                 "before": {"project": p["project"], "ports": self.before},
                 "after": {"project": p["project"], "ports": self.after},
-                "before_header": "%s (project %s)" % (path, p["project"]),
-                "after_header": "%s (project %s)" % (path, p["project"]),
+                "before_header": f"{path} (project {p['project']})",
+                "after_header": f"{path} (project {p['project']})",
             }
         return self.results
 
@@ -264,8 +260,8 @@ def main():
         results = PortAllocator(module).run()
     except PortRegistryError as exc:
         module.fail_json(msg=str(exc), project=p["project"], registry=p["registry"])
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot update the port registry %s: %s" % (p["registry"], exc), registry=p["registry"])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot update the port registry {p['registry']}: {exc}", registry=p["registry"])
     module.exit_json(**results)
 
 

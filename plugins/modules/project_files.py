@@ -1,13 +1,9 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: project_files
@@ -125,10 +121,10 @@ class ProjectFilesError(Exception):
 def relative_path(value, what):
     """value as a normalized relative path inside the directory, or ProjectFilesError."""
     if not value or os.path.isabs(value):
-        raise ProjectFilesError("%s %r must be a relative path" % (what, value))
+        raise ProjectFilesError(f"{what} {value!r} must be a relative path")
     norm = os.path.normpath(value)
     if norm == ".." or norm.startswith(".." + os.sep) or "\0" in value:
-        raise ProjectFilesError("%s %r must stay inside the directory" % (what, value))
+        raise ProjectFilesError(f"{what} {value!r} must stay inside the directory")
     return norm
 
 
@@ -138,7 +134,7 @@ def file_mode(value, dest):
     except (TypeError, ValueError):
         mode = -1
     if not 0 <= mode <= 0o777:
-        raise ProjectFilesError("mode %r of %s must be an octal string such as 0644" % (value, dest))
+        raise ProjectFilesError(f"mode {value!r} of {dest} must be an octal string such as 0644")
     return mode
 
 
@@ -163,7 +159,7 @@ def ensure_directory(path, check_mode):
             os.chmod(path, DIR_MODE)  # makedirs' mode is filtered by the umask
         return True
     if not stat.S_ISDIR(st.st_mode):
-        raise ProjectFilesError("%s exists and is not a directory" % path)
+        raise ProjectFilesError(f"{path} exists and is not a directory")
     if stat.S_IMODE(st.st_mode) != DIR_MODE:
         if not check_mode:
             os.chmod(path, DIR_MODE)
@@ -212,8 +208,8 @@ def main():
         results = run(module.params, module.check_mode)
     except ProjectFilesError as exc:
         module.fail_json(msg=str(exc), path=module.params["path"])
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot write the files in %s: %s" % (module.params["path"], exc))
+    except OSError as exc:
+        module.fail_json(msg=f"cannot write the files in {module.params['path']}: {exc}")
     module.exit_json(**results)
 
 
