@@ -124,6 +124,24 @@ def test_compose_accepts_the_rendered_files(rendered, venv_env):
     assert "@db:5432/postgres" in config["services"]["rest"]["environment"]["PGRST_DB_URI"]
 
 
+def test_bind_mounts_carry_selinux_labels(rendered, venv_env):
+    """Every project file a container mounts has z or Z; a path several services mount is shared (z)."""
+    project_dir, _ = rendered
+    config = compose_config(project_dir, venv_env)
+    labels = {}
+    for name, service in config["services"].items():
+        for mount in service.get("volumes", []):
+            if mount["type"] == "bind" and mount["source"].startswith(str(project_dir)):
+                labels.setdefault(mount["source"], []).append((name, mount.get("bind", {}).get("selinux")))
+    assert len(labels) >= 10
+    for source, users in labels.items():
+        assert all(label in {"z", "Z"} for _, label in users), (source, users)
+        if len(users) > 1:
+            assert {label for _, label in users} == {"z"}, (source, users)
+    assert labels[str(project_dir / "volumes" / "functions")] == [("functions", "z"), ("studio", "z")]
+    assert labels[str(project_dir / "volumes" / "db" / "roles.sql")] == [("db", "Z")]
+
+
 def test_env_file_is_private_and_uses_upstream_names(rendered):
     project_dir, _ = rendered
     env_file = project_dir / ".env"
