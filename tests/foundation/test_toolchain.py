@@ -1,7 +1,6 @@
 """The foundation: ansible finds community.docker, this collection and the default inventory."""
 
 import json
-import tarfile
 
 from tests.conftest import run
 
@@ -23,17 +22,3 @@ def test_default_inventory_is_localhost_in_supabase_hosts(venv_env):
 def test_localhost_runs_a_module_with_the_playbook_python(venv_env, repo):
     proc = run(["ansible", "localhost", "-m", "ansible.builtin.ping", "-o"], env=venv_env)
     assert "SUCCESS" in proc.stdout
-
-
-def test_collection_builds_without_dev_files(venv_env, repo, tmp_path):
-    run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(repo)], env=venv_env)
-    tarball = tmp_path / "supamanager-supabase-0.1.0.tar.gz"
-    assert tarball.is_file()
-    with tarfile.open(tarball) as tar:
-        names = tar.getnames()
-    assert "galaxy.yml" not in names  # replaced by MANIFEST.json in a built collection
-    assert "MANIFEST.json" in names
-    assert "roles/project/defaults/main.yml" in names
-    unwanted = [n for n in names if n.split("/")[0] in {".venv", ".git", ".pytest_cache", ".ruff_cache", ".ci"}]
-    unwanted += [n for n in names if "__pycache__" in n]
-    assert unwanted == []

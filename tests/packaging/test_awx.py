@@ -1,0 +1,91 @@
+"""The repository as an AWX project: its collection list, the surveys, the configure playbook.
+
+No AWX is reachable here: playbooks/awx-configure.yml is checked by syntax and by ansible-lint
+(scripts/test), not run against a controller.
+"""
+
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run
+
+SURVEYS = yaml.safe_load((REPO / "awx" / "surveys.yml").read_text())["surveys"]
+SPEC = yaml.safe_load((REPO / "roles" / "project" / "meta" / "argument_specs.yml").read_text())
+OPTIONS = SPEC["argument_specs"]["main"]["options"]
+DEFAULTS = yaml.safe_load((REPO / "roles" / "project" / "defaults" / "main.yml").read_text())
+LIFECYCLE = ["create", "pause", "resume", "restart", "delete", "status"]
+
+
+def test_every_lifecycle_playbook_has_a_survey():
+    assert sorted(SURVEYS) == sorted(LIFECYCLE)
+    for name in LIFECYCLE:
+        assert (REPO / "playbooks" / f"{name}.yml").is_file()
+        assert SURVEYS[name]["spec"][0]["variable"] == "project_ref"
+
+
+@pytest.mark.parametrize("playbook", LIFECYCLE)
+def test_survey_questions_are_role_options_with_the_role_defaults(playbook):
+    for question in SURVEYS[playbook]["spec"]:
+        variable = question["variable"]
+        option = OPTIONS[variable]  # KeyError: a question the role does not take
+        # The role's required options are required answers; an optional one may be asked for
+        # only with the role's default as the survey's, so that AWX always sends a valid value.
+        if option.get("required"):
+            assert question["required"]
+        elif question["required"]:
+            assert question["default"] != "", variable
+        if option["type"] == "bool":
+            assert question["type"] == "multiplechoice" and sorted(question["choices"]) == ["false", "true"]
+            assert question["default"] == str(DEFAULTS[variable]).lower()
+        else:
+            assert question["type"] == "text"
+            if variable in DEFAULTS:
+                assert question["default"] == DEFAULTS[variable], variable
+        if variable == "project_ref":
+            assert (question["min"], question["max"]) == (3, 40)
+
+
+def test_delete_survey_asks_about_volumes_and_defaults_to_keeping_them():
+    question = next(q for q in SURVEYS["delete"]["spec"] if q["variable"] == "delete_volumes")
+    assert question["default"] == "false"
+
+
+def test_awx_configure_playbook_passes_syntax_check(venv_env):
+    proc = run(["ansible-playbook", "--syntax-check", str(REPO / "playbooks" / "awx-configure.yml")], env=venv_env)
+    assert "playbook: " in proc.stdout
+
+
+def test_awx_project_requirements_install_this_checkout_as_the_collection(tmp_path, venv_env):
+    """AWX runs `ansible-galaxy collection install -r collections/requirements.yml` in the project."""
+    requirements = yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())["collections"]
+    entries = {entry["name"]: entry for entry in requirements}
+    assert entries["."]["type"] == "dir"
+    pinned = {c["name"]: c["version"] for c in yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]}
+    for name, version in pinned.items():
+        assert entries[name]["version"] == version
+    assert "awx.awx" in entries
+    # Galaxy is out of reach: install the one local entry, from the project's root as AWX does.
+    project = tmp_path / "project"
+    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "build"))
+    (tmp_path / "local.yml").write_text(yaml.safe_dump({"collections": [entries["."]]}))
+    target = tmp_path / "collections"
+    run(
+        [
+            "ansible-galaxy",
+            "collection",
+            "install",
+            "--no-deps",
+            "--force",
+            "-r",
+            str(tmp_path / "local.yml"),
+            "-p",
+            str(target),
+        ],
+        env=venv_env,
+        cwd=project,
+    )
+    installed = target / "ansible_collections" / "supamanager" / "supabase"
+    assert (installed / "playbooks" / "create.yml").is_file()
+    assert not (installed / "tests").exists() and not (installed / "daemon").exists()
