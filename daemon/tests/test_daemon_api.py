@@ -227,9 +227,18 @@ async def test_jobs_beyond_max_jobs_wait_their_turn(client, settings):
     hold = settings.root / "hold"
     hold.touch()
     ops = [(await create(client, {"name": f"p{i}"}))[1] for i in range(3)]
-    await asyncio.sleep(3)
-    states = [(await (await client.get(f"/v1/operations/{o}", headers=AUTH)).json())["state"] for o in ops]
-    assert sorted(states) == ["queued", "running", "running"]  # max_jobs = 2
+
+    async def current():
+        return [await (await client.get(f"/v1/operations/{o}", headers=AUTH)).json() for o in ops]
+
+    # Wait until two jobs hold (max_jobs = 2): however long that takes, the third cannot start.
+    deadline = asyncio.get_running_loop().time() + 120
+    while sum(op["step"] == "Hold while asked to" for op in await current()) < 2:
+        assert asyncio.get_running_loop().time() < deadline, await current()
+        await asyncio.sleep(0.2)
+    assert sorted(op["state"] for op in await current()) == ["queued", "running", "running"]
+    jobs = client.app[keys.JOBS]
+    assert (jobs.running, jobs.queued) == (2, 1)
     hold.unlink()
     for o in ops:
         assert (await wait_operation(client, o))["state"] == "succeeded"
