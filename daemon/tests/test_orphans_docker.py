@@ -86,7 +86,7 @@ async def test_orphans_are_listed_and_cleaned_on_request_volumes_only_with_the_f
     known_id = docker("inspect", "-f", "{{.Id}}", kept["container"])
 
     # The poll notices the orphaned container from its own view and says so; it removes nothing.
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while lost not in client.app[keys.POLLER].orphan_refs:
         assert time.monotonic() < deadline, "the poll did not notice the orphaned container"
         await asyncio.sleep(0.2)
