@@ -43,6 +43,8 @@ def test_tarball_has_the_collection_content(collection_tarball):
         "changelogs/config.yaml",
         "roles/project/defaults/main.yml",
         "roles/project/meta/argument_specs.yml",
+        "roles/docker_host/meta/argument_specs.yml",
+        "roles/docker_host/README.md",
         "plugins/modules/port_allocation.py",
         "plugins/module_utils/_port_registry.py",
     ]:
