@@ -2,11 +2,17 @@
 
 import json
 import pathlib
+import sys
 import uuid
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import REPO, run
+
+# test_docker_api.py imports the collection's module_utils as Ansible does (see tests/unit/conftest.py).
+COLLECTIONS = REPO / ".venv" / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
 
 
 class PlaybookRunner:

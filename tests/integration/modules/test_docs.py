@@ -21,6 +21,20 @@ from tests.conftest import run
             {"jwt_secret", "anon_key", "service_role_key", "expires_at", "reasons", "path"},
         ),
         ("project_files", {"path", "directories", "files"}, {"written", "directories_made"}),
+        (
+            "project_services",
+            {"project", "project_dir", "state", "existing", "directories", "files", "services", "timeout"}
+            | {"probe_interval", "remove_volumes", "gateway_url", "gateway_headers", "secrets", "docker_host"}
+            | {"compose_command"},
+            {"services", "timings", "started", "stopped", "removed", "ready_s", "written"},
+        ),
+        (
+            "project_config",
+            {"project", "state", "project_dir", "secrets_dir", "existing", "generate", "db_volume", "port_registry"}
+            | {"jwt_issuer", "jwt_expiry_days", "port_names", "port_range_start", "port_range_end", "bind_address"}
+            | {"remove_secrets", "docker_host"},
+            {"existed", "engine_version", "secrets", "jwt", "ports", "written", "removed"},
+        ),
     ],
 )
 def test_ansible_doc_renders_the_module(venv_env, module, options, returns):

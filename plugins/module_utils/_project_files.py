@@ -1,0 +1,86 @@
+# Copyright (c) SupaManager developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
+
+"""Writing a project directory's files: shared by project_files and project_services. Private to this collection."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file import write_atomically
+
+DIR_MODE = 0o755
+
+
+class ProjectFilesError(Exception):
+    pass
+
+
+def relative_path(value, what):
+    """value as a normalized relative path inside the directory, or ProjectFilesError."""
+    if not value or os.path.isabs(value):
+        raise ProjectFilesError(f"{what} {value!r} must be a relative path")
+    norm = os.path.normpath(value)
+    if norm == ".." or norm.startswith(".." + os.sep) or "\0" in value:
+        raise ProjectFilesError(f"{what} {value!r} must stay inside the directory")
+    return norm
+
+
+def file_mode(value, dest):
+    try:
+        mode = int(value, 8)
+    except (TypeError, ValueError):
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise ProjectFilesError(f"mode {value!r} of {dest} must be an octal string such as 0644")
+    return mode
+
+
+def file_is_current(path, content, mode):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode:
+        return False
+    with open(path, "rb") as handle:
+        return handle.read() == content.encode("utf-8")
+
+
+def ensure_directory(path, check_mode):
+    """Make path (mode 0755) with its parents; True when something changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        if not check_mode:
+            os.makedirs(path, DIR_MODE)
+            os.chmod(path, DIR_MODE)  # makedirs' mode is filtered by the umask
+        return True
+    if not stat.S_ISDIR(st.st_mode):
+        raise ProjectFilesError(f"{path} exists and is not a directory")
+    if stat.S_IMODE(st.st_mode) != DIR_MODE:
+        if not check_mode:
+            os.chmod(path, DIR_MODE)
+        return True
+    return False
+
+
+def run(params, check_mode):
+    root = params["path"]
+    directories = ["."] + [relative_path(d, "directory") for d in params["directories"]]
+    files = []
+    for item in params["files"]:
+        dest = relative_path(item["dest"], "file")
+        files.append((dest, item["content"], file_mode(item["mode"], dest)))
+    made = [d for d in directories if ensure_directory(os.path.join(root, d), check_mode)]
+    written = []
+    for dest, content, mode in files:
+        target = os.path.join(root, dest)
+        if file_is_current(target, content, mode):
+            continue
+        written.append(dest)
+        if not check_mode:
+            write_atomically(target, content, mode)
+    return {"changed": bool(made or written), "written": written, "directories_made": made}

@@ -1,0 +1,755 @@
+#!/usr/bin/python
+# Copyright (c) SupaManager developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: project_services
+short_description: Bring the services of a rendered Docker Compose project up, down, restarted or stopped, fast
+version_added: 0.1.0
+description:
+  - Runs the project's C(docker-compose.yml) as written. V(present) lets C(docker compose create) make the network,
+    the volumes and the containers (a container is recreated only when its definition changed), then starts each
+    service as soon as its C(depends_on) services are ready, and returns once every service is healthy by Docker's
+    own healthcheck.
+  - Readiness without waiting for the healthcheck tick. While a service starts, the module runs the container's own
+    healthcheck command (C(docker exec), the very command Docker runs) every O(probe_interval) seconds (each failure
+    doubles the wait, up to 2 seconds; never two at once in a container); the moment it
+    succeeds, the services that wait for it start. C(docker compose up --wait) waits for Docker's first check instead,
+    which an engine older than 25 runs one full healthcheck interval after the start, for each dependency level.
+  - Services start concurrently wherever the dependencies allow. A V(service_started) dependency (a service without a
+    healthcheck) is ready once its container runs.
+  - V(stopped) stops every container, the services that depend on others first, each level at once; V(restarted)
+    stops them so and starts them again as V(present) does; V(absent) stops and removes the project's containers and
+    network, and with O(remove_volumes) its volumes.
+  - With O(files), V(present) first writes the project's files (one module run for the files and the start).
+  - Only objects that carry the label C(supamanager.project=<project>) are touched.
+  - O(gateway_url) is asked with O(gateway_headers) until it answers 200, after the services are healthy.
+  - Talks to the engine through its Unix socket (C(DOCKER_HOST) or O(docker_host)); runs C(docker compose) only for
+    V(present).
+extends_documentation_fragment:
+  - supamanager.supabase._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports whether anything would be created, started, stopped or removed; runs nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details:
+      - V(restarted) restarts on every run.
+options:
+  project:
+    description:
+      - The project's ref, the value of the label C(supamanager.project) on its containers, network and volumes.
+    type: str
+    required: true
+  project_dir:
+    description:
+      - The directory with C(docker-compose.yml) and C(.env). Needed for V(present) and O(existing).
+    type: path
+  existing:
+    description:
+      - The project must exist, so fail unless O(project_dir) has a C(docker-compose.yml) (pause, restart).
+    type: bool
+    default: false
+  directories:
+    description:
+      - With V(present), subdirectories of O(project_dir) to make before anything starts (mode C(0755)).
+    type: list
+    elements: str
+    default: []
+  files:
+    description:
+      - With V(present), the project's files to write into O(project_dir) before C(docker compose create), as
+        M(supamanager.supabase.project_files) writes them (a file that matches is left alone, one that differs is
+        replaced atomically). Contents are never returned.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest:
+        description: The file's path relative to O(project_dir).
+        type: str
+        required: true
+      content:
+        description: The whole content of the file.
+        type: str
+        required: true
+      mode:
+        description: The file's mode, an octal string.
+        type: str
+        default: "0644"
+  state:
+    description:
+      - V(present) creates what is missing or changed and starts everything, waiting for health.
+      - V(stopped) stops every container. V(restarted) restarts every container and waits for health.
+      - V(absent) removes the containers and the network (and the volumes with O(remove_volumes)).
+    type: str
+    choices: [present, stopped, restarted, absent]
+    default: present
+  services:
+    description:
+      - With V(restarted), restart only these services, and with them every service whose C(depends_on) says
+        C(restart) after one of them (Compose's rule), in dependency order, and wait for their health alone.
+      - Empty means all.
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description:
+      - Seconds the whole start may take, until every service is healthy and the gateway answers.
+    type: int
+    default: 300
+  probe_interval:
+    description:
+      - Seconds between two runs of a starting service's healthcheck command.
+    type: float
+    default: 0.5
+  remove_volumes:
+    description:
+      - With V(absent), also remove the project's volumes (its database).
+    type: bool
+    default: false
+  gateway_url:
+    description:
+      - A URL that must answer 200 once the services are healthy (V(present), V(restarted)).
+    type: str
+  gateway_headers:
+    description:
+      - Headers sent to O(gateway_url), for example the C(apikey).
+    type: dict
+    default: {}
+  secrets:
+    description:
+      - Values that must never appear in the module's output; every message is masked with them.
+    type: list
+    elements: str
+    default: []
+  docker_host:
+    description:
+      - The engine's socket, C(unix:///path). Default C(DOCKER_HOST), else C(unix:///var/run/docker.sock).
+    type: str
+  compose_command:
+    description:
+      - The Docker Compose command, as a list.
+    type: list
+    elements: str
+    default: [docker, compose]
+requirements:
+  - The Docker CLI with the compose plugin 2.18 or later (V(present)).
+seealso:
+  - module: community.docker.docker_compose_v2
+author:
+  - SupaManager developers (@supamanager)
+"""
+
+EXAMPLES = r"""
+---
+- name: Start the project, each service once its dependencies are ready
+  supamanager.supabase.project_services:
+    project: shop
+    project_dir: /var/lib/supamanager/projects/shop
+    gateway_url: http://127.0.0.1:54321/rest/v1/
+    gateway_headers:
+      apikey: "{{ anon_key }}"
+  no_log: true
+
+- name: Pause
+  supamanager.supabase.project_services:
+    project: shop
+    state: stopped
+"""
+
+RETURN = r"""
+services:
+  description:
+    - Every service of the project after the run, with its container, state and Docker health
+      (V(healthy), V(unhealthy), V(starting), V(none)).
+  returned: always
+  type: dict
+  sample:
+    db: {container: supamanager-shop-db, state: running, health: healthy}
+ready_s:
+  description:
+    - For each service this run started or restarted, seconds from the start of the run until its probe passed
+      (or it ran, for a service without a healthcheck).
+  returned: when O(state) is V(present) or V(restarted)
+  type: dict
+  sample: {vector: 0.6, db: 3.9, kong: 8.2}
+timings:
+  description:
+    - Seconds spent in each phase (compose create, start until every service is ready by its probe, until Docker's
+      own checks report healthy, until the gateway answers, stop, remove).
+  returned: always
+  type: dict
+  sample: {compose_create: 1.2, ready: 9.8, docker_healthy: 4.1, gateway: 0.1}
+started:
+  description: The services this run started or restarted.
+  returned: always
+  type: list
+  elements: str
+stopped:
+  description: The services this run stopped.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: The containers, networks and volumes this run removed.
+  returned: always
+  type: list
+  elements: str
+written:
+  description: The files (relative to O(project_dir)) this run wrote because they were missing or differed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import socket
+import threading
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+from ansible_collections.supamanager.supabase.plugins.module_utils._docker_api import DockerAPI, DockerError
+from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import ProjectFilesError
+from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import run as write_files
+
+PROJECT_LABEL = "supamanager.project"
+SERVICE_LABEL = "com.docker.compose.service"
+DEPENDS_LABEL = "com.docker.compose.depends_on"
+# While none of a container's exposed ports accepts connections, its healthcheck command runs at most this often.
+REFUSED_PROBE_EVERY = 2.0
+
+
+class ServicesError(Exception):
+    pass
+
+
+def parse_depends_on(label):
+    """compose's depends_on label ("db:service_healthy:false,rest:service_started:false") -> {dep: condition}."""
+    deps = {}
+    for item in (label or "").split(","):
+        parts = item.strip().split(":")
+        if parts and parts[0]:
+            deps[parts[0]] = parts[1] if len(parts) > 1 and parts[1] else "service_started"
+    return deps
+
+
+def restart_followers(labels_by_service, names):
+    """names, with every service whose depends_on says restart after one of them, transitively."""
+    out = set(names)
+    grown = True
+    while grown:
+        grown = False
+        for service, label in labels_by_service.items():
+            if service in out:
+                continue
+            for item in (label or "").split(","):
+                parts = item.strip().split(":")
+                if len(parts) > 2 and parts[0] in out and parts[2] == "true":
+                    out.add(service)
+                    grown = True
+                    break
+    return out
+
+
+def probe_command(healthcheck):
+    """The command Docker runs for a healthcheck (Config.Healthcheck.Test), or None when there is none."""
+    test = (healthcheck or {}).get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD":
+        return list(test[1:]) or None
+    if test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", " ".join(test[1:])]
+    return list(test)
+
+
+def health_of(summary):
+    """Docker's health from a container list entry: healthy, unhealthy, starting or none."""
+    status = summary.get("Status") or ""
+    if "(healthy)" in status:
+        return "healthy"
+    if "(unhealthy)" in status:
+        return "unhealthy"
+    if "(health: starting)" in status:
+        return "starting"
+    return "none"
+
+
+def dependency_order(deps):
+    """Services in levels: each level depends only on earlier ones. ServicesError on a cycle."""
+    remaining = dict((name, set(d for d in ds if d in deps)) for name, ds in deps.items())
+    levels, done = [], set()
+    while remaining:
+        level = sorted(name for name, ds in remaining.items() if ds <= done)
+        if not level:
+            raise ServicesError("the services' depends_on form a cycle: {}".format(", ".join(sorted(remaining))))
+        levels.append(level)
+        done.update(level)
+        for name in level:
+            del remaining[name]
+    return levels
+
+
+class Project:
+    """The containers of one project as the engine reports them, keyed by compose service."""
+
+    def __init__(self, api, project):
+        self.api = api
+        self.project = project
+        self.refresh()
+
+    def refresh(self):
+        self.containers = {}
+        for c in self.api.containers(f"{PROJECT_LABEL}={self.project}"):
+            labels = c.get("Labels") or {}
+            service = labels.get(SERVICE_LABEL) or labels.get("supamanager.service") or c["Names"][0].lstrip("/")
+            self.containers[service] = c
+        return self.containers
+
+    def deps(self):
+        return dict(
+            (name, parse_depends_on((c.get("Labels") or {}).get(DEPENDS_LABEL))) for name, c in self.containers.items()
+        )
+
+    def summary(self):
+        return dict(
+            (name, {"container": c["Names"][0].lstrip("/"), "state": c["State"], "health": health_of(c)})
+            for name, c in sorted(self.refresh().items())
+        )
+
+
+class Starter:
+    """Starts (or restarts) services as soon as their dependencies are ready; one thread per service."""
+
+    def __init__(self, api, project, deadline, probe_interval, only=None):
+        self.api = api
+        self.project = project
+        self.deadline = deadline
+        self.probe_interval = probe_interval
+        self.t0 = time.time()
+        self.deps = project.deps()
+        self.only = only
+        self.started_evt = dict((n, threading.Event()) for n in self.deps)
+        self.ready_evt = dict((n, threading.Event()) for n in self.deps)
+        self.ready_at = {}
+        self.acted = []
+        self.errors = {}
+        self.lock = threading.Lock()
+
+    def run(self):
+        dependency_order(self.deps)  # refuses a cycle before anything starts
+        threads = [threading.Thread(target=self._guard, args=(name,)) for name in sorted(self.deps)]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        for t in threads:
+            t.join(max(0.0, self.deadline - time.time()) + 5)
+        return [n for n in sorted(self.deps) if not self.ready_evt[n].is_set()]
+
+    def _guard(self, name):
+        try:
+            self._service(name)
+        except DockerError as exc:
+            with self.lock:
+                self.errors[name] = str(exc)
+
+    def _wait_for(self, name, events):
+        while not events[name].wait(0.05):
+            if time.time() > self.deadline:
+                return False
+        return True
+
+    def _service(self, name):
+        if self.only is not None and name not in self.only:
+            self._ready(name)  # not part of this restart: left as it is
+            self.ready_at.pop(name)
+            return
+        for dep, condition in self.deps[name].items():
+            if dep not in self.deps:
+                continue
+            events = self.ready_evt if condition == "service_healthy" else self.started_evt
+            if not self._wait_for(dep, events):
+                return
+        cid = self.project.containers[name]["Id"]
+        info = self.api.inspect(cid)
+        state = info["State"]
+        command = probe_command(info["Config"].get("Healthcheck"))
+        health = (state.get("Health") or {}).get("Status")
+        if not state.get("Running"):
+            self.api.start(cid)
+            self._acted(name)
+        elif health == "healthy" or command is None:
+            self._ready(name)
+            return
+        self.started_evt[name].set()
+        if command is None:
+            self._wait_running(cid)
+        else:
+            timeout = (info["Config"]["Healthcheck"].get("Timeout") or 30 * 10**9) / 1e9
+            self._probe(cid, command, timeout)
+        if time.time() <= self.deadline:
+            self._ready(name)
+
+    def _acted(self, name):
+        with self.lock:
+            self.acted.append(name)
+
+    def _ready(self, name):
+        self.ready_at[name] = time.time() - self.t0
+        self.started_evt[name].set()
+        self.ready_evt[name].set()
+
+    def _wait_running(self, cid):
+        while time.time() <= self.deadline:
+            if self.api.inspect(cid)["State"].get("Running"):
+                return
+            time.sleep(self.probe_interval)
+
+    def _probe(self, cid, command, timeout):
+        """Run the healthcheck command until it exits 0 (or Docker's own check said healthy).
+
+        An exec costs the engine far more CPU than a TCP connect, and a dozen services probing at
+        once slow their own start on a small host: while none of the container's exposed ports
+        accepts a connection yet, the command runs only every REFUSED_PROBE_EVERY seconds (a
+        service may listen on a port its image does not expose).
+        """
+        last_exec = time.time()
+        # Each failed probe doubles the wait before the next, up to REFUSED_PROBE_EVERY: a service
+        # that takes long to start is not probed at full rate all that time.
+        delay = self.probe_interval
+        # A probe still running after its timeout (a starved host): the next one waits for it, so
+        # that probes never pile up in a container and slow down the service they wait for.
+        pending = None
+        while time.time() <= self.deadline:
+            began = time.time()
+            info = self.api.inspect(cid)
+            state = info["State"]
+            if (state.get("Health") or {}).get("Status") == "healthy":
+                return
+            if pending is not None:
+                try:
+                    result = self.api.exec_inspect(pending)
+                except DockerError:
+                    result = {"Running": False, "ExitCode": None}
+                if result.get("Running"):
+                    time.sleep(delay)
+                    continue
+                pending = None
+                if result.get("ExitCode") == 0:
+                    return
+            due = listening(info) is not False or began - last_exec >= REFUSED_PROBE_EVERY
+            if state.get("Running") and not state.get("Restarting") and due:
+                last_exec = began
+                try:
+                    exec_id = self.api.exec_start(cid, command)
+                except DockerError:
+                    exec_id = None  # restarting, or just exited: try again at the next tick
+                while exec_id and time.time() - began < timeout:
+                    result = self.api.exec_inspect(exec_id)
+                    if not result.get("Running"):
+                        if result.get("ExitCode") == 0:
+                            return
+                        exec_id = None
+                        break
+                    time.sleep(0.05)
+                pending = exec_id
+                delay = min(delay * 2, max(REFUSED_PROBE_EVERY, self.probe_interval))
+            time.sleep(max(0.0, delay - (time.time() - began)))
+
+
+def listening(info, timeout=0.2):
+    """True when one of the container's exposed TCP ports accepts a connection on one of its
+    addresses, False when every try was refused, None when it cannot tell (no port, no address,
+    or the address is not reachable from here)."""
+    ports = [int(p.split("/")[0]) for p in (info["Config"].get("ExposedPorts") or {}) if p.endswith("/tcp")]
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    addresses = [n.get("IPAddress") for n in networks.values() if n.get("IPAddress")]
+    if not ports or not addresses:
+        return None
+    refused = True
+    for address in addresses:
+        for port in ports:
+            try:
+                socket.create_connection((address, port), timeout).close()
+                return True
+            except ConnectionRefusedError:
+                continue
+            except (OSError, socket.timeout):
+                refused = False
+    return False if refused else None
+
+
+def wait_docker_healthy(project, deadline, only=None):
+    """Until every container (of only) runs healthy by Docker's own check (or has none); those that do not."""
+    while True:
+        bad = [
+            name
+            for name, c in project.refresh().items()
+            if (only is None or name in only) and (c["State"] != "running" or health_of(c) not in ("healthy", "none"))
+        ]
+        if not bad or time.time() > deadline:
+            return bad
+        time.sleep(0.25)
+
+
+def wait_gateway(url, headers, deadline):
+    last = None
+    while True:
+        try:
+            resp = open_url(url, headers=headers, timeout=5, validate_certs=False)
+            if resp.getcode() == 200:
+                return None
+            last = f"HTTP {resp.getcode()}"
+        except Exception as exc:  # HTTPError, URLError, socket errors: try again until the deadline
+            last = str(exc)
+        if time.time() > deadline:
+            return last
+        time.sleep(0.25)
+
+
+def stop_all(api, project, only=None):
+    """Stop running containers (of only, when given), dependants before their dependencies, each level at once."""
+    containers = project.containers
+    errors = []
+
+    def stop(name):
+        try:
+            api.stop(containers[name]["Id"])
+        except DockerError as exc:
+            errors.append(f"{name}: {exc}")
+
+    stopped = []
+    for level in reversed(dependency_order(project.deps())):
+        running = [
+            n
+            for n in level
+            if containers[n]["State"] in ("running", "restarting", "paused") and (only is None or n in only)
+        ]
+        threads = [threading.Thread(target=stop, args=(name,)) for name in running]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise ServicesError("; ".join(errors))
+        stopped.extend(running)
+    return sorted(stopped)
+
+
+def describe_not_ready(api, project, names):
+    """One line per service that is not ready: state, health, last health output."""
+    lines = []
+    for name in sorted(names):
+        c = project.containers.get(name)
+        if c is None:
+            lines.append(f"{name}: missing")
+            continue
+        try:
+            state = api.inspect(c["Id"])["State"]
+        except DockerError as exc:
+            lines.append(f"{name}: {exc}")
+            continue
+        health = state.get("Health") or {}
+        line = "{}: {}, health {}".format(name, state.get("Status"), health.get("Status", "none"))
+        if state.get("Status") == "exited":
+            line += ", exit code {}".format(state.get("ExitCode"))
+        log = health.get("Log") or []
+        if log:
+            line += ", last check: {}".format((log[-1].get("Output") or "").strip()[:300])
+        lines.append(line)
+    return "; ".join(lines)
+
+
+def compose_create(module, params):
+    directory = params["project_dir"]
+    cmd = [
+        *params["compose_command"],
+        "--project-directory",
+        directory,
+        "-f",
+        os.path.join(directory, "docker-compose.yml"),
+        "--env-file",
+        os.path.join(directory, ".env"),
+        "create",
+        "--remove-orphans",
+        "--pull",
+        "missing",
+    ]
+    env = {"DOCKER_HOST": params["docker_host"]} if params["docker_host"] else {}
+    rc, out, err = module.run_command(cmd, cwd=directory, environ_update=env)
+    if rc != 0:
+        raise ServicesError(f"docker compose create failed: {(err or out).strip()[-2000:]}")
+
+
+def run(module, api):
+    p = module.params
+    result = dict(changed=False, services={}, timings={}, started=[], stopped=[], removed=[], ready_s={}, written=[])
+    t0 = time.time()
+    deadline = t0 + p["timeout"]
+    state = p["state"]
+
+    if (state == "present" or p["existing"]) and not p["project_dir"]:
+        raise ServicesError("project_dir is required for state=present and for existing=true")
+    if p["existing"] and not os.path.exists(os.path.join(p["project_dir"], "docker-compose.yml")):
+        raise ServicesError(
+            "Project {} does not exist here ({} has no docker-compose.yml); create it first.".format(
+                p["project"], p["project_dir"]
+            )
+        )
+    if state == "present" and (p["files"] or p["directories"]):
+        written = write_files(
+            {"path": p["project_dir"], "directories": p["directories"], "files": p["files"]}, module.check_mode
+        )
+        result["written"] = written["written"]
+        result["changed"] = written["changed"]
+
+    project = Project(api, p["project"])
+    before = dict((n, (c["Id"], c["State"])) for n, c in project.containers.items())
+
+    if state in ("stopped", "absent"):
+        running = [n for n, c in project.containers.items() if c["State"] in ("running", "restarting", "paused")]
+        if module.check_mode:
+            result["changed"] = bool(running) or (state == "absent" and bool(project.containers))
+            return result
+        result["stopped"] = stop_all(api, project)
+        result["timings"]["stop"] = round(time.time() - t0, 2)
+        result["changed"] = bool(result["stopped"])
+        if state == "absent":
+            t1 = time.time()
+            removed = []
+            for c in sorted(project.containers.values(), key=lambda c: c["Names"][0]):
+                api.remove(c["Id"], volumes=True)
+                removed.append(c["Names"][0].lstrip("/"))
+            label = "{}={}".format(PROJECT_LABEL, p["project"])
+            for net in api.networks(label):
+                api.remove_network(net["Id"])
+                removed.append(net["Name"])
+            if p["remove_volumes"]:
+                for vol in api.volumes(label):
+                    api.remove_volume(vol["Name"])
+                    removed.append(vol["Name"])
+            result["removed"] = removed
+            result["changed"] = result["changed"] or bool(removed)
+            result["timings"]["remove"] = round(time.time() - t1, 2)
+            return result
+        result["services"] = project.summary()
+        return result
+
+    if module.check_mode:
+        result["changed"] = (
+            result["changed"]
+            or state == "restarted"
+            or not before
+            or any(st != "running" for cid, st in before.values())
+        )
+        return result
+
+    if state == "present":
+        compose_create(module, p)
+        result["timings"]["compose_create"] = round(time.time() - t0, 2)
+        project.refresh()
+    if not project.containers:
+        raise ServicesError("project {} has no containers".format(p["project"]))
+
+    only = None
+    if state == "restarted" and p["services"]:
+        unknown = sorted(set(p["services"]) - set(project.containers))
+        if unknown:
+            raise ServicesError("project {} has no service {}".format(p["project"], ", ".join(unknown)))
+        labels = dict((n, (c.get("Labels") or {}).get(DEPENDS_LABEL)) for n, c in project.containers.items())
+        only = restart_followers(labels, p["services"])
+    if state == "restarted":
+        # Stop (dependants first), then start as a resume does: each service once its
+        # dependencies are ready again, which a plain ordered restart does not wait for.
+        result["stopped"] = stop_all(api, project, only)
+        result["timings"]["stop"] = round(time.time() - t0, 2)
+        project.refresh()
+    t1 = time.time()
+    starter = Starter(api, project, deadline, p["probe_interval"], only)
+    not_ready = starter.run()
+    result["timings"]["ready"] = round(time.time() - t1, 2)
+    result["started"] = sorted(starter.acted)
+    after = dict((n, c["Id"]) for n, c in project.refresh().items())
+    result["changed"] = (
+        result["changed"] or bool(starter.acted) or any(before.get(n, (None,))[0] != cid for n, cid in after.items())
+    )
+    if not_ready or starter.errors:
+        msg = describe_not_ready(api, project, set(not_ready) | set(starter.errors))
+        errors = "; ".join("{}: {}".format(*kv) for kv in sorted(starter.errors.items()))
+        raise ServicesError(
+            "not ready within {}s: {}{}".format(p["timeout"], msg, (" (" + errors + ")") if errors else ""),
+        )
+
+    t2 = time.time()
+    unhealthy = wait_docker_healthy(project, deadline, only)
+    result["timings"]["docker_healthy"] = round(time.time() - t2, 2)
+    if unhealthy:
+        raise ServicesError(
+            "not healthy by Docker's healthcheck within {}s: {}".format(
+                p["timeout"], describe_not_ready(api, project, unhealthy)
+            )
+        )
+    if p["gateway_url"]:
+        t3 = time.time()
+        failure = wait_gateway(p["gateway_url"], p["gateway_headers"], deadline)
+        result["timings"]["gateway"] = round(time.time() - t3, 2)
+        if failure:
+            raise ServicesError(
+                "the gateway {} did not answer 200 within {}s: {}".format(p["gateway_url"], p["timeout"], failure)
+            )
+    result["services"] = project.summary()
+    result["ready_s"] = dict((name, round(at, 2)) for name, at in starter.ready_at.items())
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            project=dict(type="str", required=True),
+            project_dir=dict(type="path"),
+            existing=dict(type="bool", default=False),
+            directories=dict(type="list", elements="str", default=[]),
+            files=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    dest=dict(type="str", required=True),
+                    content=dict(type="str", required=True, no_log=True),
+                    mode=dict(type="str", default="0644"),
+                ),
+            ),
+            state=dict(type="str", default="present", choices=["present", "stopped", "restarted", "absent"]),
+            timeout=dict(type="int", default=300),
+            probe_interval=dict(type="float", default=0.5),
+            remove_volumes=dict(type="bool", default=False),
+            gateway_url=dict(type="str"),
+            gateway_headers=dict(type="dict", default={}, no_log=True),
+            secrets=dict(type="list", elements="str", default=[], no_log=True),
+            docker_host=dict(type="str"),
+            compose_command=dict(type="list", elements="str", default=["docker", "compose"]),
+            services=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        api = DockerAPI(module.params["docker_host"], timeout=60)
+        results = run(module, api)
+    except (ServicesError, DockerError, ProjectFilesError) as exc:
+        module.fail_json(msg=str(exc), project=module.params["project"], state=module.params["state"])
+    except OSError as exc:
+        module.fail_json(msg="cannot write the files in {}: {}".format(module.params["project_dir"], exc))
+    module.exit_json(**results)
+
+
+if __name__ == "__main__":
+    main()
