@@ -163,7 +163,7 @@ class Host:
                 or docker_names("network", ref)
                 or self.project_dir(ref).exists()
             ):
-                self.playbook("delete", ref, check=False, delete_volumes=True)
+                self.playbook("delete", ref, check=False, delete_volumes=True, delete_backup=False)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ SERVICES = {
     "kong",
     "studio",
     "supavisor",
+    "backup",
 }
 SECRET_NAMES = [
     "POSTGRES_PASSWORD",

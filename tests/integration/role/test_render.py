@@ -101,7 +101,7 @@ def test_compose_accepts_the_rendered_files(rendered, venv_env):
     project_dir, _ = rendered
     config = compose_config(project_dir, venv_env)
     assert config["name"] == "supamanager-render-test"
-    assert len(config["services"]) == 13
+    assert len(config["services"]) == 14
     kong = config["services"]["kong"]
     assert kong["container_name"] == "supamanager-render-test-kong"
     assert kong["image"] == "standin.local/kong:2.8.1"
@@ -181,10 +181,26 @@ def test_config_files_are_rendered_without_secrets(rendered):
 def test_logs_can_be_turned_off(tmp_path, venv_env):
     project_dir, _ = render(tmp_path, venv_env, "render-nologs", supabase_logs_enabled=False)
     config = compose_config(project_dir, venv_env)
-    assert len(config["services"]) == 11
+    assert len(config["services"]) == 12
     assert "analytics" not in config["services"] and "vector" not in config["services"]
     for service in config["services"].values():
         assert not set(service.get("depends_on", {})) & {"analytics", "vector"}
+
+
+def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repository(rendered, venv_env, tmp_path):
+    project_dir, _ = rendered
+    config = compose_config(project_dir, venv_env)
+    agent, db = config["services"]["backup"], config["services"]["db"]
+    assert agent["image"] == db["image"] == "standin.local/supabase/postgres:15.8.1.085"
+    assert agent["depends_on"]["db"]["condition"] == "service_healthy"
+    (wal,) = agent["volumes"]
+    assert wal["target"] == "/wal" and wal["source"].endswith("/backups/render-test/wal")
+    assert "pg_receivewal --slot=supamanager_backup --directory=/wal/current --synchronous" in agent["command"][-1]
+    assert agent["environment"]["PGPASSWORD"] == "pgpass-0123456789abcdef"
+    # the database lets the agent (same network, superuser) open replication connections
+    assert "host replication supabase_admin samenet scram-sha-256" in db["command"][-1]
+    off_dir, _ = render(tmp_path, venv_env, "render-nowal", supabase_backup_wal_enabled=False)
+    assert "backup" not in compose_config(off_dir, venv_env)["services"]
 
 
 @pytest.mark.parametrize("ref", ["ab", "Bad_Ref", "trail-", "x" * 41])
