@@ -49,7 +49,8 @@ _PLAYBOOK = """---
       ansible.builtin.copy:
         dest: "{{{{ supamanager_root }}}}/vars-{{{{ project_ref }}}}-{kind}.json"
         content: "{{{{ {{'registry': supabase_image_registry, 'root': supamanager_root,
-          'delete_volumes': delete_volumes | default(None), 'extra': fake_extra | default(None),
+          'delete_volumes': delete_volumes | default(None), 'delete_backup': delete_backup | default(None),
+          'extra': fake_extra | default(None),
           'password': supabase_postgres_password | default(None),
           'public_host': supabase_public_host}} | to_json }}}}"
         mode: "0600"

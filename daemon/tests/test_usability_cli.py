@@ -109,3 +109,26 @@ def test_url_and_token_come_from_flags_or_environment(daemon):
     assert result.returncode == 3 and "cannot reach supamanagerd" in result.stderr
     result = cli(daemon, "projects", "create")  # --name is required
     assert result.returncode == 2
+
+
+def test_backups_list_and_delete_without_a_final_backup(daemon):
+    created = cli(daemon, "projects", "create", "--name", "b", "--wait")
+    assert created.returncode == 0, created.stderr
+    ref = created.stdout.split()[3]
+    archive = daemon.root / "backups" / ref / "archive" / "1796100000"
+    archive.mkdir(parents=True)
+    (archive / "backup.json").write_text(
+        json.dumps(
+            {"id": 1796100000, "inserted_at": "2026-12-01T04:40:00Z", "status": "COMPLETED", "base_end": 1796100007}
+        )
+    )
+    listed = cli(daemon, "backups", "list", ref)
+    assert listed.returncode == 0, listed.stderr
+    assert "1796100000" in listed.stdout and "COMPLETED" in listed.stdout
+    assert "reach 1796100007" in listed.stdout
+    as_json = json.loads(cli(daemon, "backups", "list", ref, "--json").stdout)
+    assert [b["id"] for b in as_json["backups"]] == [1796100000]
+    deleted = cli(daemon, "projects", "delete", ref, "--no-backup", "--wait")
+    assert deleted.returncode == 0, deleted.stderr
+    recorded = json.loads((daemon.root / f"vars-{ref}-delete.json").read_text())
+    assert recorded["delete_backup"] is False

@@ -271,7 +271,8 @@ def _lifecycle(path_suffix: str, verb: str):
 
 
 def cmd_delete(client: Client, args) -> int:
-    query = "" if args.delete_volumes else "?delete_volumes=false"
+    params = ([] if args.delete_volumes else ["delete_volumes=false"]) + ([] if args.backup else ["backup=false"])
+    query = "?" + "&".join(params) if params else ""
     body, headers = client.call("DELETE", _ref_path(args.ref) + query)
     return _accepted(client, args, body, headers, f"deleting project {args.ref}")
 
@@ -293,6 +294,21 @@ def cmd_health(client: Client, args) -> int:
     else:
         _print_table(health, ["name", "healthy", "status", "error"])
     return 0 if all(h["healthy"] for h in health) else EXIT_FAILED
+
+
+def cmd_backups_list(client: Client, args) -> int:
+    body, _ = client.call("GET", _ref_path(args.ref, "/database/backups"))
+    if args.json:
+        _print_json(body)
+    else:
+        _print_table(body["backups"], ["id", "status", "inserted_at"])
+        window = body["physical_backup_data"]
+        if window.get("earliest_physical_backup_date_unix") is not None:
+            print(
+                f"point-in-time restores reach {window['earliest_physical_backup_date_unix']}"
+                f" (unix seconds) onwards; WAL streamed: {'yes' if body['pitr_enabled'] else 'no'}"
+            )
+    return 0
 
 
 def cmd_operation_get(client: Client, args) -> int:
@@ -380,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 the request or operation failed, 2 bad usage, 3 daemon unreachable.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{projects,operations,orphans}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{projects,backups,operations,orphans}")
 
     projects = groups.add_parser("projects", help="list, create and change projects", parents=[common])
     sub = projects.add_subparsers(dest="command", required=True)
@@ -411,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name == "delete":
             p.add_argument("--keep-volumes", dest="delete_volumes", action="store_false", help="keep the data volumes")
+            p.add_argument("--no-backup", dest="backup", action="store_false", help="skip the final backup")
         if name == "health":
             p.add_argument("--service", dest="services", action="append", choices=HEALTH_SERVICES)
 
@@ -420,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     switch.add_argument("--on", action="store_true", help="let the daemon restart failing services (the default)")
     switch.add_argument("--off", action="store_true", help="mark the project 'do not heal'")
     p.set_defaults(func=cmd_healing)
+
+    backups = groups.add_parser("backups", help="a project's backups", parents=[common])
+    sub = backups.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="the backups and the point-in-time window", parents=[common])
+    p.add_argument("ref", help="project ref")
+    p.set_defaults(func=cmd_backups_list)
 
     ops = groups.add_parser("operations", help="follow operations", parents=[common])
     sub = ops.add_subparsers(dest="command", required=True)

@@ -33,7 +33,7 @@ SECRET_NAMES = [
     "VAULT_ENC_KEY",
 ]
 # Lighter projects for a machine shared with other suites: no logging pair.
-LIGHT = {"supabase_logs_enabled": False}
+LIGHT = {"supabase_logs_enabled": False, "supabase_healthcheck_interval": "10s"}
 
 
 def fact(host, playbook, ref, name, outputs, **extra):

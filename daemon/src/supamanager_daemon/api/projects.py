@@ -151,7 +151,7 @@ async def get_project(request: web.Request) -> dict[str, Any]:
 async def delete_project(request: web.Request, query: DeleteProjectQuery) -> Reply:
     ref = path_ref(request)
     project, op = await request.app[keys.STORE].start_operation(
-        ref, lambda _p: "delete", {"delete_volumes": query.delete_volumes}
+        ref, lambda _p: "delete", {"delete_volumes": query.delete_volumes, "backup": query.backup}
     )
     return accepted(request, {"id": project["ref"], "ref": project["ref"], "name": project["name"]}, op)
 

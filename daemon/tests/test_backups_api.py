@@ -1,0 +1,125 @@
+"""The Database backups routes through create_app (fake playbooks of conftest.py), over a backup
+repository written as the role's module_utils/_backup_repository.py writes it. The real backups,
+checks and restores are tested in tests/integration/role/test_backup.py."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+from conftest import AUTH, wait_operation
+from openapi_check import checked
+from test_daemon_api import create
+
+# The list shape, as the official Management API document defines it.
+OFFICIAL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "region": {"type": "string"},
+        "walg_enabled": {"type": "boolean"},
+        "pitr_enabled": {"type": "boolean"},
+        "backups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "is_physical_backup": {"type": "boolean"},
+                    "status": {
+                        "type": "string",
+                        "enum": ["COMPLETED", "FAILED", "PENDING", "REMOVED", "ARCHIVED", "CANCELLED"],
+                    },
+                    "inserted_at": {"type": "string"},
+                },
+                "required": ["id", "is_physical_backup", "status", "inserted_at"],
+            },
+        },
+        "physical_backup_data": {
+            "type": "object",
+            "properties": {
+                "earliest_physical_backup_date_unix": {"type": "integer"},
+                "latest_physical_backup_date_unix": {"type": "integer"},
+            },
+        },
+    },
+    "required": ["region", "walg_enabled", "pitr_enabled", "backups", "physical_backup_data"],
+}
+NOT_LISTED = "never-listed-value-0123"
+
+
+def write_backup(root, ref, backup_id, status, base_end):
+    path = root / "backups" / ref / "archive" / str(backup_id)
+    path.mkdir(parents=True)
+    manifest = {
+        "id": backup_id,
+        "time": backup_id,
+        "inserted_at": f"2026-12-01T00:00:{backup_id % 60:02d}Z",
+        "status": status,
+        "base_end": base_end,
+        "size": 123,
+        "files": {"settings.tar.enc": {"size": 1, "sha256": "0" * 64}},
+        "note": NOT_LISTED,
+    }
+    (path / "backup.json").write_text(json.dumps(manifest))
+
+
+async def test_list_backups_shows_published_backups_and_the_recovery_window(client, settings):
+    project, op_id = await create(client)
+    assert (await wait_operation(client, op_id))["state"] == "succeeded"
+    ref = project["ref"]
+    resp, body = await checked(client, "GET", f"/v1/projects/{ref}/database/backups", headers=AUTH)
+    assert resp.status == 200
+    assert body == {
+        "region": "local",
+        "walg_enabled": False,
+        "pitr_enabled": False,
+        "backups": [],
+        "physical_backup_data": {},
+    }
+    jsonschema.Draft202012Validator(OFFICIAL_SCHEMA).validate(body)
+
+    write_backup(settings.root, ref, 1796100000, "COMPLETED", 1796100005)
+    write_backup(settings.root, ref, 1796100100, "FAILED", 1796100105)
+    write_backup(settings.root, ref, 1796100200, "COMPLETED", 1796100210)
+    # a backup being written, and what is not a backup, are never listed
+    (settings.root / "backups" / ref / "archive" / ".tmp-1796100300").mkdir()
+    (settings.root / "backups" / ref / "archive" / "1796100400").mkdir()
+    (settings.root / "backups" / ref / "archive" / "1796100400" / "backup.json").write_text("{not json")
+    wal = settings.root / "backups" / ref / "wal"
+    (wal / "20261201T000000Z").mkdir(parents=True)
+    (wal / "current").symlink_to("20261201T000000Z")
+    resp, body = await checked(client, "GET", f"/v1/projects/{ref}/database/backups", headers=AUTH)
+    assert [(b["id"], b["status"], b["is_physical_backup"]) for b in body["backups"]] == [
+        (1796100000, "COMPLETED", True),
+        (1796100100, "FAILED", True),
+        (1796100200, "COMPLETED", True),
+    ]
+    assert body["pitr_enabled"] is True
+    assert body["physical_backup_data"] == {
+        "earliest_physical_backup_date_unix": 1796100005,
+        "latest_physical_backup_date_unix": 1796100210,
+    }
+    assert NOT_LISTED not in json.dumps(body)
+    jsonschema.Draft202012Validator(OFFICIAL_SCHEMA).validate(body)
+
+    resp, _ = await checked(client, "GET", "/v1/projects/abcdefghijklmnopqrst/database/backups", headers=AUTH)
+    assert resp.status == 404
+
+
+async def test_delete_takes_a_final_backup_unless_backup_false(client, settings):
+    for query, want in (("", True), ("?backup=false", False)):
+        project, op_id = await create(client)
+        assert (await wait_operation(client, op_id))["state"] == "succeeded"
+        resp = await client.delete(f"/v1/projects/{project['ref']}{query}", headers=AUTH)
+        assert resp.status == 202
+        assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
+        recorded = json.loads((settings.root / f"vars-{project['ref']}-delete.json").read_text())
+        assert recorded["delete_backup"] is want
+
+
+async def test_the_rollback_of_a_failed_create_takes_no_backup(client, settings):
+    (settings.root / "fail-create").touch()
+    project, op_id = await create(client)
+    assert (await wait_operation(client, op_id))["state"] == "failed"
+    recorded = json.loads((settings.root / f"vars-{project['ref']}-delete.json").read_text())
+    assert recorded["delete_backup"] is False
