@@ -91,7 +91,8 @@ def e2e(tmp_path):
                 [
                     str(REPO / ".venv" / "bin" / "ansible-playbook"),
                     str(COLLECTION / "playbooks" / "delete.yml"),
-                    "-e", json.dumps({"project_ref": ref, "supamanager_root": str(root), "delete_volumes": True}),
+                    "-e", json.dumps({"project_ref": ref, "supamanager_root": str(root), "delete_volumes": True,
+                                     "delete_backup": False}),
                 ],
                 cwd=COLLECTION, env={**python_env(), "ANSIBLE_CONFIG": str(COLLECTION / "ansible.cfg")},
                 capture_output=True, timeout=600,
