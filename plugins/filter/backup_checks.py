@@ -47,9 +47,9 @@ def backup_checks(output):
             continue
         name = match.group("name")
         if match.group("ok"):
-            checks.append({"name": name, "ok": True, "message": "%s: ok" % name})
+            checks.append({"name": name, "ok": True, "message": f"{name}: ok"})
         else:
-            checks.append({"name": name, "ok": False, "message": "%s %s" % (name, match.group("why") or "failed")})
+            checks.append({"name": name, "ok": False, "message": "{} {}".format(name, match.group("why") or "failed")})
     if not checks:
         checks.append({"name": "checks", "ok": False, "message": "the restorability checks printed no result"})
     return checks

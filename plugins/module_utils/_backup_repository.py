@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
@@ -19,9 +18,7 @@ Layout of <supamanager_backup_root>/<ref>/ (every directory 0700, every file 060
 A backup's id is an integer (the official API's shape): its start time in unix seconds, made unique.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import datetime
 import hashlib
@@ -69,7 +66,7 @@ def ensure_dir(path):
 def check_id(value):
     text = str(value)
     if not ID_RE.fullmatch(text):
-        raise BackupError("backup id must be a number of 1-12 digits; got %r" % text[:40])
+        raise BackupError(f"backup id must be a number of 1-12 digits; got {text[:40]!r}")
     return int(text)
 
 
@@ -123,7 +120,7 @@ def file_table(directory):
 def lsn_value(text):
     match = LSN_RE.fullmatch(text or "")
     if not match:
-        raise BackupError("not an LSN: %r" % (text,))
+        raise BackupError(f"not an LSN: {text!r}")
     return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
 
 
@@ -131,7 +128,7 @@ def segment_name(timeline, lsn):
     """The WAL file that holds lsn on timeline (16 MB segments)."""
     segno = lsn // WAL_SEGMENT_SIZE
     per_id = 0x100000000 // WAL_SEGMENT_SIZE
-    return "%08X%08X%08X" % (timeline, segno // per_id, segno % per_id)
+    return f"{timeline:08X}{segno // per_id:08X}{segno % per_id:08X}"
 
 
 def base_range(staging):
@@ -148,7 +145,7 @@ def base_range(staging):
             "start_wal": segment_name(int(first["Timeline"]), lsn_value(first["Start-LSN"])),
         }
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise BackupError("the base backup has no readable backup_manifest (%s)" % exc) from exc
+        raise BackupError(f"the base backup has no readable backup_manifest ({exc})") from exc
 
 
 def current_chain(repo):
@@ -170,7 +167,7 @@ def commit(repo, staging, info, checks, now):
     if not name.startswith(STAGING_PREFIX) or os.path.dirname(os.path.abspath(staging)) != os.path.abspath(
         archive_dir(repo)
     ):
-        raise BackupError("%s is not a staging directory of %s" % (staging, repo))
+        raise BackupError(f"{staging} is not a staging directory of {repo}")
     backup_id = check_id(name[len(STAGING_PREFIX) :])
     files = file_table(staging)
     failed = [c for c in checks if not c.get("ok")]
@@ -242,7 +239,7 @@ def find(repo, backup_id):
     for manifest in backups(repo):
         if manifest["id"] == backup_id:
             return manifest
-    raise BackupError("no backup %d of this project" % backup_id)
+    raise BackupError(f"no backup {backup_id} of this project")
 
 
 def verify_files(repo, backup_id):
@@ -253,9 +250,9 @@ def verify_files(repo, backup_id):
     for rel, want in sorted(manifest.get("files", {}).items()):
         full = os.path.join(path, rel)
         if not os.path.isfile(full):
-            problems.append("%s is missing" % rel)
+            problems.append(f"{rel} is missing")
         elif os.path.getsize(full) != want["size"] or sha256_file(full) != want["sha256"]:
-            problems.append("%s does not match its checksum" % rel)
+            problems.append(f"{rel} does not match its checksum")
     return problems
 
 
@@ -281,11 +278,11 @@ def parse_target_time(value):
         r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2}:[0-9]{2})(Z|[+-][0-9]{2}:?[0-9]{2})", text
     )
     if not match:
-        raise BackupError("recovery target time must be unix seconds or ISO 8601 with a zone; got %r" % text[:40])
+        raise BackupError(f"recovery target time must be unix seconds or ISO 8601 with a zone; got {text[:40]!r}")
     zone = match.group(3).replace("Z", "+00:00")
     if ":" not in zone:
         zone = zone[:3] + ":" + zone[3:]
-    stamp = datetime.datetime.fromisoformat("%sT%s%s" % (match.group(1), match.group(2), zone))
+    stamp = datetime.datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}{zone}")
     return int(stamp.timestamp())
 
 
@@ -323,7 +320,7 @@ def plan(repo, backup_id=None, target_time=None):
     if backup_id is not None:
         manifest = find(repo, backup_id)
         if manifest.get("status") != "COMPLETED":
-            raise BackupError("backup %d is %s and cannot be restored" % (manifest["id"], manifest.get("status")))
+            raise BackupError(f"backup {manifest['id']} is {manifest.get('status')} and cannot be restored")
         return dict(restore_source(manifest), target="immediate")
     if not done:
         raise BackupError("this project has no completed backup to restore from")
@@ -334,13 +331,13 @@ def plan(repo, backup_id=None, target_time=None):
     before = [m for m in done if m.get("base_end") is not None and m["base_end"] <= target]
     if not before:
         raise BackupError(
-            "%s is before the recovery window (its first backup ended at %s)" % (iso(target), iso(done[0]["base_end"]))
+            "{} is before the recovery window (its first backup ended at {})".format(
+                iso(target), iso(done[0]["base_end"])
+            )
         )
     manifest = before[-1]
     if not manifest.get("chain"):
-        raise BackupError(
-            "backup %d has no WAL chain: only a restore of the backup itself is possible" % manifest["id"]
-        )
+        raise BackupError(f"backup {manifest['id']} has no WAL chain: only a restore of the backup itself is possible")
     return dict(
         restore_source(manifest),
         **{
@@ -467,10 +464,10 @@ def seal(run_command, openssl, staging, sources, key_file):
             if os.path.exists(src):
                 tar.add(src, arcname=name, recursive=True)
     out = os.path.join(staging, SEALED)
-    cmd = [openssl, *OPENSSL_ENC, "-salt", "-pass", "file:%s" % key_file, "-out", out]
+    cmd = [openssl, *OPENSSL_ENC, "-salt", "-pass", f"file:{key_file}", "-out", out]
     rc, _, err = run_command(cmd, data=buffer.getvalue(), binary_data=True)
     if rc != 0:
-        raise BackupError("openssl could not encrypt the settings: %s" % err.strip()[:300])
+        raise BackupError(f"openssl could not encrypt the settings: {err.strip()[:300]}")
     os.chmod(out, FILE_MODE)
     inside = os.path.abspath(staging) + os.sep
     for src, _ in sources:
@@ -484,17 +481,17 @@ def unseal(run_command, openssl, backup_path, key_file, dest):
     import io
     import tarfile
 
-    cmd = [openssl, *OPENSSL_ENC, "-d", "-pass", "file:%s" % key_file, "-in", os.path.join(backup_path, SEALED)]
+    cmd = [openssl, *OPENSSL_ENC, "-d", "-pass", f"file:{key_file}", "-in", os.path.join(backup_path, SEALED)]
     rc, out, err = run_command(cmd, binary_data=True, encoding=None)
     if rc != 0:
-        raise BackupError("openssl could not decrypt the settings (wrong backup key?): %s" % str(err).strip()[:300])
+        raise BackupError(f"openssl could not decrypt the settings (wrong backup key?): {str(err).strip()[:300]}")
     ensure_dir(dest)
     names = []
     with tarfile.open(fileobj=io.BytesIO(out), mode="r") as tar:
         for member in tar.getmembers():
             norm = os.path.normpath(member.name)
             if os.path.isabs(member.name) or norm == ".." or norm.startswith(".." + os.sep):
-                raise BackupError("the settings archive names a path outside it: %r" % member.name)
+                raise BackupError(f"the settings archive names a path outside it: {member.name!r}")
             if not (member.isfile() or member.isdir()):
                 continue
             target = os.path.join(dest, norm)
@@ -531,7 +528,7 @@ def switch_chain(repo, chain=None, now=None):
             stamp += 1
             chain = chain_name(stamp)
     elif not CHAIN_RE.fullmatch(str(chain)):
-        raise BackupError("not a WAL chain name: %r" % str(chain)[:40])
+        raise BackupError(f"not a WAL chain name: {str(chain)[:40]!r}")
     ensure_dir(os.path.join(root, chain))
     tmp = os.path.join(root, ".current.tmp")
     if os.path.lexists(tmp):

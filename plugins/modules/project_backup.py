@@ -1,13 +1,9 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: project_backup
@@ -191,7 +187,7 @@ def run(module):
         result["changed"] = bool(result["removed"] or result["wal_removed"])
         return result
     if module.check_mode:
-        raise repo_lib.BackupError("action=%s does not run in check mode" % action)
+        raise repo_lib.BackupError(f"action={action} does not run in check mode")
     if action == "begin":
         result = repo_lib.begin(repo, now)
     elif action == "seal":
@@ -226,7 +222,7 @@ def run(module):
 def require(params, *names):
     missing = [name for name in names if not params.get(name)]
     if missing:
-        raise repo_lib.BackupError("action=%s needs %s" % (params["action"], ", ".join(missing)))
+        raise repo_lib.BackupError("action={} needs {}".format(params["action"], ", ".join(missing)))
 
 
 def main():
@@ -261,8 +257,8 @@ def main():
         result = run(module)
     except repo_lib.BackupError as exc:
         module.fail_json(msg=str(exc))
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="backup repository %s: %s" % (module.params["repository"], exc))
+    except OSError as exc:
+        module.fail_json(msg="backup repository {}: {}".format(module.params["repository"], exc))
     module.exit_json(**result)
 
 

@@ -1,13 +1,9 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) SupaManager developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 # SPDX-License-Identifier: Apache-2.0
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: project_backup_info
@@ -117,8 +113,8 @@ def main():
             result["plan"] = repo_lib.plan(repo, p["backup_id"] or None, p["target_time"] or None)
     except repo_lib.BackupError as exc:
         module.fail_json(msg=str(exc))
-    except (IOError, OSError, ValueError) as exc:
-        module.fail_json(msg="backup repository %s: %s" % (repo, exc))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=f"backup repository {repo}: {exc}")
     module.exit_json(**result)
 
 
