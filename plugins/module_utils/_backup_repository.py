@@ -465,12 +465,12 @@ def seal(run_command, openssl, staging, sources, key_file):
                 tar.add(src, arcname=name, recursive=True)
     out = os.path.join(staging, SEALED)
     cmd = [openssl, *OPENSSL_ENC, "-salt", "-pass", f"file:{key_file}", "-out", out]
-    rc, _, err = run_command(cmd, data=buffer.getvalue(), binary_data=True)
+    rc, _out, err = run_command(cmd, data=buffer.getvalue(), binary_data=True)
     if rc != 0:
         raise BackupError(f"openssl could not encrypt the settings: {err.strip()[:300]}")
     os.chmod(out, FILE_MODE)
     inside = os.path.abspath(staging) + os.sep
-    for src, _ in sources:
+    for src, _name in sources:
         if os.path.abspath(src).startswith(inside) and os.path.isfile(src):
             os.unlink(src)
     return out
