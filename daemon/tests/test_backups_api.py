@@ -106,8 +106,8 @@ async def test_list_backups_shows_published_backups_and_the_recovery_window(clie
     assert resp.status == 404
 
 
-async def test_delete_takes_a_final_backup_unless_backup_false(client, settings):
-    for query, want in (("", True), ("?backup=false", False)):
+async def test_delete_takes_a_final_backup_with_backup_true(client, settings):
+    for query, want in (("", False), ("?backup=true", True), ("?backup=false", False)):
         project, op_id = await create(client)
         assert (await wait_operation(client, op_id))["state"] == "succeeded"
         resp = await client.delete(f"/v1/projects/{project['ref']}{query}", headers=AUTH)

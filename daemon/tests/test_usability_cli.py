@@ -111,7 +111,7 @@ def test_url_and_token_come_from_flags_or_environment(daemon):
     assert result.returncode == 2
 
 
-def test_backups_list_and_delete_without_a_final_backup(daemon):
+def test_backups_list_and_delete_with_a_final_backup(daemon):
     created = cli(daemon, "projects", "create", "--name", "b", "--wait")
     assert created.returncode == 0, created.stderr
     ref = created.stdout.split()[3]
@@ -128,7 +128,7 @@ def test_backups_list_and_delete_without_a_final_backup(daemon):
     assert "reach 1796100007" in listed.stdout
     as_json = json.loads(cli(daemon, "backups", "list", ref, "--json").stdout)
     assert [b["id"] for b in as_json["backups"]] == [1796100000]
-    deleted = cli(daemon, "projects", "delete", ref, "--no-backup", "--wait")
+    deleted = cli(daemon, "projects", "delete", ref, "--backup", "--wait")
     assert deleted.returncode == 0, deleted.stderr
     recorded = json.loads((daemon.root / f"vars-{ref}-delete.json").read_text())
-    assert recorded["delete_backup"] is False
+    assert recorded["delete_backup"] is True

@@ -30,7 +30,6 @@ SERVICES = {
     "kong",
     "studio",
     "supavisor",
-    "backup",
 }
 SECRET_NAMES = [
     "POSTGRES_PASSWORD",

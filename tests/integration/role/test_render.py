@@ -101,7 +101,7 @@ def test_compose_accepts_the_rendered_files(rendered, venv_env):
     project_dir, _ = rendered
     config = compose_config(project_dir, venv_env)
     assert config["name"] == "supamanager-render-test"
-    assert len(config["services"]) == 14
+    assert len(config["services"]) == 13
     kong = config["services"]["kong"]
     assert kong["container_name"] == "supamanager-render-test-kong"
     assert kong["image"] == "standin.local/kong:2.8.1"
@@ -181,15 +181,16 @@ def test_config_files_are_rendered_without_secrets(rendered):
 def test_logs_can_be_turned_off(tmp_path, venv_env):
     project_dir, _ = render(tmp_path, venv_env, "render-nologs", supabase_logs_enabled=False)
     config = compose_config(project_dir, venv_env)
-    assert len(config["services"]) == 12
+    assert len(config["services"]) == 11
     assert "analytics" not in config["services"] and "vector" not in config["services"]
     for service in config["services"].values():
         assert not set(service.get("depends_on", {})) & {"analytics", "vector"}
 
 
 def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repository(rendered, venv_env, tmp_path):
-    project_dir, _ = rendered
+    project_dir, _ = render(tmp_path, venv_env, "render-test", supabase_backup_wal_enabled=True)
     config = compose_config(project_dir, venv_env)
+    assert len(config["services"]) == 14
     agent, db = config["services"]["backup"], config["services"]["db"]
     assert agent["image"] == db["image"] == "standin.local/supabase/postgres:15.8.1.085"
     assert agent["depends_on"]["db"]["condition"] == "service_healthy"
@@ -199,8 +200,8 @@ def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repositor
     assert agent["environment"]["PGPASSWORD"] == "pgpass-0123456789abcdef"
     # the database lets the agent (same network, superuser) open replication connections
     assert "host replication supabase_admin samenet scram-sha-256" in db["command"][-1]
-    off_dir, _ = render(tmp_path, venv_env, "render-nowal", supabase_backup_wal_enabled=False)
-    assert "backup" not in compose_config(off_dir, venv_env)["services"]
+    # off (the default for now): no agent
+    assert "backup" not in compose_config(rendered[0], venv_env)["services"]
 
 
 @pytest.mark.parametrize("ref", ["ab", "Bad_Ref", "trail-", "x" * 41])

@@ -111,8 +111,8 @@ class JobScheduler:
         if playbook == "delete.yml":
             # A rollback of a project that never came up takes its volumes too: they hold nothing.
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
-            # A delete takes a final backup unless asked not to; a rollback's project holds nothing to keep.
-            extravars["delete_backup"] = op["kind"] == "delete" and bool(op["params"].get("backup", True))
+            # A delete takes a final backup when asked to (?backup=true); a rollback's project holds nothing.
+            extravars["delete_backup"] = op["kind"] == "delete" and bool(op["params"].get("backup", False))
         secrets_file = self.job_dir(op["id"]) / "secrets.json"
         if secrets_file.exists():
             extravars.update(json.loads(secrets_file.read_text()))

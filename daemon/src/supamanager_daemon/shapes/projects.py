@@ -134,5 +134,7 @@ class ApiKeyResponse(BaseModel):
 class DeleteProjectQuery(Query):
     delete_volumes: bool = Field(default=True, description="Also remove the project's data volumes (ours).")
     backup: bool = Field(
-        default=True, description="Take a final backup first, from which the deleted project can be restored (ours)."
+        default=False,
+        description="Take a final backup first, from which the deleted project can be restored (ours; off by"
+        " default for now).",
     )
