@@ -131,8 +131,8 @@ async def client(aiohttp_client, settings):
     return await aiohttp_client(create_app(settings))
 
 
-async def wait_operation(client, op_id: str, timeout: float = 90) -> dict:
-    """Poll GET /v1/operations/{id} until the operation ends."""
+async def wait_operation(client, op_id: str, timeout: float = 300) -> dict:
+    """Poll GET /v1/operations/{id} until the operation ends (generous: a loaded host runs a fake task in 10 s)."""
     deadline = time.monotonic() + timeout
     while True:
         resp = await client.get(f"/v1/operations/{op_id}", headers=AUTH)
