@@ -367,7 +367,9 @@ class Bench:
                         made += 1
                     for i in range(n):
                         ref = fake_ref(self.run_id, i)
-                        _, op = await store.create_project(ref=ref, name=ref, organization_slug="bench", region="local")
+                        _, op = await store.create_project(
+                            ref=ref, name=ref, organization_slug="default", region="local"
+                        )
                         await store.mark_running(op["id"])
                         await store.finish_operation(op["id"], ok=True, services=list(SERVICES))
                     poller = Poller(store, docker, interval=3600)

@@ -1,5 +1,5 @@
 """Check a response of the daemon against its own OpenAPI document (jsonschema, Draft 2020-12,
-which is what OpenAPI 3.1 schemas are)."""
+which is what OpenAPI 3.1 schemas are), and against the official document (official_check.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import jsonschema
+from official_check import check_official
 from supamanager_daemon.openapi import spec
 
 
@@ -46,6 +47,8 @@ def check_response(method: str, path: str, status: int, content_type: str, body:
     if media == "application/json":
         schema = {**content[media]["schema"], "components": spec()["components"]}
         jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(body)
+        # And what the official Management API document says of the same operation, when it is upstream's.
+        check_official(method, path, status, body)
 
 
 def check_documented(method: str, path: str, status: int, body: Any, headers) -> None:

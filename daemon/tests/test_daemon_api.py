@@ -152,10 +152,13 @@ async def test_create_answers_at_once_then_runs_the_playbook(client, settings):
     assert listed[0]["endpoints"] == {"api_url": "http://localhost:54321", "ports": {"kong_http": 54321}}
     assert (await client.app[keys.STORE].get_project(ref))["services"] == ["db", "kong"]
 
-    # delete: 202 at once with {id, ref, name}, volumes deleted by default, then 404.
+    # delete: 200 at once with {id (an integer, as the document wants), ref, name}, volumes deleted by
+    # default, then 404.
     resp = await client.delete(f"/v1/projects/{ref}", headers=AUTH)
-    assert resp.status == 202
-    assert await resp.json() == {"id": ref, "ref": ref, "name": "My app"}
+    assert resp.status == 200
+    deleted = await resp.json()
+    assert (deleted["ref"], deleted["name"]) == (ref, "My app")
+    assert isinstance(deleted["id"], int)
     op = await wait_operation(client, resp.headers["X-Operation-Id"])
     assert op["state"] == "succeeded", op
     assert json.loads((settings.root / f"vars-{ref}-delete.json").read_text())["delete_volumes"] is True
@@ -196,7 +199,7 @@ async def test_a_failed_create_is_init_failed_with_the_reason(client, settings):
         assert (await resp.json())["code"] == "invalid_state"
     (settings.root / "fail-create").unlink()
     resp = await client.post(f"/v1/projects/{project['ref']}/restore", headers=AUTH)
-    assert resp.status == 202
+    assert resp.status == 200
     assert (await resp.json())["status"] == "RESTORING"
     op = await wait_operation(client, resp.headers["X-Operation-Id"])
     assert (op["kind"], op["state"]) == ("recreate", "succeeded")

@@ -27,7 +27,7 @@ async def test_store_is_wal_and_private(store, tmp_path):
 
 
 async def test_create_then_conflict_then_finish(store, tmp_path):
-    project, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    project, op = await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     assert project["status"] == models.COMING_UP
     assert op["state"] == models.QUEUED
     # Written before the call returned: another connection sees it.
@@ -37,7 +37,7 @@ async def test_create_then_conflict_then_finish(store, tmp_path):
         await store.start_operation(REF, lambda p: "pause")
     assert err.value.operation_id == op["id"]
     with pytest.raises(RefTaken):
-        await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+        await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
 
     await store.mark_running(op["id"], pid=123)
     await store.record_step(op["id"], "Task one", 1, 10)
@@ -54,7 +54,7 @@ async def test_create_then_conflict_then_finish(store, tmp_path):
 
 
 async def test_choose_kind_errors_change_nothing(store):
-    await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     op = (await store.active_operations())[0]
     await store.finish_operation(op["id"], ok=False, error="boom")
     project = await store.get_project(REF)
@@ -72,7 +72,7 @@ async def test_choose_kind_errors_change_nothing(store):
 
 
 async def test_delete_success_removes_the_project_but_keeps_the_operation(store):
-    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     await store.finish_operation(op["id"], ok=True)
     _, op = await store.start_operation(REF, lambda p: "delete", {"delete_volumes": True})
     assert (await store.get_project(REF))["status"] == models.GOING_DOWN
@@ -82,7 +82,7 @@ async def test_delete_success_removes_the_project_but_keeps_the_operation(store)
 
 
 async def test_apply_observed_skips_busy_projects_and_stale_snapshots(store):
-    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     snapshot = time.time()
     assert await store.apply_observed({REF: (models.REMOVED, None)}, time.time()) == []  # a job owns it
     await store.finish_operation(op["id"], ok=True)
@@ -95,7 +95,7 @@ async def test_apply_observed_skips_busy_projects_and_stale_snapshots(store):
 
 
 async def test_requeue_puts_an_interrupted_operation_back(store):
-    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     await store.mark_running(op["id"], pid=99)
     await store.apply_observed({}, time.time())
     op = await store.requeue(op["id"], "daemon restarted")

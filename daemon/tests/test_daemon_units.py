@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 
 import pytest
@@ -204,9 +205,38 @@ def test_settings_reject_unknown_keys_in_file(tmp_path):
 def test_generated_token_is_0600_reused_and_not_logged(tmp_path, caplog):
     s = Settings(data_dir=tmp_path / "data")
     token = ensure_api_token(s)
-    assert len(token) >= 32
+    assert re.fullmatch(r"sbp_[a-f0-9]{40}", token)  # the form the official CLI insists on
     assert stat.S_IMODE(s.token_file.stat().st_mode) == 0o600
     assert ensure_api_token(s) == token
     assert str(s.token_file) in caplog.text
     assert token not in caplog.text
     assert ensure_api_token(Settings(data_dir=tmp_path / "data", api_token="given")) == "given"
+
+
+# -- a hang-up cannot split recording an operation from queuing it ------------------------------------
+async def test_an_operation_recorded_is_queued_even_when_the_request_is_cancelled_meanwhile():
+    import asyncio
+    import types
+
+    from supamanager_daemon import keys
+    from supamanager_daemon.api.projects import record
+
+    queued = []
+    written = asyncio.Event()
+    release = asyncio.Event()
+
+    async def write():
+        written.set()
+        await release.wait()  # the store's commit, still under way when the client hangs up
+        return {"ref": "p"}, {"id": "op"}
+
+    request = types.SimpleNamespace(app={keys.JOBS: types.SimpleNamespace(enqueue=queued.append)})
+    handler = asyncio.create_task(record(request, write))
+    await written.wait()
+    handler.cancel()  # what aiohttp does to a handler whose client went away
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert queued == [{"id": "op"}]

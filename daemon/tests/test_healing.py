@@ -68,7 +68,7 @@ async def store(tmp_path):
 @pytest.fixture
 async def project(store):
     """A project whose create succeeded, then seen unhealthy by a poll."""
-    _, op = await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    _, op = await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     await store.mark_running(op["id"])
     await store.finish_operation(op["id"], ok=True)
     await store.apply_observed({REF: (models.ACTIVE_UNHEALTHY, None)}, snapshot_at=float("inf"))

@@ -16,6 +16,7 @@ from .middleware import error_middleware
 from .operations.jobs import JobScheduler
 from .settings import Settings, ensure_api_token
 from .store import Store
+from .tokens import TokenRegistry
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = Store(app[keys.SETTINGS].db_path)
     await store.open()
     app[keys.STORE] = store
+    app[keys.TOKENS].load(await store.list_tokens())
     yield
     await store.close()
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.API_TOKEN] = ensure_api_token(settings)
+    app[keys.TOKENS] = TokenRegistry(app[keys.API_TOKEN])
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
     app.cleanup_ctx.extend([store_ctx, docker_ctx, poller_ctx, jobs_ctx])

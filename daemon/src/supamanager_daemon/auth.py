@@ -1,8 +1,6 @@
-"""Bearer-token auth for every /v1 route; /healthz and the rest stay open."""
+"""Bearer-token auth for every /v1 route (tokens.py); /healthz and the rest stay open."""
 
 from __future__ import annotations
-
-import hmac
 
 from aiohttp import web
 
@@ -17,7 +15,6 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        expected = request.app[keys.API_TOKEN].encode()
-        if not hmac.compare_digest(token.strip().encode(), expected):
+        if not request.app[keys.TOKENS].accepts(token.strip()):
             raise Unauthorized("invalid bearer token")
     return await handler(request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -379,6 +380,65 @@ def cmd_orphans_clean(client: Client, args) -> int:
     return EXIT_FAILED if result["errors"] else 0
 
 
+def cmd_tokens_list(client: Client, args) -> int:
+    rows, _ = client.call("GET", "/v1/tokens")
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(
+            [{**r, "revoked_at": r.get("revoked_at") or "-"} for r in rows], ["id", "name", "created_at", "revoked_at"]
+        )
+    return 0
+
+
+def cmd_tokens_create(client: Client, args) -> int:
+    row, _ = client.call("POST", "/v1/tokens", {"name": args.name})
+    if args.json:
+        _print_json(row)
+    else:
+        _progress(f"token {row['name']} ({row['id']}): shown once, keep it now")
+        print(row["token"])
+    return 0
+
+
+def cmd_tokens_revoke(client: Client, args) -> int:
+    row, _ = client.call("DELETE", f"/v1/tokens/{urllib.parse.quote(args.token_id, safe='')}")
+    if args.json:
+        _print_json(row)
+    else:
+        print(f"revoked token {row['name']} ({row['id']}) at {row['revoked_at']}")
+    return 0
+
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def profile_yaml(name: str, url: str, project_host: str) -> str:
+    """A profile file for the official Supabase CLI (`supabase --profile <file> ...`), pointing at us."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+        raise CliError("--name must be 1-63 lowercase letters, digits or '-'", EXIT_USAGE)
+    if not _HOSTNAME.fullmatch(project_host):
+        raise CliError(f"--project-host must be a host name, not {project_host!r}", EXIT_USAGE)
+    # JSON strings are YAML scalars: nothing in a URL can break the file.
+    return "".join(
+        f"{key}: {json.dumps(value)}\n"
+        for key, value in (
+            ("name", name),
+            ("api_url", url),
+            ("dashboard_url", url),
+            ("project_host", project_host),
+        )
+    )
+
+
+def cmd_profile(args) -> int:
+    project_host = args.project_host or os.environ.get("SUPAMANAGER_PUBLIC_HOST") or "localhost"
+    sys.stdout.write(profile_yaml(args.name, args.url_value, project_host))
+    return 0
+
+
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -396,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 the request or operation failed, 2 bad usage, 3 daemon unreachable.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{projects,backups,operations,orphans}")
+    groups = parser.add_subparsers(
+        dest="group", required=True, metavar="{projects,backups,tokens,profile,operations,orphans}"
+    )
 
     projects = groups.add_parser("projects", help="list, create and change projects", parents=[common])
     sub = projects.add_subparsers(dest="command", required=True)
@@ -437,6 +499,26 @@ def build_parser() -> argparse.ArgumentParser:
     switch.add_argument("--on", action="store_true", help="let the daemon restart failing services (the default)")
     switch.add_argument("--off", action="store_true", help="mark the project 'do not heal'")
     p.set_defaults(func=cmd_healing)
+    toks = groups.add_parser("tokens", help="API tokens (sbp_...): create, list, revoke", parents=[common])
+    sub = toks.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the named tokens", parents=[common]).set_defaults(func=cmd_tokens_list)
+    p = sub.add_parser("create", help="make a token; prints it once", parents=[common])
+    p.add_argument("name", help="a name to know it by (unique)")
+    p.set_defaults(func=cmd_tokens_create)
+    p = sub.add_parser("revoke", help="revoke a token (refused at once)", parents=[common])
+    # Not `token`: that is the --token option's name.
+    p.add_argument("token_id", metavar="token", help="the token's id or name")
+    p.set_defaults(func=cmd_tokens_revoke)
+
+    p = groups.add_parser(
+        "profile",
+        help="print a profile file for the official Supabase CLI",
+        parents=[common],
+        description="supamanager profile > p.yaml; SUPABASE_ACCESS_TOKEN=<token> supabase --profile p.yaml orgs list",
+    )
+    p.add_argument("--name", default="supamanager", help="the profile's name (default supamanager)")
+    p.add_argument("--project-host", help="host of the projects (default $SUPAMANAGER_PUBLIC_HOST or localhost)")
+    p.set_defaults(func=cmd_profile, offline=True)
 
     backups = groups.add_parser("backups", help="a project's backups", parents=[common])
     sub = backups.add_subparsers(dest="command", required=True)
@@ -475,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"supamanager: the URL must start with http:// or https://, not {url!r}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if getattr(args, "offline", False):
+            args.url_value = url
+            return args.func(args)
         return args.func(Client(url, token), args)
     except CliError as exc:
         print(f"supamanager: {exc}", file=sys.stderr)

@@ -12,9 +12,11 @@ if TYPE_CHECKING:
     from .operations.jobs import JobScheduler
     from .settings import Settings
     from .store import Store
+    from .tokens import TokenRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 API_TOKEN = web.AppKey("api_token", str)
+TOKENS: web.AppKey[TokenRegistry] = web.AppKey("tokens")
 STORE: web.AppKey[Store] = web.AppKey("store")
 DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")

@@ -6,15 +6,16 @@ import dataclasses
 import logging
 import os
 import pathlib
-import secrets
 import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from . import tokens
+
 log = logging.getLogger(__name__)
 
 # The checkout (collection root) this package sits in: daemon/src/supamanager_daemon/settings.py.
-_CHECKOUT = pathlib.Path(__file__).resolve().parents[3]
+CHECKOUT = pathlib.Path(__file__).resolve().parents[3]
 
 
 class SettingsError(ValueError):
@@ -32,7 +33,7 @@ class Settings:
     poll_interval: float = 15.0
     max_jobs: int = 4
     # Where playbooks/ and ansible.cfg are: the collection checkout by default.
-    collection_dir: pathlib.Path = _CHECKOUT
+    collection_dir: pathlib.Path = CHECKOUT
     # The engine's unix socket: DOCKER_HOST's when it names one, as the docker CLI and the playbooks use.
     docker_socket: str = dataclasses.field(default_factory=lambda: _default_docker_socket())
     # SIGTERM: running jobs get this long to stop before they are killed.
@@ -159,7 +160,7 @@ def ensure_api_token(settings: Settings) -> str:
         token = ""
     if token:
         return token
-    token = secrets.token_urlsafe(32)
+    token = tokens.mint()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")

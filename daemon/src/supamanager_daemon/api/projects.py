@@ -7,39 +7,61 @@ operations: recorded in the store, then carried out by a job (operations/jobs.py
 from __future__ import annotations
 
 import asyncio
+import functools
+import pathlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from .. import keys, models
-from ..errors import InvalidState, NotFound, Unavailable
+from ..errors import InvalidRequest, InvalidState, NotFound, Unavailable
 from ..fleet.docker import DockerError
 from ..fleet.status import group_by_project, service_health
 from ..projects.files import project_info, read_env
+from ..settings import CHECKOUT, Settings
 from ..shapes.projects import (
     ApiKeyResponse,
     ApiKeysQuery,
-    DeletedProject,
     DeleteProjectQuery,
     HealthQuery,
     V1CreateProjectBody,
+    V1ProjectRefResponse,
     V1ProjectWithDatabaseResponse,
     V1ServiceHealthResponse,
 )
-from ..store import ProjectNotFound, RefTaken
+from ..store import DEFAULT_ORGANIZATION, OrganizationNotFound, ProjectNotFound, RefTaken
 from .routing import Api, Reply
 
 api = Api("Projects", "Projects, in the Management API's shapes.")
 
-POSTGRES_VERSION = "15"
 OPERATION_HEADER = {"X-Operation-Id": "The operation that carries the change out: follow it at /v1/operations/{id}."}
-DEFAULT_ORGANIZATION = "default"
 DEFAULT_REGION = "local"
+
+
+@functools.cache
+def _role_db_image(defaults: pathlib.Path) -> str:
+    try:
+        return yaml.safe_load(defaults.read_text())["supabase_images"]["db"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return ""
+
+
+def postgres_version(settings: Settings) -> str:
+    """The full Postgres version, the tag of the db image (the CLI uses it as one): 15.8.1.085."""
+    images = settings.playbook_vars.get("supabase_images") or {}
+    image = images.get("db") or ""
+    # The role's default image: of the collection the daemon runs, else of the checkout it sits in.
+    for collection in (settings.collection_dir, CHECKOUT):
+        image = image or _role_db_image(collection / "roles" / "project" / "defaults" / "main.yml")
+    return image.rpartition(":")[2] if ":" in image else "15"
 
 
 # -- helpers ------------------------------------------------------------------------------------
 def project_json(request: web.Request, project: dict[str, Any], info: dict[str, Any] | None = None) -> dict[str, Any]:
     """A project-with-database object of the Management API (plus `endpoints`, ours, once known)."""
+    version = postgres_version(request.app[keys.SETTINGS])
     body = {
         "id": project["ref"],
         "ref": project["ref"],
@@ -51,8 +73,8 @@ def project_json(request: web.Request, project: dict[str, Any], info: dict[str, 
         "status": project["status"],
         "database": {
             "host": request.app[keys.SETTINGS].public_host,
-            "version": POSTGRES_VERSION,
-            "postgres_engine": POSTGRES_VERSION,
+            "version": version,
+            "postgres_engine": version.split(".", 1)[0],
             "release_channel": "ga",
         },
     }
@@ -82,9 +104,24 @@ async def load_project(request: web.Request) -> dict[str, Any]:
     return project
 
 
-def accepted(request: web.Request, body: Any, op: dict[str, Any]) -> Reply:
-    """Hand the recorded operation to the scheduler and answer with it named."""
-    request.app[keys.JOBS].enqueue(op)
+async def record(
+    request: web.Request, write: Callable[[], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record an operation (write) and hand it to the scheduler, as one step a hang-up cannot split.
+
+    aiohttp cancels a handler whose client went away; between the store's write and the enqueue
+    that would leave an operation recorded but never run, and the project 409 until a restart.
+    """
+
+    async def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        project, op = await write()
+        request.app[keys.JOBS].enqueue(op)
+        return project, op
+
+    return await asyncio.shield(both())
+
+
+def accepted(body: Any, op: dict[str, Any]) -> Reply:
     return Reply(body, {"X-Operation-Id": op["id"]})
 
 
@@ -104,23 +141,31 @@ def accepted(request: web.Request, body: Any, op: dict[str, Any]) -> Reply:
 )
 async def create_project(request: web.Request, body: V1CreateProjectBody) -> Reply:
     store = request.app[keys.STORE]
-    for _ in range(5):
-        try:
-            project, op = await store.create_project(
-                ref=models.mint_ref(),
-                name=body.name,
-                organization_slug=body.organization_slug or DEFAULT_ORGANIZATION,
-                region=body.region or DEFAULT_REGION,
-            )
-            break
-        except RefTaken:
-            continue
-    else:  # pragma: no cover - 26^20 refs make this unreachable in practice
-        raise RuntimeError("could not mint a free project ref")
+    jobs = request.app[keys.JOBS]
+    organization = body.organization_slug or body.organization_id or DEFAULT_ORGANIZATION
     db_pass_var = request.app[keys.SETTINGS].db_pass_var
-    if body.db_pass is not None and db_pass_var:
-        request.app[keys.JOBS].save_secrets(op["id"], {db_pass_var: body.db_pass})
-    return accepted(request, project_json(request, project), op)
+
+    async def write() -> tuple[dict[str, Any], dict[str, Any]]:
+        for _ in range(5):
+            try:
+                project, op = await store.create_project(
+                    ref=models.mint_ref(),
+                    name=body.name,
+                    organization_slug=organization,
+                    region=body.region or DEFAULT_REGION,
+                )
+            except RefTaken:
+                continue
+            if body.db_pass is not None and db_pass_var:
+                jobs.save_secrets(op["id"], {db_pass_var: body.db_pass})
+            return project, op
+        raise RuntimeError("could not mint a free project ref")  # pragma: no cover - 26^20 refs
+
+    try:
+        project, op = await record(request, write)
+    except OrganizationNotFound as exc:
+        raise InvalidRequest(exc.message, code=exc.code, field="organization_slug") from None
+    return accepted(project_json(request, project), op)
 
 
 @api.get("/v1/projects", "v1-list-all-projects", "List all projects", response=list[V1ProjectWithDatabaseResponse])
@@ -142,18 +187,20 @@ async def get_project(request: web.Request) -> dict[str, Any]:
     "v1-delete-a-project",
     "Delete a project",
     description="Status GOING_DOWN, then the project is gone (404). Answers at once.",
-    status=202,
     query=DeleteProjectQuery,
-    response=DeletedProject,
+    response=V1ProjectRefResponse,
     errors=(400, 404, 409),
     headers=OPERATION_HEADER,
 )
 async def delete_project(request: web.Request, query: DeleteProjectQuery) -> Reply:
     ref = path_ref(request)
-    project, op = await request.app[keys.STORE].start_operation(
-        ref, lambda _p: "delete", {"delete_volumes": query.delete_volumes, "backup": query.backup}
+    project, op = await record(
+        request,
+        lambda: request.app[keys.STORE].start_operation(
+            ref, lambda _p: "delete", {"delete_volumes": query.delete_volumes, "backup": query.backup}
+        ),
     )
-    return accepted(request, {"id": project["ref"], "ref": project["ref"], "name": project["name"]}, op)
+    return accepted({"id": project["id"], "ref": project["ref"], "name": project["name"]}, op)
 
 
 def _choose_pause(project: dict[str, Any]) -> str:
@@ -183,12 +230,12 @@ def _choose_restart(project: dict[str, Any]) -> str:
 
 async def _lifecycle(request: web.Request, choose) -> Reply:
     ref = path_ref(request)
-    project, op = await request.app[keys.STORE].start_operation(ref, choose)
-    return accepted(request, project_json(request, project), op)
+    project, op = await record(request, lambda: request.app[keys.STORE].start_operation(ref, choose))
+    return accepted(project_json(request, project), op)
 
 
+# Upstream answers pause and restore 200 (with no body); ours carries the project in its busy status.
 _LIFECYCLE = {
-    "status": 202,
     "response": V1ProjectWithDatabaseResponse,
     "errors": (400, 404, 409),
     "headers": OPERATION_HEADER,

@@ -13,33 +13,46 @@ from .common import ProjectStatus, Query, Request, omitted
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-# The password ends up in .env files and connection strings: keep to characters that need no quoting.
-DB_PASS_RE = re.compile(r"[A-Za-z0-9_.~+=@%^!*,:-]{12,128}")
+# The password ends up in .env files and connection strings: keep to characters that need no quoting
+# there. 8 characters at least (upstream's own clients use e.g. `password123`).
+DB_PASS_RE = re.compile(r"[A-Za-z0-9_.~+=^!*,-]{8,128}")
+DB_PASS_RULE = "must be 8-128 characters of letters, digits and _.~+=^!*,-"  # noqa: S105 - a rule, not a password
 IGNORED = "Accepted for compatibility; ignored."
 
 
 def check_db_pass(value: str) -> str:
     if not DB_PASS_RE.fullmatch(value):
         # Never echo the value.
-        raise ValueError("must be 12-128 characters of letters, digits and _.~+=@%^!*,:-")
+        raise ValueError(DB_PASS_RULE)
     return value
 
 
+class RegionSelection(BaseModel):
+    type: Literal["specific", "smartGroup"]
+    code: str
+
+
 class V1CreateProjectBody(Request):
-    name: str = Field(min_length=1, max_length=models.NAME_MAX, description="Display name.")
+    """POST /v1/projects, as the document has it; `db_pass` and `organization_slug` may be left out here
+    (a password is minted, the default organization is used)."""
+
+    name: str = Field(max_length=models.NAME_MAX, description="Display name.")
     db_pass: str | None = Field(
         default=None,
-        description="Password of the `postgres` role; generated when absent. Never echoed.",
+        description="Password of the `postgres` role; minted when absent. Never echoed. " + DB_PASS_RULE + ".",
         json_schema_extra={"writeOnly": True},
         repr=False,
     )
-    organization_slug: str | None = Field(default=None, description="Default: `default`.")
-    region: str | None = Field(default=None, description="Default: `local`.")
-    desired_instance_size: Any = Field(default=None, description=IGNORED)
-    plan: Any = Field(default=None, description=IGNORED)
-    template_url: Any = Field(default=None, description=IGNORED)
-    release_channel: Any = Field(default=None, description=IGNORED)
-    postgres_engine: Any = Field(default=None, description=IGNORED)
+    organization_slug: str | None = Field(default=None, description="Default: the default organization.")
+    organization_id: str | None = Field(default=None, description="Deprecated upstream: `organization_slug`.")
+    region: str | None = Field(default=None, description="A name for where it runs; default `local`.")
+    region_selection: RegionSelection | None = Field(default=None, description=IGNORED)
+    desired_instance_size: str | None = Field(default=None, description=IGNORED)
+    kps_enabled: bool | None = Field(default=None, description=IGNORED)
+    plan: str | None = Field(default=None, description=IGNORED)
+    template_url: str | None = Field(default=None, description=IGNORED)
+    release_channel: str | None = Field(default=None, description=IGNORED)
+    postgres_engine: str | None = Field(default=None, description=IGNORED)
 
     @field_validator("name")
     @classmethod
@@ -50,7 +63,7 @@ class V1CreateProjectBody(Request):
             raise ValueError("must not contain control characters")
         return value
 
-    @field_validator("organization_slug", "region")
+    @field_validator("organization_slug", "organization_id", "region")
     @classmethod
     def _slug(cls, value: str | None) -> str | None:
         if value and not _SLUG.fullmatch(value):
@@ -77,23 +90,28 @@ class Endpoints(BaseModel):
     ports: dict[str, int] = Field(default_factory=dict)
 
 
-class V1ProjectWithDatabaseResponse(BaseModel):
-    """A project with its database, as the Management API shows it."""
+class V1ProjectResponse(BaseModel):
+    """A project, as the Management API shows it."""
 
     id: str = Field(description="Same as `ref`.")
     ref: str = Field(pattern=r"^[a-z]{20}$")
-    organization_id: str
+    organization_id: str = Field(description="Same as `organization_slug`.")
     organization_slug: str
     name: str
     region: str
     created_at: str
     status: ProjectStatus
-    database: Database
     endpoints: Endpoints | None = omitted("Ours: where the project answers, once known.")
 
 
-class DeletedProject(BaseModel):
-    id: str
+class V1ProjectWithDatabaseResponse(V1ProjectResponse):
+    """A project with its database, as the Management API shows it."""
+
+    database: Database
+
+
+class V1ProjectRefResponse(BaseModel):
+    id: int = Field(description="The project's number (the document wants an integer); `ref` names it.")
     ref: str
     name: str
 

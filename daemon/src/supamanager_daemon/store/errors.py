@@ -43,3 +43,24 @@ class HealingDisabled(Conflict):
 
     def __init__(self, ref: str) -> None:
         super().__init__(f"project {ref} is marked not to be healed")
+
+
+class OrganizationNotFound(NotFound):
+    code = "organization_not_found"
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"organization {slug[:64]!r} not found")
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id[:64]!r} not found")
+
+
+class TokenNameTaken(Conflict):
+    code = "token_name_taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a token named {name!r} exists already")

@@ -19,7 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import models
-from .errors import HealingDisabled, OperationInProgress, ProjectNotFound, RefTaken
+from .errors import (
+    HealingDisabled,
+    OperationInProgress,
+    OrganizationNotFound,
+    ProjectNotFound,
+    RefTaken,
+    TokenNameTaken,
+    TokenNotFound,
+)
+
+DEFAULT_ORGANIZATION = "default"
+DEFAULT_ORGANIZATION_NAME = "Default organization"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -69,6 +80,20 @@ CREATE TABLE IF NOT EXISTS healing (
     ref TEXT PRIMARY KEY,
     enabled INTEGER NOT NULL DEFAULT 1,
     services TEXT NOT NULL DEFAULT '{}'
+);
+-- organizations: every project belongs to one (its slug); `default` always exists
+CREATE TABLE IF NOT EXISTS organizations (
+    slug TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+-- API tokens beyond the configured one: only a SHA-256 of each is kept
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
 );
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
@@ -121,6 +146,17 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
+        # The default organization, and one for every slug projects of an older daemon name.
+        at = now_iso()
+        db.execute(
+            "INSERT OR IGNORE INTO organizations (slug, name, created_at) VALUES (?, ?, ?)",
+            (DEFAULT_ORGANIZATION, DEFAULT_ORGANIZATION_NAME, at),
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO organizations (slug, name, created_at)"
+            " SELECT DISTINCT organization_slug, organization_slug, ? FROM projects",
+            (at,),
+        )
         self.path.chmod(0o600)
         self._db = db
 
@@ -154,12 +190,14 @@ class Store:
     # -- projects -----------------------------------------------------------------------------
     async def get_project(self, ref: str) -> dict[str, Any] | None:
         return await self._call(
-            lambda: _project(self._db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone())
+            lambda: _project(self._db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone())
         )
 
     async def list_projects(self) -> list[dict[str, Any]]:
         return await self._call(
-            lambda: [_project(r) for r in self._db.execute("SELECT * FROM projects ORDER BY created_at, ref")]
+            lambda: [
+                _project(r) for r in self._db.execute("SELECT rowid AS id, * FROM projects ORDER BY created_at, ref")
+            ]
         )
 
     async def create_project(
@@ -171,13 +209,15 @@ class Store:
         def tx(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone():
                 raise RefTaken(ref)
+            if not db.execute("SELECT 1 FROM organizations WHERE slug = ?", (organization_slug,)).fetchone():
+                raise OrganizationNotFound(organization_slug)
             db.execute(
                 "INSERT INTO projects (ref, name, organization_slug, region, created_at, status, desired_state,"
                 " job_status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time()),
             )
             op = self._insert_operation(db, ref, "create", {})
-            return _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
+            return _project(db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
 
         return await self._call(self._tx, tx)
 
@@ -210,7 +250,7 @@ class Store:
         """
 
         def tx(db: sqlite3.Connection):
-            project = _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone())
+            project = _project(db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone())
             if project is None:
                 raise ProjectNotFound(ref)
             running = db.execute(
@@ -229,7 +269,7 @@ class Store:
             op = self._insert_operation(db, ref, kind.name, params or {})
             if healing is not None:
                 self._put_healing(db, ref, services=healing(op))
-            return _project(db.execute("SELECT * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
+            return _project(db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
 
         return await self._call(self._tx, tx)
 
@@ -460,3 +500,59 @@ class Store:
                 self._put_healing(db, ref, services=services)
 
         await self._call(self._tx, tx)
+
+    # -- organizations ----------------------------------------------------------------------------
+    async def list_organizations(self) -> list[dict[str, Any]]:
+        return await self._call(
+            lambda: [dict(r) for r in self._db.execute("SELECT * FROM organizations ORDER BY created_at, slug")]
+        )
+
+    async def get_organization(self, slug: str) -> dict[str, Any]:
+        """An organization; OrganizationNotFound when there is none with that slug."""
+        row = await self._call(
+            lambda: self._db.execute("SELECT * FROM organizations WHERE slug = ?", (slug,)).fetchone()
+        )
+        if row is None:
+            raise OrganizationNotFound(slug)
+        return dict(row)
+
+    async def create_organization(self, slug: str, name: str) -> dict[str, Any] | None:
+        """Insert an organization; None when the slug is taken (the caller mints another)."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM organizations WHERE slug = ?", (slug,)).fetchone():
+                return None
+            db.execute("INSERT INTO organizations (slug, name, created_at) VALUES (?, ?, ?)", (slug, name, now_iso()))
+            return dict(db.execute("SELECT * FROM organizations WHERE slug = ?", (slug,)).fetchone())
+
+        return await self._call(self._tx, tx)
+
+    # -- tokens -----------------------------------------------------------------------------------
+    async def create_token(self, token_id: str, name: str, digest: str) -> dict[str, Any]:
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
+                raise TokenNameTaken(name)
+            db.execute(
+                "INSERT INTO tokens (id, name, hash, created_at) VALUES (?, ?, ?, ?)",
+                (token_id, name, digest, now_iso()),
+            )
+            return dict(db.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone())
+
+        return await self._call(self._tx, tx)
+
+    async def list_tokens(self) -> list[dict[str, Any]]:
+        return await self._call(
+            lambda: [dict(r) for r in self._db.execute("SELECT * FROM tokens ORDER BY created_at, name")]
+        )
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Mark a token revoked (kept, so the list shows when); TokenNotFound when there is none."""
+
+        def tx(db: sqlite3.Connection):
+            row = db.execute("SELECT * FROM tokens WHERE id = ? OR name = ?", (token_id, token_id)).fetchone()
+            if row is None:
+                raise TokenNotFound(token_id)
+            db.execute("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now_iso(), row["id"]))
+            return dict(db.execute("SELECT * FROM tokens WHERE id = ?", (row["id"],)).fetchone())
+
+        return await self._call(self._tx, tx)
