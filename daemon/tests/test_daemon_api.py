@@ -274,7 +274,7 @@ async def test_delete_keeping_the_volumes_tells_the_playbook_so(client, settings
     resp = await client.delete(f"/v1/projects/{ref}?delete_volumes=maybe", headers=AUTH)
     assert resp.status == 400
     resp = await client.delete(f"/v1/projects/{ref}?delete_volumes=false", headers=AUTH)
-    assert resp.status == 202
+    assert resp.status == 200
     op = await wait_operation(client, resp.headers["X-Operation-Id"])
     assert op["state"] == "succeeded", op
     assert json.loads((settings.root / f"vars-{ref}-delete.json").read_text())["delete_volumes"] is False

@@ -16,7 +16,7 @@ REF = "abcdefghijklmnopqrst"
 
 async def test_healing_is_on_by_default_can_be_turned_off_and_on_again(client):
     store = client.app[keys.STORE]
-    await store.create_project(ref=REF, name="n", organization_slug="o", region="r")
+    await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
     resp = await client.get(f"/v1/projects/{REF}/healing", headers=AUTH)
     assert resp.status == 200
     assert await resp.json() == {"enabled": True, "services": {}}
@@ -37,7 +37,7 @@ async def test_healing_of_an_unknown_project_is_404_and_a_bad_body_400(client):
         resp = await client.get(f"/v1/projects/{ref}/healing", headers=AUTH)
         assert resp.status == 404
         assert (await resp.json())["code"] == "project_not_found"
-    await client.app[keys.STORE].create_project(ref=REF, name="n", organization_slug="o", region="r")
+    await client.app[keys.STORE].create_project(ref=REF, name="n", organization_slug="default", region="r")
     for body in ({}, {"enabled": "no"}, {"enabled": True, "extra": 1}):
         resp = await client.put(f"/v1/projects/{REF}/healing", json=body, headers=AUTH)
         assert resp.status == 400, body

@@ -80,7 +80,7 @@ async def test_orphans_are_listed_and_cleaned_on_request_volumes_only_with_the_f
     client = await aiohttp_client(create_app(dataclasses.replace(settings, poll_interval=0.5)))
     known = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(20))
     lost = "lost" + secrets.token_hex(6)
-    await client.app[keys.STORE].create_project(ref=known, name="known", organization_slug="o", region="r")
+    await client.app[keys.STORE].create_project(ref=known, name="known", organization_slug="default", region="r")
     kept = objects(known)
     gone = objects(lost)
     known_id = docker("inspect", "-f", "{{.Id}}", kept["container"])
