@@ -111,7 +111,7 @@ async def test_delete_takes_a_final_backup_with_backup_true(client, settings):
         project, op_id = await create(client)
         assert (await wait_operation(client, op_id))["state"] == "succeeded"
         resp = await client.delete(f"/v1/projects/{project['ref']}{query}", headers=AUTH)
-        assert resp.status == 202
+        assert resp.status == 200
         assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
         recorded = json.loads((settings.root / f"vars-{project['ref']}-delete.json").read_text())
         assert recorded["delete_backup"] is want

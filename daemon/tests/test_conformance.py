@@ -79,6 +79,8 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     resp, _ = await checked(client, "GET", f"/v1/projects/{ref}/health?services=db,auth", headers=AUTH)
     assert resp.status in (200, 503)  # 503: this host's Docker cannot be asked
     await call(client, "GET", f"/v1/projects/{ref}/health", 400)
+    await call(client, "GET", f"/v1/projects/{ref}/database/backups", 200)
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/database/backups", 404)
 
     # Lifecycle: 200 as upstream
     resp, _ = await call(client, "POST", f"/v1/projects/{ref}/pause", 200)
