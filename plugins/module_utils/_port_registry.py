@@ -31,6 +31,9 @@ from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file 
 REGISTRY_VERSION = 1
 REGISTRY_MODE = 0o644
 REGISTRY_DIR_MODE = 0o755
+# flock works on a descriptor opened read-only: a lock file others can read is a lock they can hold
+# (and every create waits). Only the owner opens it.
+LOCK_MODE = 0o600
 
 # A project ref names Docker objects and host paths: lowercase DNS label, 3 to 40 characters.
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]\Z")
@@ -148,10 +151,13 @@ def locked(path):
     ensure_directory(path)
     lock_path = path + ".lock"
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, REGISTRY_MODE)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, LOCK_MODE)
     except OSError as exc:
         raise PortRegistryError(f"cannot open lock file {lock_path}: {exc}") from exc
     try:
+        # An older lock file may be world-readable: tighten it (the creation mode goes through the umask).
+        if os.fstat(fd).st_mode & 0o777 != LOCK_MODE:
+            os.fchmod(fd, LOCK_MODE)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -47,6 +47,18 @@ def test_the_unit_is_hardened_and_runs_as_its_own_user_in_group_docker():
     assert service["CapabilityBoundingSet"] == [""]
     assert "SUPAMANAGER_API_TOKEN" not in UNIT.read_text().replace("# SUPAMANAGER_API_TOKEN", "")
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+    # The hardening that still fits a process that runs ansible-playbook and talks to Docker.
+    assert service["ProtectProc"] == ["invisible"] and service["ProcSubset"] == ["pid"]
+    assert service["IPAddressDeny"] == ["any"] and service["IPAddressAllow"] == ["localhost"]
+    assert service["MemoryMax"] and service["TasksMax"]
+    assert service["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    # Honest about what docker membership means.
+    assert "root-equivalent" in UNIT.read_text()
+
+
+def test_the_shipped_environment_example_carries_no_working_token():
+    lines = (SYSTEMD / "supamanagerd.env.example").read_text().splitlines()
+    assert [line for line in lines if line.startswith("SUPAMANAGER_API_TOKEN")] == ["SUPAMANAGER_API_TOKEN="]
     sysusers = (SYSTEMD / "supamanager.sysusers.conf").read_text().splitlines()
     assert "m supamanager docker" in sysusers
 

@@ -181,3 +181,16 @@ def test_bind_address_that_is_not_local_is_refused():
     with pytest.raises(reg.PortRegistryError, match="bind_address not-an-address"):
         reg.check_bind_address("not-an-address")
     reg.check_bind_address("127.0.0.1")
+
+
+def test_the_lock_file_is_the_owners_only(tmp_path):
+    """flock works on a read-only descriptor: a lock file others can read is one they can hold."""
+    path = tmp_path / "ports.json"
+    lock = tmp_path / "ports.json.lock"
+    with reg.locked(str(path)):
+        pass
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    os.chmod(lock, 0o644)  # made by an older version
+    with reg.locked(str(path)):
+        pass
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
