@@ -22,3 +22,13 @@ def test_default_inventory_is_localhost_in_supabase_hosts(venv_env):
 def test_localhost_runs_a_module_with_the_playbook_python(venv_env, repo):
     proc = run(["ansible", "localhost", "-m", "ansible.builtin.ping", "-o"], env=venv_env)
     assert "SUCCESS" in proc.stdout
+
+
+def test_modules_run_pipelined_so_no_module_file_is_written(venv_env, tmp_path):
+    """An AnsiballZ file holds the module's arguments (a project's .env among them) and stays in
+    ~/.ansible/tmp when a job is killed; pipelined, the module comes on stdin and no file is written."""
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text("- hosts: supabase_hosts\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    proc = run(["ansible-playbook", "-vvv", str(playbook)], env=venv_env)
+    assert "Pipelining is enabled." in proc.stdout
+    assert "AnsiballZ_ping.py" not in proc.stdout

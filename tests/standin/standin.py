@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -1045,10 +1046,20 @@ def mode_vector(args):
                     die(
                         f'config {config_path}: input "{wanted}" for {kind[:-1]} "{name}" doesn\'t match any components'
                     )
+    # fluent sources: Docker's fluentd log driver sends each container's lines here.
+    records, records_lock = {}, threading.Lock()
+    listeners = []
+    for name, source in config["sources"].items():
+        if isinstance(source, dict) and source.get("type") == "fluent":
+            fluent_host, fluent_port = parse_bind(source.get("address", "0.0.0.0:24224"), 24224)
+            listeners.append(fluent_server(fluent_host, fluent_port, records, records_lock))
+            log(f"source {name}: fluent forward protocol on port {fluent_port}")
     api = config.get("api") or {}
     if not is_true(api.get("enabled", False)):
         log("api disabled: no health endpoint; idling")
         exit_on_signals()
+        for listener in listeners:
+            threading.Thread(target=listener.serve_forever, daemon=True).start()
         while True:
             time.sleep(3600)
     host, port = parse_bind(api.get("address", "127.0.0.1:8686"), 8686)
@@ -1056,9 +1067,142 @@ def mode_vector(args):
     def app(req):
         if req.path.rstrip("/") == "/health":
             return respond(200, {"ok": True})
+        # Stand-in only: how many records each fluent tag sent (tests read it to see logs arrive).
+        if req.path.rstrip("/") == "/standin/records":
+            with records_lock:
+                return respond(200, dict(records))
         return respond(404, {"message": "not found"})
 
-    serve(host, port, app)
+    serve(host, port, app, extra=listeners)
+
+
+class _NeedMore(Exception):
+    """The buffer ends inside a msgpack object."""
+
+
+def msgpack_decode(buf, pos=0):
+    """One msgpack object from buf at pos -> (object, next pos); the subset fluent clients send."""
+
+    def take(n):
+        if pos + n > len(buf):
+            raise _NeedMore
+        return buf[pos : pos + n]
+
+    if pos >= len(buf):
+        raise _NeedMore
+    b = buf[pos]
+    pos += 1
+
+    def sized(count_bytes):
+        nonlocal pos
+        n = int.from_bytes(take(count_bytes), "big")
+        pos += count_bytes
+        return n
+
+    def raw(n):
+        nonlocal pos
+        data = take(n)
+        pos += n
+        return data
+
+    def items(n):
+        nonlocal pos
+        out = []
+        for _ in range(n):
+            value, pos = msgpack_decode(buf, pos)
+            out.append(value)
+        return out
+
+    if b <= 0x7F:
+        return b, pos
+    if b >= 0xE0:
+        return b - 0x100, pos
+    if 0xA0 <= b <= 0xBF:
+        return raw(b & 0x1F).decode("utf-8", "replace"), pos
+    if 0x90 <= b <= 0x9F:
+        return items(b & 0x0F), pos
+    if 0x80 <= b <= 0x8F:
+        flat = items(2 * (b & 0x0F))
+        return dict(zip(flat[::2], flat[1::2], strict=True)), pos
+    simple = {0xC0: None, 0xC2: False, 0xC3: True}
+    if b in simple:
+        return simple[b], pos
+    if b in (0xC4, 0xC5, 0xC6):
+        return raw(sized({0xC4: 1, 0xC5: 2, 0xC6: 4}[b])), pos
+    if b in (0xD9, 0xDA, 0xDB):
+        return raw(sized({0xD9: 1, 0xDA: 2, 0xDB: 4}[b])).decode("utf-8", "replace"), pos
+    if b in (0xCC, 0xCD, 0xCE, 0xCF):
+        return sized({0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[b]), pos
+    if b in (0xD0, 0xD1, 0xD2, 0xD3):
+        n = {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}[b]
+        return int.from_bytes(raw(n), "big", signed=True), pos
+    if b in (0xCA, 0xCB):
+        return struct.unpack(">f" if b == 0xCA else ">d", raw(4 if b == 0xCA else 8))[0], pos
+    if b in (0xDC, 0xDD):
+        return items(sized(2 if b == 0xDC else 4)), pos
+    if b in (0xDE, 0xDF):
+        flat = items(2 * sized(2 if b == 0xDE else 4))
+        return dict(zip(flat[::2], flat[1::2], strict=True)), pos
+    if 0xD4 <= b <= 0xD8:  # fixext: fluent's EventTime is ext type 0 with 8 bytes
+        raw(1)
+        return ("ext", raw(1 << (b - 0xD4))), pos
+    if b in (0xC7, 0xC8, 0xC9):
+        n = sized({0xC7: 1, 0xC8: 2, 0xC9: 4}[b])
+        raw(1)
+        return ("ext", raw(n)), pos
+    raise ValueError(f"msgpack type byte 0x{b:02x} not understood")
+
+
+def fluent_entries(message):
+    """Number of records in one forward-protocol message (Message, Forward or PackedForward mode)."""
+    if not isinstance(message, list) or len(message) < 2 or not isinstance(message[0], str):
+        raise ValueError("not a fluent forward message")
+    body = message[1]
+    if isinstance(body, list):  # Forward: [tag, [[time, record], ...], option]
+        return len(body)
+    if isinstance(body, bytes):  # PackedForward: a stream of [time, record]
+        count, pos = 0, 0
+        while pos < len(body):
+            _entry, pos = msgpack_decode(body, pos)
+            count += 1
+        return count
+    return 1  # Message: [tag, time, record, option]
+
+
+def fluent_server(host, port, records, lock):
+    """A TCP server for fluent's forward protocol that counts the records per tag."""
+    import socketserver
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            buf = b""
+            while True:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while buf:
+                    try:
+                        message, used = msgpack_decode(buf)
+                    except _NeedMore:
+                        break
+                    except ValueError as exc:
+                        log(f"fluent: dropping the connection: {exc}")
+                        return
+                    buf = buf[used:]
+                    try:
+                        count = fluent_entries(message)
+                    except ValueError as exc:
+                        log(f"fluent: dropping the connection: {exc}")
+                        return
+                    with lock:
+                        records[message[0]] = records.get(message[0], 0) + count
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    return Server((host.strip("[]") or "0.0.0.0", port), Handler)  # noqa: S104 - the container's own port
 
 
 # ---------------------------------------------------------------------------------------------

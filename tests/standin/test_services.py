@@ -237,6 +237,34 @@ def test_vector_refuses_an_input_that_names_no_component(stack, tmp_path):
     assert 'input "router.kong" for sink "b"' in container.logs()
 
 
+def test_vector_counts_what_the_fluentd_log_driver_sends(stack, running):
+    """Docker's own fluentd log driver (the role's way to ship logs, with no Docker socket in vector)
+    delivers a container's lines to the stand-in's fluent source; docker logs still shows them."""
+    vector = running["vector"]
+    tag = f"standin-fluent-{stack.id}"
+    talker = stack.run(
+        "vector",
+        "-c",
+        "for i in 1 2 3; do echo line $i; done",
+        name="fluent-talker",
+        entrypoint="bash",
+        extra=[
+            "--log-driver=fluentd",
+            f"--log-opt=fluentd-address={vector.ip}:24224",
+            "--log-opt=fluentd-async=true",
+            f"--log-opt=tag={tag}",
+        ],
+    )
+    assert talker.wait_exit() == 0
+    deadline = time.monotonic() + 60
+    while (records := kit.http("GET", vector.url(9001, "/standin/records"))[2]).get(tag, 0) < 3:
+        assert time.monotonic() < deadline, records
+        time.sleep(0.3)
+    assert records[tag] == 3
+    # Docker 20.10's dual logging keeps a local copy for docker logs.
+    assert "line 3" in talker.logs()
+
+
 @pytest.mark.parametrize(
     ("service", "env", "port", "path"),
     [
