@@ -15,7 +15,7 @@ SURVEYS = yaml.safe_load((REPO / "awx" / "surveys.yml").read_text())["surveys"]
 SPEC = yaml.safe_load((REPO / "roles" / "project" / "meta" / "argument_specs.yml").read_text())
 OPTIONS = SPEC["argument_specs"]["main"]["options"]
 DEFAULTS = yaml.safe_load((REPO / "roles" / "project" / "defaults" / "main.yml").read_text())
-LIFECYCLE = ["create", "pause", "resume", "restart", "delete", "status"]
+LIFECYCLE = ["create", "pause", "resume", "restart", "delete", "status", "backup", "restore"]
 
 
 def test_every_lifecycle_playbook_has_a_survey():
@@ -39,6 +39,9 @@ def test_survey_questions_are_role_options_with_the_role_defaults(playbook):
         if option["type"] == "bool":
             assert question["type"] == "multiplechoice" and sorted(question["choices"]) == ["false", "true"]
             assert question["default"] == str(DEFAULTS[variable]).lower()
+        elif "choices" in option:
+            assert question["type"] == "multiplechoice" and question["choices"] == option["choices"]
+            assert question["default"] == DEFAULTS[variable]
         else:
             assert question["type"] == "text"
             if variable in DEFAULTS:
@@ -50,6 +53,15 @@ def test_survey_questions_are_role_options_with_the_role_defaults(playbook):
 def test_delete_survey_asks_about_volumes_and_defaults_to_keeping_them():
     question = next(q for q in SURVEYS["delete"]["spec"] if q["variable"] == "delete_volumes")
     assert question["default"] == "false"
+
+
+def test_restore_survey_leaves_every_choice_optional():
+    # Unanswered, AWX sends an empty string (or nothing): the role treats both as "not given",
+    # so an empty restore survey restores the project itself to its latest point.
+    for question in SURVEYS["restore"]["spec"][3:]:
+        assert not question["required"] and question["default"] == "", question["variable"]
+    restore = (REPO / "roles" / "project" / "tasks" / "restore.yml").read_text()
+    assert "default(project_ref)" not in restore.replace("default(project_ref, true)", "")
 
 
 def test_awx_configure_playbook_passes_syntax_check(venv_env):
