@@ -1,5 +1,6 @@
 """Check a response of the daemon against the official Management API document
-(../shared/reference/management-api.openapi.json, OpenAPI 3.0: `nullable`, `$ref`s resolved).
+(a copy of the team's ../shared/reference/management-api.openapi.json in reference/, so that a clone
+alone can run the tests; OpenAPI 3.0: `nullable`, `$ref`s resolved).
 
 - a path the document does not have is one of ours: left to openapi_check (our own document);
 - a success status must be the document's success status for the operation, and the body must
@@ -22,7 +23,9 @@ from typing import Any
 
 from openapi_schema_validator import OAS30Validator
 
-DOCUMENT = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference" / "management-api.openapi.json"
+DOCUMENT = pathlib.Path(__file__).resolve().parent / "reference" / "management-api.openapi.json"
+# The team's reference beside the checkout, when there is one: the copy must not drift from it.
+SHARED_DOCUMENT = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference" / "management-api.openapi.json"
 # (METHOD, template) -> set of statuses seen
 EXERCISED: dict[tuple[str, str], set[int]] = {}
 
