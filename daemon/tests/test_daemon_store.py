@@ -101,3 +101,46 @@ async def test_requeue_puts_an_interrupted_operation_back(store):
     op = await store.requeue(op["id"], "daemon restarted")
     assert (op["state"], op["pid"], op["attempts"]) == (models.QUEUED, None, 1)
     assert [o["id"] for o in await store.active_operations()] == [op["id"]]
+
+
+async def _created_and_deleted(store, ref: str) -> int:
+    project, op = await store.create_project(ref=ref, name="n", organization_slug="default", region="r")
+    await store.finish_operation(op["id"], ok=True)
+    _, op = await store.start_operation(ref, lambda p: "delete", {})
+    await store.finish_operation(op["id"], ok=True)
+    return project["id"]
+
+
+async def test_a_project_id_is_never_handed_out_again(store):
+    # Deleting the newest project freed its rowid, which SQLite gave to the next insert.
+    first = await _created_and_deleted(store, "a" * 20)
+    second, _ = await store.create_project(ref="b" * 20, name="n", organization_slug="default", region="r")
+    assert second["id"] > first
+    assert (await store.get_project("b" * 20))["id"] == second["id"]
+    assert [p["id"] for p in await store.list_projects()] == [second["id"]]
+
+
+async def test_projects_of_an_older_store_keep_their_ids(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE projects (ref TEXT PRIMARY KEY, name TEXT NOT NULL, organization_slug TEXT NOT NULL,"
+        " region TEXT NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL, desired_state TEXT NOT NULL,"
+        " error TEXT, services TEXT NOT NULL DEFAULT '[]', job_status_at REAL NOT NULL DEFAULT 0)"
+    )
+    for rowid, ref in ((7, "c" * 20), (9, "d" * 20)):
+        old.execute(
+            "INSERT INTO projects (rowid, ref, name, organization_slug, region, created_at, status, desired_state)"
+            " VALUES (?, ?, 'n', 'default', 'r', '2026-01-01T00:00:00Z', 'ACTIVE_HEALTHY', 'running')",
+            (rowid, ref),
+        )
+    old.commit()
+    old.close()
+    store = Store(path)
+    await store.open()
+    try:
+        assert {p["ref"]: p["id"] for p in await store.list_projects()} == {"c" * 20: 7, "d" * 20: 9}
+        new, _ = await store.create_project(ref="e" * 20, name="n", organization_slug="default", region="r")
+        assert new["id"] == 10
+    finally:
+        await store.close()

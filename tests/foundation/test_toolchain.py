@@ -1,8 +1,13 @@
 """The foundation: ansible finds community.docker, this collection and the default inventory."""
 
 import json
+import pathlib
+import subprocess
+import sys
 
 from tests.conftest import run
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_community_docker_is_installed(venv_env):
@@ -32,3 +37,34 @@ def test_modules_run_pipelined_so_no_module_file_is_written(venv_env, tmp_path):
     proc = run(["ansible-playbook", "-vvv", str(playbook)], env=venv_env)
     assert "Pipelining is enabled." in proc.stdout
     assert "AnsiballZ_ping.py" not in proc.stdout
+
+
+def test_a_failing_test_prints_no_secret_its_fixtures_or_frames_hold(tmp_path):
+    # pytest's long tracebacks print each frame's arguments (a project's .env, a conninfo).
+    secret = "s3cr3t-" + "x" * 12
+    (tmp_path / "test_leak.py").write_text(
+        "import pytest\n"
+        "@pytest.fixture\n"
+        f"def env():\n    return {{'POSTGRES_PASSWORD': {secret!r}}}\n"
+        "def connect(conninfo):\n    raise ConnectionError('refused')\n"
+        "def test_it(env):\n    connect('password=' + env['POSTGRES_PASSWORD'])\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(REPO / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1, out.stdout
+    assert "ConnectionError" in out.stdout
+    assert secret not in out.stdout + out.stderr

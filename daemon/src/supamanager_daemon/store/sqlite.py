@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS events_by_op ON events (op_id, id);
+-- a project's integer id (the Management API's `id`): AUTOINCREMENT never hands out an id again,
+-- where a rowid of projects could come back after a delete (and VACUUM may renumber rowids)
+CREATE TABLE IF NOT EXISTS project_ids (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ref TEXT NOT NULL UNIQUE
+);
 -- the healer's memory of each project (healing.py): the user's "do not heal" mark, and per
 -- service the heals tried, the backoff and whether it gave up
 CREATE TABLE IF NOT EXISTS healing (
@@ -101,6 +107,10 @@ CREATE TABLE IF NOT EXISTS task_counts (
     tasks INTEGER NOT NULL
 );
 """
+
+
+PROJECT_SELECT = "SELECT i.id AS id, p.* FROM projects p JOIN project_ids i ON i.ref = p.ref"
+PROJECT_BY_REF = f"{PROJECT_SELECT} WHERE p.ref = ?"
 
 
 def now_iso() -> str:
@@ -157,6 +167,11 @@ class Store:
             " SELECT DISTINCT organization_slug, organization_slug, ? FROM projects",
             (at,),
         )
+        # Projects of a daemon from before project_ids keep the id it answered with (their rowid).
+        db.execute(
+            "INSERT OR IGNORE INTO project_ids (id, ref)"
+            " SELECT rowid, ref FROM projects WHERE ref NOT IN (SELECT ref FROM project_ids)"
+        )
         self.path.chmod(0o600)
         self._db = db
 
@@ -190,13 +205,13 @@ class Store:
     # -- projects -----------------------------------------------------------------------------
     async def get_project(self, ref: str) -> dict[str, Any] | None:
         return await self._call(
-            lambda: _project(self._db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone())
+            lambda: _project(self._db.execute(PROJECT_BY_REF, (ref,)).fetchone())
         )
 
     async def list_projects(self) -> list[dict[str, Any]]:
         return await self._call(
             lambda: [
-                _project(r) for r in self._db.execute("SELECT rowid AS id, * FROM projects ORDER BY created_at, ref")
+                _project(r) for r in self._db.execute(f"{PROJECT_SELECT} ORDER BY p.created_at, p.ref")
             ]
         )
 
@@ -216,8 +231,9 @@ class Store:
                 " job_status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time()),
             )
+            db.execute("INSERT INTO project_ids (ref) VALUES (?)", (ref,))
             op = self._insert_operation(db, ref, "create", {})
-            return _project(db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
+            return _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone()), op
 
         return await self._call(self._tx, tx)
 
@@ -250,7 +266,7 @@ class Store:
         """
 
         def tx(db: sqlite3.Connection):
-            project = _project(db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone())
+            project = _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone())
             if project is None:
                 raise ProjectNotFound(ref)
             running = db.execute(
@@ -269,7 +285,7 @@ class Store:
             op = self._insert_operation(db, ref, kind.name, params or {})
             if healing is not None:
                 self._put_healing(db, ref, services=healing(op))
-            return _project(db.execute("SELECT rowid AS id, * FROM projects WHERE ref = ?", (ref,)).fetchone()), op
+            return _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone()), op
 
         return await self._call(self._tx, tx)
 
@@ -411,6 +427,7 @@ class Store:
                 )
             if ok and kind.done is None:
                 db.execute("DELETE FROM projects WHERE ref = ?", (op["ref"],))
+                db.execute("DELETE FROM project_ids WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM healing WHERE ref = ?", (op["ref"],))
             else:
                 status = kind.done if ok else kind.failed
