@@ -8,7 +8,15 @@ import time
 import pytest
 from supamanager_daemon import models
 from supamanager_daemon.errors import InvalidState
-from supamanager_daemon.store import OperationInProgress, ProjectNotFound, RefTaken, Store
+from supamanager_daemon.store import (
+    OperationInProgress,
+    OrganizationNotFound,
+    ProjectNotFound,
+    RefTaken,
+    Store,
+    TokenNameTaken,
+    TokenNotFound,
+)
 
 REF = "abcdefghijklmnopqrst"
 
@@ -144,3 +152,50 @@ async def test_projects_of_an_older_store_keep_their_ids(tmp_path):
         assert new["id"] == 10
     finally:
         await store.close()
+
+
+async def test_organizations_unknown_taken_and_required_by_a_project(store):
+    with pytest.raises(OrganizationNotFound) as err:
+        await store.get_organization("acme")
+    assert "acme" in str(err.value)
+    with pytest.raises(OrganizationNotFound):
+        await store.create_project(ref=REF, name="n", organization_slug="acme", region="r")
+    assert await store.list_projects() == []
+    made = await store.create_organization("acme", "Acme")
+    assert (made["slug"], made["name"]) == ("acme", "Acme")
+    assert await store.create_organization("acme", "Other") is None
+    assert (await store.get_organization("acme"))["name"] == "Acme"
+    assert [o["slug"] for o in await store.list_organizations()] == ["default", "acme"]
+
+
+async def test_tokens_names_are_unique_and_a_revoke_keeps_its_first_time(store):
+    await store.create_token("t1", "ci", "digest-1")
+    with pytest.raises(TokenNameTaken):
+        await store.create_token("t2", "ci", "digest-2")
+    first = await store.revoke_token("ci")  # by name or by id
+    assert first["revoked_at"] is not None
+    assert (await store.revoke_token("t1"))["revoked_at"] == first["revoked_at"]
+    with pytest.raises(TokenNotFound):
+        await store.revoke_token("t9")
+    assert [t["id"] for t in await store.list_tokens()] == ["t1"]
+
+
+async def test_healing_state_of_unknown_projects_and_a_fresh_count_when_turned_back_on(store):
+    for call in (store.get_healing(REF), store.set_healing_enabled(REF, False)):
+        with pytest.raises(ProjectNotFound):
+            await call
+    await store.set_healing_services(REF, {"db": {"attempts": 1}})  # a project gone meanwhile: nothing kept
+    assert await store.healing_states() == {}
+    await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
+    await store.set_healing_services(REF, {"db": {"attempts": 2}})
+    assert (await store.set_healing_enabled(REF, False))["services"] == {"db": {"attempts": 2}}
+    assert await store.set_healing_enabled(REF, True) == {"enabled": True, "services": {}}
+    assert await store.get_healing(REF) == {"enabled": True, "services": {}}
+
+
+async def test_a_projects_operations_in_order(store):
+    _, create = await store.create_project(ref=REF, name="n", organization_slug="default", region="r")
+    await store.finish_operation(create["id"], ok=True)
+    _, pause = await store.start_operation(REF, lambda p: "pause")
+    assert [op["id"] for op in await store.operations_for(REF)] == [create["id"], pause["id"]]
+    assert await store.operations_for("zzzzzzzzzzzzzzzzzzzz") == []
