@@ -129,10 +129,11 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
     project = wait_status(e2e, ref, "ACTIVE_HEALTHY")
     assert project["name"] == name
     assert set(container_states(ref).values()) == {"running"}
-    # The four host ports the role allocated, from the configured range, as the port registry holds them.
+    # The five host ports the role allocated (vector_fluent: on loopback, for the engine's log
+    # driver), from the configured range, as the port registry holds them.
     ports = project["endpoints"]["ports"]
-    assert set(ports) == {"kong_http", "kong_https", "postgres", "pooler_transaction"}, project
-    assert len(set(ports.values())) == 4
+    assert set(ports) == {"kong_http", "kong_https", "postgres", "pooler_transaction", "vector_fluent"}, project
+    assert len(set(ports.values())) == 5
     start, end = PLAYBOOK_VARS["supabase_port_range_start"], PLAYBOOK_VARS["supabase_port_range_end"]
     assert all(start <= port <= end for port in ports.values()), ports
     assert ports == json.loads((e2e.root / "ports.json").read_text())["projects"][ref]

@@ -49,20 +49,39 @@ def file_is_current(path, content, mode):
         return handle.read() == content.encode("utf-8")
 
 
-def ensure_directory(path, check_mode):
-    """Make path (mode 0755) with its parents; True when something changed."""
+def refuse_links(root, relative):
+    """Fail when a directory between root and root/relative is a symbolic link.
+
+    Containers write into some of these directories (bind mounts): a link planted there would
+    send our files anywhere on the host.
+    """
+    current = root
+    for part in relative.split(os.sep):
+        if part in ("", "."):
+            continue
+        current = os.path.join(current, part)
+        try:
+            st = os.lstat(current)
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise ProjectFilesError(f"{current} is a symbolic link: refused, nothing is written through it")
+
+
+def ensure_directory(path, check_mode, mode=DIR_MODE):
+    """Make path (with mode) and its parents; True when something changed."""
     try:
         st = os.stat(path)
     except OSError:
         if not check_mode:
-            os.makedirs(path, DIR_MODE)
-            os.chmod(path, DIR_MODE)  # makedirs' mode is filtered by the umask
+            os.makedirs(path, mode)
+            os.chmod(path, mode)  # makedirs' mode is filtered by the umask
         return True
     if not stat.S_ISDIR(st.st_mode):
         raise ProjectFilesError(f"{path} exists and is not a directory")
-    if stat.S_IMODE(st.st_mode) != DIR_MODE:
+    if stat.S_IMODE(st.st_mode) != mode:
         if not check_mode:
-            os.chmod(path, DIR_MODE)
+            os.chmod(path, mode)
         return True
     return False
 
@@ -74,7 +93,10 @@ def run(params, check_mode):
     for item in params["files"]:
         dest = relative_path(item["dest"], "file")
         files.append((dest, item["content"], file_mode(item["mode"], dest)))
-    made = [d for d in directories if ensure_directory(os.path.join(root, d), check_mode)]
+    for relative in directories + [dest for dest, _content, _mode in files]:
+        refuse_links(root, relative)
+    dir_mode = file_mode(params.get("directory_mode") or "0755", "the directories")
+    made = [d for d in directories if ensure_directory(os.path.join(root, d), check_mode, dir_mode)]
     written = []
     for dest, content, mode in files:
         target = os.path.join(root, dest)

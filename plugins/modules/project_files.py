@@ -17,6 +17,9 @@ description:
   - Meant for the files a role renders with C(lookup('ansible.builtin.template', ...)) on the controller, so that one
     module run replaces a C(file) and a C(template) task per file.
   - File contents are never returned, and never shown in the invocation (they may hold secrets).
+  - A symbolic link below O(path), on the way to a listed directory or file or as the file itself, makes the module
+    fail before it writes anything. Containers write into some of these directories through bind mounts, and a link
+    planted there would send the files elsewhere on the host.
 extends_documentation_fragment:
   - supamanager.supabase._attributes
 attributes:
@@ -31,15 +34,21 @@ attributes:
 options:
   path:
     description:
-      - The directory to write into. Created with mode C(0755) when missing, with its parents.
+      - The directory to write into. Created with mode O(directory_mode) when missing, with its parents.
     type: path
     required: true
   directories:
     description:
-      - Subdirectories of O(path) to make (mode C(0755)), relative paths. Parents are made too.
+      - Subdirectories of O(path) to make (mode O(directory_mode)), relative paths. Parents are made too.
     type: list
     elements: str
     default: []
+  directory_mode:
+    description:
+      - The mode of O(path) and of O(directories), as an octal string; set when it differs. V(0700) for a directory
+        that only its owner may read.
+    type: str
+    default: "0755"
   files:
     description:
       - The files to write, relative to O(path). Their directories must be O(path) or listed in O(directories).
@@ -114,6 +123,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             directories=dict(type="list", elements="str", default=[]),
+            directory_mode=dict(type="str", default="0755"),
             files=dict(
                 type="list",
                 elements="dict",

@@ -20,7 +20,7 @@ from tests.conftest import run
             {"path", "issuer", "expiry_days", "rotate", "secret"},
             {"jwt_secret", "anon_key", "service_role_key", "expires_at", "reasons", "path"},
         ),
-        ("project_files", {"path", "directories", "files"}, {"written", "directories_made"}),
+        ("project_files", {"path", "directories", "directory_mode", "files"}, {"written", "directories_made"}),
         (
             "project_services",
             {"project", "project_dir", "state", "existing", "directories", "files", "services", "timeout"}

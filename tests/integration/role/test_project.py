@@ -44,7 +44,29 @@ SECRET_NAMES = [
     "LOGFLARE_PRIVATE_ACCESS_TOKEN",
     "S3_PROTOCOL_ACCESS_KEY_ID",
     "S3_PROTOCOL_ACCESS_KEY_SECRET",
+    "DB_ENC_KEY",
+    "DASHBOARD_USERNAME",
 ]
+SHIPPED = {"kong", "auth", "rest", "realtime", "storage", "functions", "db"}
+# Run in a container: does anything there speak the Docker API (the socket, or the engine over TCP
+# on the project network's gateway, i.e. the host)?
+DOCKER_API_PROBE = """
+import socket, sys
+found = []
+targets = [(socket.AF_UNIX, p) for p in ("/var/run/docker.sock", "/run/docker.sock")]
+targets += [(socket.AF_INET, (sys.argv[1], port)) for port in (2375, 2376)]
+for family, address in targets:
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect(address)
+        s.sendall(b"GET /_ping HTTP/1.0\\r\\nHost: docker\\r\\n\\r\\n")
+        if b"OK" in s.recv(4096):
+            found.append(str(address))
+    except OSError:
+        pass
+print(",".join(found))
+"""
 
 
 def leaked_secrets(project):
@@ -172,7 +194,63 @@ def test_status_reports_healthy_project(project, host):
         "kong_https": int(env["KONG_HTTPS_PORT"]),
         "postgres": int(env["POSTGRES_PORT"]),
         "pooler_transaction": int(env["POOLER_PROXY_PORT_TRANSACTION"]),
+        "vector_fluent": int(env["VECTOR_FLUENT_PORT"]),
     }
+
+
+def test_no_container_holds_the_docker_socket_or_reaches_the_engine(project):
+    ref = project["ref"]
+    gateway = run(
+        ["docker", "network", "inspect", "-f", "{{ (index .IPAM.Config 0).Gateway }}", f"supamanager-{ref}"], env=None
+    ).stdout.strip()
+    for name in SERVICES:
+        container = f"supamanager-{ref}-{name}"
+        mounts = json.loads(run(["docker", "inspect", "-f", "{{ json .Mounts }}", container], env=None).stdout)
+        assert not [m for m in mounts if "docker.sock" in m["Source"] + m["Destination"]], name
+        options = run(["docker", "inspect", "-f", "{{ json .HostConfig.SecurityOpt }}", container], env=None).stdout
+        assert "label=disable" not in options, name
+        probe = run(["docker", "exec", container, "python3", "-c", DOCKER_API_PROBE, gateway], env=None)
+        assert probe.stdout.strip() == "", (name, probe.stdout)
+
+
+def test_logs_reach_vector_through_the_log_driver_and_docker_logs_still_works(project):
+    ref = project["ref"]
+    vector = f"supamanager-{ref}-vector"
+    wanted = {f"supamanager-{ref}-{name}" for name in SHIPPED}
+    deadline = time.monotonic() + 120
+    while True:
+        out = run(["docker", "exec", vector, "wget", "-qO-", "http://127.0.0.1:9001/standin/records"], env=None)
+        records = json.loads(out.stdout)
+        if wanted <= {tag for tag, count in records.items() if count > 0} or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert wanted <= set(records), records
+    # Only this project's containers send here.
+    assert all(tag.startswith(f"supamanager-{ref}-") for tag in records), records
+    # Docker's dual logging: with the fluentd driver, docker logs still reads the container's lines
+    # (without it: "configured logging driver does not support reading").
+    logs = run(["docker", "logs", f"supamanager-{ref}-db"], env=None)
+    assert "standin db-entrypoint:" in logs.stdout + logs.stderr
+
+
+def test_every_published_port_is_on_loopback(project):
+    published = []
+    for name in SERVICES:
+        out = run(
+            ["docker", "inspect", "-f", "{{ json .NetworkSettings.Ports }}", f"supamanager-{project['ref']}-{name}"],
+            env=None,
+        ).stdout
+        for bindings in (json.loads(out) or {}).values():
+            published += [(name, b["HostIp"]) for b in bindings or []]
+    assert sorted(name for name, _ip in published) == ["kong", "kong", "supavisor", "supavisor", "vector"]
+    assert {ip for _name, ip in published} == {"127.0.0.1"}
+
+
+def test_generated_instead_of_upstream_constants(project):
+    env = project["env"]
+    assert len(env["DB_ENC_KEY"]) == 16 and env["DB_ENC_KEY"] != "supabaserealtime"
+    assert env["DASHBOARD_USERNAME"] != "supabase"
+    assert env["ENABLE_PHONE_AUTOCONFIRM"] == "false"
 
 
 def test_second_create_changes_nothing(project, host):

@@ -12,13 +12,20 @@ import pytest
 import yaml
 
 from tests.conftest import VENV_BIN, run
+from tests.integration.role.conftest import one_line
 
 SECRETS = {
     "jwt_secret": "test-jwt-secret-0123456789-abcdefghijklmnopq",
     "anon_key": "anon.key.value-0123456789",
     "service_role_key": "service.key.value-0123456789",
 }
-PORTS = {"kong_http": 61001, "kong_https": 61002, "postgres": 61003, "pooler_transaction": 61004}
+PORTS = {
+    "kong_http": 61001,
+    "kong_https": 61002,
+    "postgres": 61003,
+    "pooler_transaction": 61004,
+    "vector_fluent": 61005,
+}
 
 
 def render(tmp_path, venv_env, ref, **extra):
@@ -53,7 +60,12 @@ def render(tmp_path, venv_env, ref, **extra):
         "supabase_image_registry": "standin.local",
         "test_jwt": SECRETS,
         "test_ports": PORTS,
-        "test_secrets": {"POSTGRES_PASSWORD": "pgpass-0123456789abcdef", "DASHBOARD_PASSWORD": "dash-0123456789"}
+        "test_secrets": {
+            "POSTGRES_PASSWORD": "pgpass-0123456789abcdef",
+            "DASHBOARD_PASSWORD": "dash-0123456789",
+            "DASHBOARD_USERNAME": "dashuser-0123456",
+            "DB_ENC_KEY": "enckey0123456789",
+        }
         | {
             name: f"{name.lower()}-0123456789"
             for name in [
@@ -172,7 +184,7 @@ def test_config_files_are_rendered_without_secrets(rendered):
         if relative.endswith((".yml", ".json")):
             yaml.safe_load(text)
     vector = yaml.safe_load((project_dir / "volumes/logs/vector.yml").read_text())
-    assert vector["sources"]["docker_host"]["include_labels"] == ["supamanager.project=render-test"]
+    assert vector["sources"] == {"project_containers": {"type": "fluent", "address": "0.0.0.0:24224"}}
     assert vector["transforms"]["router"]["route"]["db"] == '.appname == "supamanager-render-test-db"'
     for secret in SECRETS.values():
         assert secret not in proc.stdout
@@ -204,7 +216,7 @@ def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repositor
     assert "backup" not in compose_config(rendered[0], venv_env)["services"]
 
 
-@pytest.mark.parametrize("ref", ["ab", "Bad_Ref", "trail-", "x" * 41])
+@pytest.mark.parametrize("ref", ["ab", "Bad_Ref", "trail-", "x" * 41, "default\n"])
 def test_bad_ref_is_refused_before_anything_is_written(tmp_path, venv_env, ref):
     proc = run(
         [
@@ -219,6 +231,117 @@ def test_bad_ref_is_refused_before_anything_is_written(tmp_path, venv_env, ref):
     assert proc.returncode != 0
     assert "lowercase DNS-safe slug" in " ".join(proc.stdout.split())
     assert not (tmp_path / "root").exists()
+
+
+def test_a_service_name_with_a_trailing_newline_is_refused(tmp_path, venv_env):
+    variables = {"project_ref": "render-x", "supamanager_root": str(tmp_path / "root")}
+    variables |= {"supabase_project_state": "restarted", "supabase_restart_services": ["kong\n"]}
+    proc = run(
+        ["ansible-playbook", str(_write_validate_playbook(tmp_path)), "-e", json.dumps(variables)],
+        env=venv_env,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "supabase_restart_services must be a list of service names" in one_line(proc.stdout)
+
+
+def test_no_container_gets_the_docker_socket_and_shipped_logs_go_through_the_log_driver(rendered, venv_env):
+    project_dir, _ = rendered
+    config = compose_config(project_dir, venv_env)
+    shipped = {"kong", "auth", "rest", "realtime", "storage", "functions", "db"}
+    for name, service in config["services"].items():
+        for volume in service.get("volumes", []):
+            assert "docker.sock" not in volume["source"], name
+        assert "label=disable" not in service.get("security_opt", []), name
+        logging = service.get("logging")
+        if name in shipped:
+            assert logging == {
+                "driver": "fluentd",
+                "options": {
+                    "fluentd-address": "127.0.0.1:61005",
+                    "fluentd-async": "true",
+                    "tag": f"supamanager-render-test-{name}",
+                },
+            }, name
+        else:
+            assert logging is None, name
+    # Only the engine (on the host) connects to the fluent port: loopback.
+    assert [(p["host_ip"], p["published"], p["target"]) for p in config["services"]["vector"]["ports"]] == [
+        ("127.0.0.1", "61005", 24224)
+    ]
+    assert "DOCKER_SOCKET_LOCATION" not in (project_dir / ".env").read_text()
+
+
+def test_ports_are_published_on_loopback_by_default(rendered, venv_env):
+    project_dir, _ = rendered
+    config = compose_config(project_dir, venv_env)
+    published = [(name, p["host_ip"]) for name, s in config["services"].items() for p in s.get("ports", [])]
+    assert len(published) == 5
+    assert {ip for _name, ip in published} == {"127.0.0.1"}
+
+
+def test_every_address_is_an_explicit_choice_with_a_warning(tmp_path, venv_env, rendered):
+    every_address = "0.0.0.0"  # noqa: S104 - the choice under test, rendered only
+    project_dir, proc = render(tmp_path, venv_env, "render-public", supabase_bind_address=every_address)
+    config = compose_config(project_dir, venv_env)
+    assert {p["host_ip"] for p in config["services"]["kong"]["ports"]} == {every_address}
+    assert "WARNING: supabase_bind_address=0.0.0.0 publishes the gateway" in one_line(proc.stdout)
+    assert "WARNING" not in rendered[1].stdout
+
+
+def test_risky_upstream_defaults_are_changed(rendered, venv_env):
+    project_dir, _ = rendered
+    config = compose_config(project_dir, venv_env)
+    auth = config["services"]["auth"]["environment"]
+    assert auth["GOTRUE_SMS_AUTOCONFIRM"] == "false"
+    # From the project's generated secrets, not upstream's constants.
+    assert config["services"]["realtime"]["environment"]["DB_ENC_KEY"] == "enckey0123456789"
+    assert config["services"]["kong"]["environment"]["DASHBOARD_USERNAME"] == "dashuser-0123456"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # A quote ends the quoted value, the newline starts a line of the attacker's choosing.
+        ({"SMTP_PASS": "x'\nDOCKER_SOCKET_LOCATION=/"}, 'the value of "SMTP_PASS" holds a quote'),
+        ({"SMTP_PASS": "a\nb"}, 'the value of "SMTP_PASS" holds a quote'),
+        ({"SMTP_PASS": "pa$HOME"}, 'the value of "SMTP_PASS" holds a quote'),
+        ({"JWT_SECRET": "mine"}, '"JWT_SECRET" is set by the role itself'),
+        ({"KONG_HTTP_PORT": "80"}, '"KONG_HTTP_PORT" is set by the role itself'),
+        ({"lower=x": "1"}, '"lower=x" is not a variable name'),
+    ],
+)
+def test_an_unsafe_env_override_is_refused_before_anything_is_written(tmp_path, venv_env, overrides, message):
+    proc = run(
+        [
+            "ansible-playbook",
+            str(_write_validate_playbook(tmp_path)),
+            "-e",
+            json.dumps(
+                {
+                    "project_ref": "render-x",
+                    "supamanager_root": str(tmp_path / "root"),
+                    "supabase_env_overrides": overrides,
+                }
+            ),
+        ],
+        env=venv_env,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert message in one_line(proc.stdout)
+    assert "DOCKER_SOCKET_LOCATION=/" not in proc.stdout
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_safe_override_is_written_on_one_line(tmp_path, venv_env):
+    project_dir, _ = render(
+        tmp_path, venv_env, "render-smtp", supabase_env_overrides={"SMTP_PASS": "with space, and: #symbols!"}
+    )
+    lines = [line for line in (project_dir / ".env").read_text().splitlines() if line.startswith("SMTP_PASS=")]
+    assert lines == ["SMTP_PASS='with space, and: #symbols!'"]
+    config = compose_config(project_dir, venv_env)
+    assert config["services"]["auth"]["environment"]["GOTRUE_SMTP_PASS"] == "with space, and: #symbols!"
 
 
 def _write_validate_playbook(tmp_path):

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from tests.conftest import run
 from tests.integration.role.conftest import changed_count, docker_names, one_line, random_ref
 
 
@@ -87,3 +90,25 @@ def test_bad_ref_creates_nothing(host):
 def test_delete_of_absent_project_changes_nothing(host):
     proc = host.playbook("delete", random_ref("gone"), delete_volumes=True)
     assert changed_count(proc.stdout) == 0
+
+
+@pytest.mark.parametrize("came_up", [True, False])
+def test_a_rollback_keeps_the_volumes_of_a_project_that_came_up(host, came_up):
+    """delete.yml as the daemon's rollback (delete_as_rollback, delete_volumes): the volumes and
+    secrets of a project that came up once stay (its data); those of one that never did go.
+    (A real create, rows and a resumed failing create: daemon/tests/test_daemon_e2e.py.)"""
+    ref = random_ref("rb")
+    host.refs.add(ref)
+    volume = f"supamanager-{ref}-db-data"
+    run(["docker", "volume", "create", "--label", f"supamanager.project={ref}", volume], env=None)
+    secrets_dir = host.root / "secrets" / ref
+    secrets_dir.mkdir(parents=True)
+    (secrets_dir / "secrets.json").write_text("{}\n")
+    if came_up:
+        (secrets_dir / "came-up").touch()
+    try:
+        host.playbook("delete", ref, delete_volumes=True, delete_as_rollback=True)
+        assert docker_names("volume", ref) == ([volume] if came_up else [])
+        assert (secrets_dir / "secrets.json").exists() == came_up
+    finally:
+        run(["docker", "volume", "rm", "-f", volume], env=None, check=False)

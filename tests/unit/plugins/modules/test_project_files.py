@@ -83,3 +83,33 @@ def test_a_file_where_a_directory_belongs_is_an_error(tmp_path):
     (tmp_path / "volumes").write_text("not a directory")
     with pytest.raises(pf.ProjectFilesError, match="is not a directory"):
         pf.run(params(tmp_path, [], ["volumes"]), check_mode=False)
+
+
+@pytest.mark.parametrize("planted", ["volumes/functions", "volumes/functions/main", "volumes/functions/main/index.ts"])
+def test_a_symbolic_link_planted_below_the_directory_is_refused(tmp_path, planted):
+    """A container with the functions directory bind-mounted could plant a link: nothing is written through it."""
+    root, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    params = {
+        "path": str(root),
+        "directories": ["volumes/functions/main"],
+        "files": [{"dest": "volumes/functions/main/index.ts", "content": "x", "mode": "0644"}],
+    }
+    pf.run(params, check_mode=False)
+    link = root / planted
+    if link.is_dir():
+        os.rename(link, elsewhere / "moved")
+    else:
+        link.unlink()
+    link.symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.rglob("*"))
+    with pytest.raises(pf.ProjectFilesError, match="is a symbolic link"):
+        pf.run(params, check_mode=False)
+    assert sorted(p.name for p in elsewhere.rglob("*")) == before
+
+
+def test_directory_mode_applies_to_the_directory_and_its_subdirectories(tmp_path):
+    root = tmp_path / "secrets"
+    pf.run({**params(root, FILES[:1], ["sub"]), "directory_mode": "0700"}, check_mode=False)
+    assert mode_of(root) == 0o700 and mode_of(root / "sub") == 0o700
+    assert mode_of(root / ".env") == 0o600
