@@ -204,15 +204,11 @@ class Store:
 
     # -- projects -----------------------------------------------------------------------------
     async def get_project(self, ref: str) -> dict[str, Any] | None:
-        return await self._call(
-            lambda: _project(self._db.execute(PROJECT_BY_REF, (ref,)).fetchone())
-        )
+        return await self._call(lambda: _project(self._db.execute(PROJECT_BY_REF, (ref,)).fetchone()))
 
     async def list_projects(self) -> list[dict[str, Any]]:
         return await self._call(
-            lambda: [
-                _project(r) for r in self._db.execute(f"{PROJECT_SELECT} ORDER BY p.created_at, p.ref")
-            ]
+            lambda: [_project(r) for r in self._db.execute(f"{PROJECT_SELECT} ORDER BY p.created_at, p.ref")]
         )
 
     async def create_project(
