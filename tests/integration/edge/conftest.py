@@ -1,0 +1,199 @@
+"""Fixtures for the edge's tests: real Caddy (Debian's caddy package) run by the real edge role.
+
+Each edge gets its own directory, unprivileged loopback ports and a supervised Caddy (this machine
+has no systemd); teardown runs the role with state absent. Names resolve only through the tests'
+own connections to 127.0.0.1 (curl --resolve, or a socket with the name as SNI): never public DNS.
+"""
+
+import http.client
+import json
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import REPO, run
+
+COLLECTIONS = REPO / ".venv" / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+
+from ansible_collections.supamanager.supabase.plugins.module_utils import _edge_config  # noqa: E402
+
+DOMAIN = "edge.test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Edge:
+    """One edge on this machine: its role variables, directory and ports."""
+
+    def __init__(self, root, env, **extra):
+        self.root = root
+        self.env = env
+        self.https_port, self.http_port = free_port(), free_port()
+        self.vars = {
+            "supamanager_root": str(root),
+            "supamanager_edge_base_domain": DOMAIN,
+            "supamanager_edge_tls": "internal",
+            "supamanager_edge_https_port": self.https_port,
+            "supamanager_edge_http_port": self.http_port,
+            "supamanager_edge_listen_address": "127.0.0.1",
+            "supamanager_edge_service_manager": "supervised",
+            # Debian's caddy is installed by scripts/system-packages (bindep.txt).
+            "supamanager_edge_install": False,
+            "supamanager_edge_ask_port": free_port(),
+            **extra,
+        }
+        self.dir = root / "edge"
+
+    def playbook(self, check=True, **extra):
+        varfile = self.root.parent / f"edge-vars-{secrets.token_hex(3)}.json"
+        varfile.write_text(json.dumps({**self.vars, **extra}))
+        return run(
+            ["ansible-playbook", str(REPO / "playbooks" / "edge.yml"), "-e", f"@{varfile}"],
+            env=self.env,
+            check=check,
+            timeout=600,
+        )
+
+    def route(self, name, hosts, upstream):
+        """Add or change a route the way the module does (module_utils, admin API): its result."""
+        return _edge_config.apply(str(self.dir), {"name": name, "hosts": hosts, "upstream": upstream})
+
+    def unroute(self, name):
+        return _edge_config.apply(str(self.dir), state="absent", name=name)
+
+    @property
+    def ca_file(self):
+        return self.dir / "data" / "pki" / "authorities" / "local" / "root.crt"
+
+    def context(self, cafile=None):
+        return ssl.create_default_context(cafile=str(cafile or self.ca_file))
+
+    def connection(self, name, cafile=None, timeout=30):
+        return Connection(name, self.https_port, self.context(cafile), timeout)
+
+    def get(self, name, path="/", headers=None, cafile=None):
+        """One HTTPS request to <name> on this edge: (status, body)."""
+        conn = self.connection(name, cafile)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def curl(self, name, path="/", *args, scheme="https"):
+        """The real curl, with --resolve to 127.0.0.1 and the edge's CA: (exit code, stdout, stderr)."""
+        port = self.https_port if scheme == "https" else self.http_port
+        cmd = [
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "--resolve",
+            f"{name}:{port}:127.0.0.1",
+            "--cacert",
+            str(self.ca_file),
+            *args,
+            f"{scheme}://{name}:{port}{path}",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+class Connection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 with <name> as SNI and Host, as a client that resolved <name> to this host."""
+
+    def __init__(self, name, port, context, timeout):
+        super().__init__(name, port, context=context, timeout=timeout)
+        self._name = name
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self._name)
+
+
+class Upstream:
+    """A trivial local HTTP service standing for a project's gateway: answers 200 with its own name."""
+
+    def __init__(self, name):
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = json.dumps({"upstream": upstream.name, "host": self.headers.get("Host")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.name = name
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def caddy_installed():
+    assert shutil.which("caddy"), "Debian's caddy package is missing: scripts/system-packages installs it (bindep.txt)"
+
+
+def start_edge(tmp_path_factory, venv_env, name, **extra):
+    edge = Edge(tmp_path_factory.mktemp(name) / "root", venv_env, **extra)
+    edge.playbook()
+    return edge
+
+
+def stop_edge(edge):
+    edge.playbook(check=False, supamanager_edge_state="absent", supamanager_edge_remove_data=True)
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory, venv_env, caddy_installed):
+    """One edge with Caddy's internal CA, shared by the session's edge tests."""
+    e = start_edge(tmp_path_factory, venv_env, "edge")
+    try:
+        yield e
+    finally:
+        stop_edge(e)
+
+
+@pytest.fixture
+def upstreams():
+    made = []
+
+    def make(name):
+        made.append(Upstream(name))
+        return made[-1]
+
+    yield make
+    for u in made:
+        u.close()
+
+
+# The project role's fixtures (a temporary host, the stand-in images under a private prefix).
+from tests.integration.role.conftest import host, private_registry  # noqa: E402, F401

@@ -1,0 +1,146 @@
+"""The edge proxy with real Caddy and real TLS: routing by name, redirects, unknown names, live
+route changes under load, and certificates from a real ACME server (Debian's pebble) on loopback.
+
+Upstreams here are trivial local HTTP services; tests/integration/role/test_edge_project.py
+sends a real project's traffic through the edge.
+"""
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from .conftest import DOMAIN
+
+
+def test_each_name_reaches_its_own_upstream_and_nothing_else(edge, upstreams):
+    a, b = upstreams("a"), upstreams("b")
+    edge.route("ta", [f"ta.{DOMAIN}"], a.address)
+    edge.route("tb", [f"tb.{DOMAIN}"], b.address)
+    try:
+        for name, upstream in (("ta", "a"), ("tb", "b")):
+            code, out, err = edge.curl(f"{name}.{DOMAIN}", "/x")
+            assert code == 0, err
+            assert json.loads(out) == {"upstream": upstream, "host": f"{name}.{DOMAIN}:{edge.https_port}"}
+        # The certificate is for that name, from the edge's CA (curl verified it); a Host other than
+        # the SNI is refused, so one project's certificate never carries another's traffic.
+        status, _ = edge.get(f"ta.{DOMAIN}", headers={"Host": f"tb.{DOMAIN}"})
+        assert status == 421
+    finally:
+        edge.unroute("ta")
+        edge.unroute("tb")
+
+
+def test_http_redirects_to_https_for_a_served_name_and_404_otherwise(edge, upstreams):
+    edge.route("tr", [f"tr.{DOMAIN}"], upstreams("r").address)
+    try:
+        code, out, err = edge.curl(
+            f"tr.{DOMAIN}", "/rest/v1/?a=1", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", scheme="http"
+        )
+        assert code == 0, err
+        assert out == f"308 https://tr.{DOMAIN}:{edge.https_port}/rest/v1/?a=1"
+        code, out, err = edge.curl(f"nobody.{DOMAIN}", "/", "-o", "/dev/null", "-w", "%{http_code}", scheme="http")
+        assert (code, out) == (0, "404")
+    finally:
+        edge.unroute("tr")
+
+
+def test_an_unknown_name_gets_no_certificate(edge, upstreams):
+    edge.route("tk", [f"tk.{DOMAIN}"], upstreams("k").address)
+    try:
+        code, _, err = edge.curl(f"unknown.{DOMAIN}")
+        assert code == 35, err  # curl: TLS handshake failed
+        with pytest.raises(ssl.SSLError):
+            edge.get(f"unknown.{DOMAIN}")
+        # Not even an unverified client gets a certificate (of another project or any other).
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        with pytest.raises(ssl.SSLError):
+            handshake(edge, f"unknown.{DOMAIN}", unverified)
+    finally:
+        edge.unroute("tk")
+
+
+def handshake(edge, name, context):
+    """A bare TLS handshake with <name> as SNI: the server's certificate (DER)."""
+    with (
+        socket.create_connection(("127.0.0.1", edge.https_port), 10) as sock,
+        context.wrap_socket(sock, server_hostname=name) as tls,
+    ):
+        return tls.getpeercert(binary_form=True)
+
+
+def test_adding_and_removing_a_route_drops_no_request_of_another(edge, upstreams):
+    """While clients stream requests to A (one keep-alive connection, and a new connection per
+    request), B's route is added and removed ten times through the admin API: A loses nothing.
+
+    A configuration switch closes the old server's idle keep-alive connections (Go's graceful
+    shutdown); a request sent on such a connection at that instant gets the connection closed with
+    no response, and HTTP/1.1 clients send it again on a new connection (RFC 9112 9.3.1: a reused
+    connection closed before any response byte; browsers, Go, curl and urllib3 do). The keep-alive
+    client here does the same and counts it: every request gets its 200, any other error fails.
+    """
+    a, b = upstreams("a"), upstreams("b")
+    edge.route("sa", [f"sa.{DOMAIN}"], a.address)
+    stop = threading.Event()
+    counts = {"keepalive": 0, "fresh": 0, "resent_after_idle_close": 0}
+    failures = []
+
+    def check(status, body):
+        assert status == 200 and json.loads(body)["upstream"] == "a", (status, body)
+
+    def keepalive():
+        conn = edge.connection(f"sa.{DOMAIN}")
+        while not stop.is_set():
+            try:
+                try:
+                    conn.request("GET", "/")
+                    response = conn.getresponse()
+                except http.client.RemoteDisconnected:
+                    counts["resent_after_idle_close"] += 1
+                    conn.close()
+                    conn = edge.connection(f"sa.{DOMAIN}")
+                    conn.request("GET", "/")
+                    response = conn.getresponse()
+                check(response.status, response.read())
+                counts["keepalive"] += 1
+            except Exception as exc:  # every other failure is counted and shown
+                failures.append(f"keep-alive: {exc!r}")
+                conn.close()
+                conn = edge.connection(f"sa.{DOMAIN}")
+        conn.close()
+
+    def fresh():
+        while not stop.is_set():
+            try:
+                check(*edge.get(f"sa.{DOMAIN}"))
+                counts["fresh"] += 1
+            except Exception as exc:
+                failures.append(f"new connection: {exc!r}")
+
+    threads = [threading.Thread(target=keepalive), threading.Thread(target=fresh)]
+    for t in threads:
+        t.start()
+    changes = 0
+    try:
+        time.sleep(0.5)  # both clients are streaming before the first change
+        for _ in range(10):
+            assert edge.route("sb", [f"sb.{DOMAIN}"], b.address)["loaded"]
+            status, body = edge.get(f"sb.{DOMAIN}")
+            assert status == 200 and json.loads(body)["upstream"] == "b"
+            assert edge.unroute("sb")["loaded"]
+            changes += 2
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        edge.unroute("sa")
+    print(f"route changes {changes}, requests to A: {counts}, failures: {len(failures)}")
+    assert not failures, failures[:5]
+    assert counts["keepalive"] > 20 and counts["fresh"] > 5, counts
+    with pytest.raises(ssl.SSLError):
+        edge.get(f"sb.{DOMAIN}")

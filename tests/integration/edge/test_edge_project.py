@@ -1,0 +1,53 @@
+"""A real project (stand-in images, real engine) behind the real edge: the one project create of
+the edge's tests. Its URLs follow its HTTPS address, its key works through the edge and only on its
+own name, and delete removes its route and certificate.
+"""
+
+import json
+
+import pytest
+
+from tests.integration.role.conftest import random_ref
+
+from .conftest import DOMAIN
+
+
+@pytest.mark.docker
+def test_a_project_answers_at_its_https_address_until_it_is_deleted(edge, host, upstreams):
+    ref = random_ref("e")
+    name = f"{ref}.{DOMAIN}"
+    edge_vars = {"supamanager_edge_base_domain": DOMAIN, "supamanager_edge_root": str(edge.dir)}
+    host.playbook("create", ref, **edge_vars)
+
+    url = f"https://{name}:{edge.https_port}"
+    env = host.dotenv(ref)
+    assert (env["API_EXTERNAL_URL"], env["SUPABASE_PUBLIC_URL"], env["SITE_URL"]) == (url, url, url)
+    assert json.loads((host.project_dir(ref) / "project.json").read_text())["api_url"] == url
+    route = json.loads((edge.dir / "routes" / f"project-{ref}.json").read_text())
+    assert route == {"name": f"project-{ref}", "hosts": [name], "upstream": f"127.0.0.1:{env['KONG_HTTP_PORT']}"}
+
+    code, out, err = edge.curl(name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}")
+    assert (code, out) == (0, "401"), err
+    code, out, err = edge.curl(
+        name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"apikey: {env['ANON_KEY']}"
+    )
+    assert (code, out) == (0, "200"), err
+    code, out, err = edge.curl(
+        name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", scheme="http"
+    )
+    assert out == f"308 {url}/rest/v1/", err
+
+    # Another name on the same edge reaches its own upstream, never this project.
+    other = upstreams("other")
+    edge.route("other", [f"other.{DOMAIN}"], other.address)
+    try:
+        code, out, err = edge.curl(f"other.{DOMAIN}", "/rest/v1/", "-H", f"apikey: {env['ANON_KEY']}")
+        assert code == 0, err
+        assert json.loads(out)["upstream"] == "other"
+    finally:
+        edge.unroute("other")
+
+    host.playbook("delete", ref, delete_volumes=True, **edge_vars)
+    assert not (edge.dir / "routes" / f"project-{ref}.json").exists()
+    code, _, err = edge.curl(name, "/rest/v1/")
+    assert code == 35, err  # no certificate for the deleted project's name

@@ -1,0 +1,180 @@
+"""Unit tests of the edge's config builder and route files (module_utils/_edge_config.py).
+
+Loading into a running Caddy is covered by tests/integration/edge/ with the real Caddy.
+"""
+
+import json
+
+import pytest
+from ansible_collections.supamanager.supabase.plugins.module_utils import _edge_config as ec
+
+SETTINGS = {
+    "http_port": 80,
+    "https_port": 443,
+    "listen_address": "",
+    "admin_socket": "/srv/edge/admin.sock",
+    "storage": "/srv/edge/data",
+    "tls": {"mode": "internal", "on_demand": True, "ask_port": 5480},
+    "limits": {"max_body_bytes": 1000, "read_header_timeout": "10s"},
+}
+ROUTE = {"name": "project-shop", "hosts": ["shop.example.com"], "upstream": "127.0.0.1:54321"}
+
+
+def servers(config):
+    return config["apps"]["http"]["servers"]
+
+
+def test_a_route_proxies_its_names_and_everything_else_is_404():
+    config = ec.build_config(SETTINGS, [ROUTE])
+    routes = servers(config)["edge-https"]["routes"]
+    assert routes[0]["match"] == [{"host": ["shop.example.com"]}]
+    assert routes[0]["handle"] == [
+        {"handler": "request_body", "max_size": 1000},
+        {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:54321"}]},
+    ]
+    assert routes[-1] == {"handle": [{"handler": "static_response", "status_code": 404}]}
+    assert servers(config)["edge-https"]["strict_sni_host"] is True
+    assert servers(config)["edge-https"]["read_header_timeout"] == "10s"
+    assert config["admin"] == {"listen": "unix//srv/edge/admin.sock"}
+    assert config["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] is False
+
+
+def test_http_redirects_only_served_names_and_keeps_a_non_default_port():
+    config = ec.build_config({**SETTINGS, "https_port": 8443}, [ROUTE])
+    redirect, fallback = servers(config)["edge-http"]["routes"]
+    assert redirect["match"] == [{"host": ["shop.example.com"]}]
+    assert redirect["handle"][0]["headers"]["Location"] == ["https://{http.request.host}:8443{http.request.uri}"]
+    assert fallback["handle"][0]["status_code"] == 404
+    default_port = ec.build_config(SETTINGS, [ROUTE])
+    assert servers(default_port)["edge-http"]["routes"][0]["handle"][0]["headers"]["Location"] == [
+        "https://{http.request.host}{http.request.uri}"
+    ]
+
+
+def test_the_ask_endpoint_allows_exactly_the_routed_names():
+    config = ec.build_config(SETTINGS, [ROUTE, {**ROUTE, "name": "project-b", "hosts": ["b.example.com"]}])
+    ask = servers(config)["edge-ask"]
+    assert ask["listen"] == ["127.0.0.1:5480"]
+    assert ask["routes"][0]["match"][0]["query"] == {"domain": ["b.example.com", "shop.example.com"]}
+    assert config["apps"]["tls"]["automation"]["on_demand"] == {"ask": "http://127.0.0.1:5480/ask"}
+    assert config["apps"]["tls"]["automation"]["policies"] == [{"issuers": [{"module": "internal"}], "on_demand": True}]
+    empty = ec.build_config(SETTINGS, [])
+    assert servers(empty)["edge-ask"]["routes"] == [{"handle": [{"handler": "static_response", "status_code": 404}]}]
+
+
+def test_acme_and_files_modes():
+    acme = {
+        "mode": "acme",
+        "acme_directory": "https://ca.test/dir",
+        "acme_email": "ops@example.com",
+        "acme_trusted_roots": ["/r.pem"],
+    }
+    config = ec.build_config({**SETTINGS, "tls": acme}, [ROUTE])
+    assert config["apps"]["tls"]["automation"]["policies"] == [
+        {
+            "issuers": [
+                {
+                    "module": "acme",
+                    "ca": "https://ca.test/dir",
+                    "email": "ops@example.com",
+                    "trusted_roots_pem_files": ["/r.pem"],
+                }
+            ]
+        }
+    ]
+    files = {"mode": "files", "certificate_files": [{"certificate": "/c.pem", "key": "/k.pem"}]}
+    config = ec.build_config({**SETTINGS, "tls": files}, [ROUTE])
+    assert config["apps"]["tls"] == {"certificates": {"load_files": [{"certificate": "/c.pem", "key": "/k.pem"}]}}
+    assert servers(config)["edge-https"]["automatic_https"]["skip_certificates"] == ["shop.example.com"]
+
+
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        ({**ROUTE, "name": "Shop"}, "lowercase slug"),
+        ({**ROUTE, "hosts": []}, "at least one host"),
+        ({**ROUTE, "hosts": ["*.example.com"]}, "not a lowercase DNS name"),
+        ({**ROUTE, "hosts": ["shop.example.com\nx"]}, "not a lowercase DNS name"),
+        ({**ROUTE, "upstream": "127.0.0.1"}, "not host:port"),
+        ({**ROUTE, "upstream": "127.0.0.1:0"}, "not host:port"),
+        ({**ROUTE, "upstream": "127.0.0.1:80 x"}, "not host:port"),
+    ],
+)
+def test_bad_routes_are_refused(route, message):
+    with pytest.raises(ec.EdgeConfigError, match=message):
+        ec.build_config(SETTINGS, [route])
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({**SETTINGS, "tls": {"mode": "self"}}, "TLS mode"),
+        ({**SETTINGS, "https_port": 70000}, "https_port"),
+        ({**SETTINGS, "tls": {"mode": "internal", "on_demand": True}}, "ask_port"),
+        ({**SETTINGS, "tls": {"mode": "acme"}}, "acme_directory"),
+        ({**SETTINGS, "tls": {"mode": "files"}}, "certificate_files"),
+    ],
+)
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(ec.EdgeConfigError, match=message):
+        ec.build_config(settings, [])
+
+
+def test_one_name_cannot_belong_to_two_routes():
+    with pytest.raises(ec.EdgeConfigError, match="claimed by both"):
+        ec.build_config(SETTINGS, [ROUTE, {**ROUTE, "name": "project-other"}])
+
+
+def edge_dir(tmp_path):
+    settings = {**SETTINGS, "admin_socket": str(tmp_path / "admin.sock"), "storage": str(tmp_path / "data")}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    return tmp_path
+
+
+def test_apply_writes_the_route_and_config_and_is_idempotent_without_caddy(tmp_path):
+    root = edge_dir(tmp_path)
+    first = ec.apply(str(root), ROUTE)
+    assert (first["changed"], first["running"], first["loaded"], first["hosts"]) == (
+        True,
+        False,
+        False,
+        ["shop.example.com"],
+    )
+    assert json.loads((root / "routes" / "project-shop.json").read_text()) == ROUTE
+    assert json.loads((root / "caddy.json").read_text()) == ec.build_config(
+        json.loads((root / "settings.json").read_text()), [ROUTE]
+    )
+    assert ec.apply(str(root), ROUTE)["changed"] is False
+
+
+def test_removing_a_route_removes_its_file_and_its_certificates(tmp_path):
+    root = edge_dir(tmp_path)
+    ec.apply(str(root), ROUTE)
+    cert_dir = root / "data" / "certificates" / "local" / "shop.example.com"
+    cert_dir.mkdir(parents=True)
+    (cert_dir / "shop.example.com.crt").write_text("x")
+    other = root / "data" / "certificates" / "local" / "other.example.com"
+    other.mkdir()
+    removed = ec.apply(str(root), state="absent", name="project-shop")
+    assert removed["route_changed"] and removed["hosts"] == []
+    assert not (root / "routes" / "project-shop.json").exists()
+    assert not cert_dir.exists() and other.exists()
+    assert ec.apply(str(root), state="absent", name="project-shop")["changed"] is False
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    root = edge_dir(tmp_path)
+    result = ec.apply(str(root), ROUTE, check_mode=True)
+    assert result["changed"] and not (root / "routes").exists() and not (root / "caddy.json").exists()
+
+
+def test_an_edge_that_was_never_set_up_is_a_clear_error(tmp_path):
+    with pytest.raises(ec.EdgeConfigError, match="apply the edge role"):
+        ec.apply(str(tmp_path), ROUTE)
+
+
+def test_require_running_fails_when_caddy_does_not_answer(tmp_path):
+    root = edge_dir(tmp_path)
+    with pytest.raises(ec.EdgeConfigError, match="does not answer"):
+        ec.apply(str(root), require_running=True)
+    assert not (root / "caddy.json").exists()
