@@ -226,10 +226,9 @@ def caddy_answers(admin_socket):
     if not os.path.exists(admin_socket):
         return False
     try:
-        status, _ = admin_request(admin_socket, "GET", "/config/", timeout=5)
+        return admin_request(admin_socket, "GET", "/config/", timeout=5)[0] == 200
     except OSError:
         return False
-    return status == 200
 
 
 def read_json(path):

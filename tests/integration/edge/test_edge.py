@@ -1,20 +1,23 @@
 """The edge proxy with real Caddy and real TLS: routing by name, redirects, unknown names, live
 route changes under load, and certificates from a real ACME server (Debian's pebble) on loopback.
 
-Upstreams here are trivial local HTTP services; tests/integration/role/test_edge_project.py
+Upstreams here are trivial local HTTP services; test_edge_project.py
 sends a real project's traffic through the edge.
 """
 
 import http.client
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
 import pytest
 
-from .conftest import DOMAIN
+from .conftest import DOMAIN, Edge, free_port, stop_edge
 
 
 def test_each_name_reaches_its_own_upstream_and_nothing_else(edge, upstreams):
@@ -144,3 +147,98 @@ def test_adding_and_removing_a_route_drops_no_request_of_another(edge, upstreams
     assert counts["keepalive"] > 20 and counts["fresh"] > 5, counts
     with pytest.raises(ssl.SSLError):
         edge.get(f"sb.{DOMAIN}")
+
+
+@pytest.fixture(scope="module")
+def acme_edge(tmp_path_factory, venv_env, caddy_installed):
+    """An edge whose certificates come from a real ACME server on loopback: Debian's pebble, with
+    pebble-challtestsrv as its DNS (every name is 127.0.0.1) so that it validates the challenges
+    against this edge's own ports."""
+    assert shutil.which("pebble"), "Debian's pebble is missing: scripts/system-packages installs it (bindep.txt)"
+    base = tmp_path_factory.mktemp("acme")
+    edge = Edge(base / "root", venv_env)
+    # pebble's own HTTPS (its directory) needs a certificate: one for 127.0.0.1, made here.
+    cert, key = base / "pebble.pem", base / "pebble.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+         "-subj", "/CN=pebble", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    acme_port, management_port, dns_port, dns_management = free_port(), free_port(), free_port(), free_port()
+    (base / "pebble.json").write_text(
+        json.dumps(
+            {
+                "pebble": {
+                    "listenAddress": f"127.0.0.1:{acme_port}",
+                    "managementListenAddress": f"127.0.0.1:{management_port}",
+                    "certificate": str(cert),
+                    "privateKey": str(key),
+                    "httpPort": edge.http_port,
+                    "tlsPort": edge.https_port,
+                    "ocspResponderURL": "",
+                    "externalAccountBindingRequired": False,
+                }
+            }
+        )
+    )
+    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+    log = (base / "pebble.log").open("w")
+    dns = subprocess.Popen(
+        ["pebble-challtestsrv", "-dns01", f"127.0.0.1:{dns_port}", "-management", f"127.0.0.1:{dns_management}",
+         "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    pebble = subprocess.Popen(
+        ["pebble", "-config", str(base / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        pebble_tls = ssl.create_default_context(cafile=str(cert))
+        root = None
+        for _ in range(60):
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", management_port, context=pebble_tls, timeout=5)
+                conn.request("GET", "/roots/0")
+                root = conn.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert root and b"BEGIN CERTIFICATE" in root, "pebble did not start"
+        (base / "pebble-root.pem").write_bytes(root)
+        edge.vars.update(
+            supamanager_edge_tls="acme",
+            supamanager_edge_acme_directory=f"https://127.0.0.1:{acme_port}/dir",
+            supamanager_edge_acme_trusted_roots=[str(cert)],
+            supamanager_edge_acme_email="ops@example.com",
+        )
+        edge.playbook()
+        edge.acme_root = base / "pebble-root.pem"
+        try:
+            yield edge
+        finally:
+            stop_edge(edge)
+    finally:
+        for proc in (pebble, dns):
+            proc.terminate()
+            proc.wait(30)
+        log.close()
+
+
+def test_certificates_come_from_acme_on_demand_and_only_for_routed_names(acme_edge, upstreams):
+    acme_edge.route("acme", [f"acme.{DOMAIN}"], upstreams("acme").address)
+    # The first handshake asks our endpoint, then pebble issues the certificate (HTTP-01 or
+    # TLS-ALPN-01 against this edge); the client trusts only pebble's root.
+    status, body = acme_edge.get(f"acme.{DOMAIN}", cafile=acme_edge.acme_root)
+    assert status == 200 and json.loads(body)["upstream"] == "acme"
+    with (
+        socket.create_connection(("127.0.0.1", acme_edge.https_port), 10) as sock,
+        acme_edge.context(acme_edge.acme_root).wrap_socket(sock, server_hostname=f"acme.{DOMAIN}") as tls,
+    ):
+        issuer = dict(item[0] for item in tls.getpeercert()["issuer"])
+    assert "Pebble" in issuer["commonName"], issuer
+    with pytest.raises(ssl.SSLError):
+        acme_edge.get(f"stranger.{DOMAIN}", cafile=acme_edge.acme_root)
+    log = (acme_edge.dir / "caddy.log").read_text()
+    assert f'"identifier":"acme.{DOMAIN}"' in log
+    # The ask endpoint said no: the edge never asked the ACME server for the stranger's name.
+    assert f'"identifier":"stranger.{DOMAIN}"' not in log
