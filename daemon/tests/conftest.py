@@ -50,6 +50,7 @@ _PLAYBOOK = """---
         dest: "{{{{ supamanager_root }}}}/vars-{{{{ project_ref }}}}-{kind}.json"
         content: "{{{{ {{'registry': supabase_image_registry, 'root': supamanager_root,
           'delete_volumes': delete_volumes | default(None), 'delete_backup': delete_backup | default(None),
+          'backup_id': backup_id | default(None), 'recovery_target_time': recovery_target_time | default(None),
           'extra': fake_extra | default(None),
           'password': supabase_postgres_password | default(None),
           'public_host': supabase_public_host}} | to_json }}}}"
@@ -95,6 +96,7 @@ def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
         ("resume", "resume.yml"),
         ("restart", "restart.yml"),
         ("delete", "delete.yml"),
+        ("restore", "restore.yml"),
     ):
         body = _CREATE_BODY if kind == "create" else ""
         (root / "playbooks" / playbook).write_text(_PLAYBOOK.format(kind=kind, body=body))

@@ -9,6 +9,7 @@ import json
 import jsonschema
 from conftest import AUTH, wait_operation
 from openapi_check import checked
+from supamanager_daemon import keys
 from test_daemon_api import create
 
 # The list shape, as the official Management API document defines it.
@@ -123,3 +124,77 @@ async def test_the_rollback_of_a_failed_create_takes_no_backup(client, settings)
     assert (await wait_operation(client, op_id))["state"] == "failed"
     recorded = json.loads((settings.root / f"vars-{project['ref']}-delete.json").read_text())
     assert recorded["delete_backup"] is False
+
+
+async def test_restores_are_operations_that_run_restore_yml_with_the_target(client, settings):
+    ref = await active(client)
+    resp, body = await checked(
+        client,
+        "POST",
+        f"/v1/projects/{ref}/database/backups/restore-pitr",
+        headers=AUTH,
+        json={"recovery_time_target_unix": 1796100250},
+    )
+    assert resp.status == 201, body
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"], op["params"]) == (
+        "restore_backup",
+        "succeeded",
+        {"recovery_time_target_unix": 1796100250},
+    )
+    passed = json.loads((settings.root / f"vars-{ref}-restore.json").read_text())
+    assert (passed["recovery_target_time"], passed["backup_id"]) == ("1796100250", None)
+
+    resp, body = await checked(
+        client, "POST", f"/v1/projects/{ref}/database/backups/restore", headers=AUTH, json={"id": 1796100200}
+    )
+    assert resp.status == 201, body
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["state"], op["params"]) == ("succeeded", {"backup_id": 1796100200})
+    passed = json.loads((settings.root / f"vars-{ref}-restore.json").read_text())
+    assert (passed["backup_id"], passed["recovery_target_time"]) == ("1796100200", None)
+
+
+async def test_a_failed_restore_leaves_the_project_for_the_poll_to_judge(client, settings):
+    ref = await active(client)
+    (settings.root / "fail-restore").touch()
+    resp, _ = await checked(
+        client, "POST", f"/v1/projects/{ref}/database/backups/restore", headers=AUTH, json={"id": 1}
+    )
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert op["state"] == "failed" and "simulated failure of restore" in op["error"]
+    resp, project = await checked(client, "GET", f"/v1/projects/{ref}", headers=AUTH)
+    assert project["status"] == "ACTIVE_UNHEALTHY"
+
+
+async def test_restore_requests_are_checked_before_anything_runs(client, settings):
+    ref = await active(client)
+    url = f"/v1/projects/{ref}/database/backups"
+    for path, body in (
+        ("restore-pitr", {}),
+        ("restore-pitr", {"recovery_time_target_unix": -1}),
+        ("restore-pitr", {"recovery_time_target_unix": "1796100250"}),  # strict: no string for a number
+        ("restore-pitr", {"recovery_time_target_unix": 1, "backup_id": 2}),
+        ("restore", {"id": 10**12}),
+        ("restore", {"id": True}),
+    ):
+        resp, answer = await checked(client, "POST", f"{url}/{path}", headers=AUTH, json=body)
+        assert resp.status == 400, (path, body, answer)
+    assert not (settings.root / f"vars-{ref}-restore.json").exists()
+    resp, _ = await checked(
+        client, "POST", "/v1/projects/abcdefghijklmnopqrst/database/backups/restore", headers=AUTH, json={"id": 1}
+    )
+    assert resp.status == 404
+    resp, _ = await checked(client, "POST", f"/v1/projects/{ref}/pause", headers=AUTH)
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    resp, answer = await checked(client, "POST", f"{url}/restore", headers=AUTH, json={"id": 1})
+    assert resp.status == 400 and "only an active project is restored" in answer["message"]
+
+
+async def active(client) -> str:
+    """A created project (ACTIVE_HEALTHY once the fake create succeeded): its ref."""
+    # The fake playbooks start no container: keep the poller from judging the project.
+    await client.app[keys.POLLER].stop()
+    project, op_id = await create(client)
+    assert (await wait_operation(client, op_id))["state"] == "succeeded"
+    return project["ref"]

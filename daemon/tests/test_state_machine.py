@@ -16,6 +16,7 @@ import re
 
 import pytest
 from supamanager_daemon import models
+from supamanager_daemon.api import backups as backup_handlers
 from supamanager_daemon.api import projects as handlers
 from supamanager_daemon.errors import DomainError
 from supamanager_daemon.fleet import healing
@@ -29,6 +30,7 @@ REQUESTS = {
     "restore": handlers._choose_restore,
     "restart": handlers._choose_restart,
     "delete": lambda _project: "delete",
+    "restore_backup": backup_handlers.choose_restore_backup,
 }
 
 

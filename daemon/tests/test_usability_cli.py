@@ -128,6 +128,15 @@ def test_backups_list_and_delete_with_a_final_backup(daemon):
     assert "reach 1796100007" in listed.stdout
     as_json = json.loads(cli(daemon, "backups", "list", ref, "--json").stdout)
     assert [b["id"] for b in as_json["backups"]] == [1796100000]
+    restored = cli(daemon, "backups", "restore", ref, "-t", "1796100050", "--wait")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads((daemon.root / f"vars-{ref}-restore.json").read_text())["recovery_target_time"] == "1796100050"
+    restored = cli(daemon, "backups", "restore", ref, "--id", "1796100000", "--json")
+    assert restored.returncode == 0, restored.stderr
+    waited = cli(daemon, "operations", "wait", json.loads(restored.stdout)["operation_id"])
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads((daemon.root / f"vars-{ref}-restore.json").read_text())["backup_id"] == "1796100000"
+    assert cli(daemon, "backups", "restore", ref).returncode != 0  # a target is required
     deleted = cli(daemon, "projects", "delete", ref, "--backup", "--wait")
     assert deleted.returncode == 0, deleted.stderr
     recorded = json.loads((daemon.root / f"vars-{ref}-delete.json").read_text())

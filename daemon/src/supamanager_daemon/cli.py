@@ -312,6 +312,15 @@ def cmd_backups_list(client: Client, args) -> int:
     return 0
 
 
+def cmd_backups_restore(client: Client, args) -> int:
+    if args.time is not None:
+        path, body = "/database/backups/restore-pitr", {"recovery_time_target_unix": args.time}
+    else:
+        path, body = "/database/backups/restore", {"id": args.id}
+    _, headers = client.call("POST", _ref_path(args.ref, path), body)
+    return _accepted(client, args, {"ref": args.ref}, headers, f"restoring project {args.ref}")
+
+
 def cmd_operation_get(client: Client, args) -> int:
     op, _ = client.call("GET", f"/v1/operations/{urllib.parse.quote(args.op_id, safe='')}")
     if args.json:
@@ -525,6 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the backups and the point-in-time window", parents=[common])
     p.add_argument("ref", help="project ref")
     p.set_defaults(func=cmd_backups_list)
+    p = sub.add_parser("restore", help="restore a backup, or a point in time, in place", parents=[common, waiting])
+    p.add_argument("ref", help="project ref")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--id", type=int, help="the backup's id (backups list)")
+    target.add_argument("-t", "--time", type=int, help="the point in time, unix seconds")
+    p.set_defaults(func=cmd_backups_restore)
 
     ops = groups.add_parser("operations", help="follow operations", parents=[common])
     sub = ops.add_subparsers(dest="command", required=True)

@@ -63,6 +63,9 @@ KINDS = {
         Kind("recreate", "create.yml", RESTORING, ACTIVE_HEALTHY, RESTORE_FAILED, "active"),
         Kind("restart", "restart.yml", RESTARTING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         Kind("delete", "delete.yml", GOING_DOWN, None, UNKNOWN, "absent"),
+        # a restore from the project's backups (a backup id, or a point in time): restore.yml puts
+        # the project back as it was when it fails, so a failure is the poll's to judge again.
+        Kind("restore_backup", "restore.yml", RESTORING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it
         # stays ACTIVE_UNHEALTHY while the restart runs, as it is.
         Kind("heal", "restart.yml", ACTIVE_UNHEALTHY, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),

@@ -1,4 +1,5 @@
-"""Routes of the Database backups tag. Reads answer from the host's backup repository directly."""
+"""Routes of the Database backups tag. Reads answer from the host's backup repository directly;
+restores are operations (kind restore_backup: restore.yml in place, with a backup id or a time)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import keys
+from .. import keys, models
+from ..errors import InvalidState
 from ..projects.files import read_backups, wal_streamed
-from ..shapes.backups import V1BackupsResponse
-from .projects import load_project
-from .routing import Api
+from ..shapes.backups import V1BackupsResponse, V1RestoreBackupBody, V1RestorePitrBody
+from .projects import OPERATION_HEADER, accepted, load_project, path_ref, record
+from .routing import Api, Reply
 
 api = Api("Database", "A project's backups and its point-in-time recovery window.")
 
@@ -45,3 +47,49 @@ async def list_backups(request: web.Request) -> dict[str, Any]:
             "latest_physical_backup_date_unix": max(ends) if ends else None,
         },
     }
+
+
+def choose_restore_backup(project: dict[str, Any]) -> str:
+    """Only a project meant to run is restored in place (restore.yml stops, restores, starts it); UNKNOWN
+    too, as a restart: the poll could not ask Docker, the playbook will."""
+    if project["status"] not in (models.ACTIVE_HEALTHY, models.ACTIVE_UNHEALTHY, models.UNKNOWN):
+        raise InvalidState(f"project {project['ref']} is {project['status']}: only an active project is restored")
+    return "restore_backup"
+
+
+async def _restore(request: web.Request, params: dict[str, int]) -> Reply:
+    ref = path_ref(request)
+    _project, op = await record(
+        request, lambda: request.app[keys.STORE].start_operation(ref, choose_restore_backup, params)
+    )
+    return accepted(None, op)
+
+
+_RESTORE = {"status": 201, "errors": (400, 404, 409), "headers": OPERATION_HEADER}
+
+
+@api.post(
+    "/v1/projects/{ref}/database/backups/restore-pitr",
+    "v1-restore-pitr-backup",
+    "Restores a PITR backup for a database",
+    description="The database as it was at `recovery_time_target_unix` (the newest backup before it and the WAL"
+    " streamed since), with the storage and functions of that backup. Answers at once with the operation to"
+    " follow (status RESTORING); a failed restore leaves the project as it was.",
+    body=V1RestorePitrBody,
+    **_RESTORE,
+)
+async def restore_pitr(request: web.Request, body: V1RestorePitrBody) -> Reply:
+    return await _restore(request, {"recovery_time_target_unix": body.recovery_time_target_unix})
+
+
+@api.post(
+    "/v1/projects/{ref}/database/backups/restore",
+    "v1-restore-physical-backup",
+    "Restores a physical backup for a database",
+    description="The project as the backup `id` holds it (database, storage, functions). Answers at once with"
+    " the operation to follow; a failed restore leaves the project as it was.",
+    body=V1RestoreBackupBody,
+    **_RESTORE,
+)
+async def restore_backup(request: web.Request, body: V1RestoreBackupBody) -> Reply:
+    return await _restore(request, {"backup_id": body.id})

@@ -108,6 +108,12 @@ class JobScheduler:
             # Only the failing service and those that must follow it (healing.py); names checked there.
             extravars["supabase_restart_services"] = list(op["params"]["services"])
             extravars["supabase_health_timeout"] = int(self.settings.heal_timeout)
+        if op["kind"] == "restore_backup":
+            # restore.yml's inputs, as strings of digits (it checks them again); integers in the params.
+            if "backup_id" in op["params"]:
+                extravars["backup_id"] = str(int(op["params"]["backup_id"]))
+            else:
+                extravars["recovery_target_time"] = str(int(op["params"]["recovery_time_target_unix"]))
         if playbook == "delete.yml":
             # A rollback of a project that never came up takes its volumes too: they hold nothing.
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))

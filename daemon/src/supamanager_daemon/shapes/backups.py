@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .common import omitted
+from .common import Request, omitted
 
 BackupStatus = Literal["COMPLETED", "FAILED", "PENDING", "REMOVED", "ARCHIVED", "CANCELLED"]
 
@@ -32,3 +32,19 @@ class V1BackupsResponse(BaseModel):
     pitr_enabled: bool = Field(description="True while the project's backup agent streams its WAL.")
     backups: list[V1Backup]
     physical_backup_data: V1PhysicalBackupData
+
+
+# restore.yml takes a backup id of at most 12 digits (unix seconds).
+BACKUP_ID_MAX = 999_999_999_999
+
+
+class V1RestorePitrBody(Request):
+    recovery_time_target_unix: int = Field(
+        ge=0,
+        le=BACKUP_ID_MAX,
+        description="The second to restore the database to (unix time), inside the window the backups list shows.",
+    )
+
+
+class V1RestoreBackupBody(Request):
+    id: int = Field(ge=0, le=BACKUP_ID_MAX, description="The backup to restore, as the backups list names it.")
