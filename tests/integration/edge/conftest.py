@@ -174,12 +174,23 @@ def stop_edge(edge):
 
 @pytest.fixture(scope="session")
 def edge(tmp_path_factory, venv_env, caddy_installed):
-    """One edge with Caddy's internal CA, shared by the session's edge tests."""
-    e = start_edge(tmp_path_factory, venv_env, "edge")
+    """One edge with Caddy's internal CA, shared by the session's edge tests. Its daemon route
+    (supamanager_edge_api_host) goes to a trivial upstream standing for supamanagerd."""
+    daemon = Upstream("supamanagerd")
     try:
-        yield e
+        e = start_edge(
+            tmp_path_factory,
+            venv_env,
+            "edge",
+            supamanager_edge_api_host=f"api.{DOMAIN}",
+            supamanager_edge_api_upstream=daemon.address,
+        )
+        try:
+            yield e
+        finally:
+            stop_edge(e)
     finally:
-        stop_edge(e)
+        daemon.close()
 
 
 @pytest.fixture

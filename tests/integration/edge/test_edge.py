@@ -38,6 +38,13 @@ def test_each_name_reaches_its_own_upstream_and_nothing_else(edge, upstreams):
         edge.unroute("tb")
 
 
+def test_the_daemon_route_of_the_edge_role_reaches_its_upstream(edge):
+    code, out, err = edge.curl(f"api.{DOMAIN}", "/v1/projects")
+    assert code == 0, err
+    assert json.loads(out)["upstream"] == "supamanagerd"
+    assert json.loads((edge.dir / "routes" / "supamanagerd-api.json").read_text())["hosts"] == [f"api.{DOMAIN}"]
+
+
 def test_http_redirects_to_https_for_a_served_name_and_404_otherwise(edge, upstreams):
     edge.route("tr", [f"tr.{DOMAIN}"], upstreams("r").address)
     try:
