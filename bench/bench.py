@@ -179,7 +179,7 @@ class Bench:
         data = self.work / "daemon"
         self.daemon_root = self.work / "daemon-root"
         port = free_port()
-        token = secrets.token_urlsafe(24)
+        token = secrets.token_hex(32)  # what the daemon takes: 32+ characters, no placeholder
         env = dict(
             self.env,
             SUPAMANAGER_HOST="127.0.0.1",

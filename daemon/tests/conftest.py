@@ -21,7 +21,7 @@ from supamanager_daemon.app import create_app
 from supamanager_daemon.settings import Settings
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TOKEN = "test-token-0123456789"
+TOKEN = "test-0123456789-abcdefghijklmnopqrstuvwxyz"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 _ANSIBLE_CFG = """[defaults]
@@ -51,7 +51,7 @@ _PLAYBOOK = """---
         content: "{{{{ {{'registry': supabase_image_registry, 'root': supamanager_root,
           'delete_volumes': delete_volumes | default(None), 'delete_backup': delete_backup | default(None),
           'backup_id': backup_id | default(None), 'recovery_target_time': recovery_target_time | default(None),
-          'extra': fake_extra | default(None),
+          'rollback': delete_as_rollback | default(None), 'extra': fake_extra | default(None),
           'password': supabase_postgres_password | default(None),
           'public_host': supabase_public_host}} | to_json }}}}"
         mode: "0600"

@@ -10,6 +10,7 @@ import os
 import pathlib
 import signal
 import sqlite3
+import stat
 import time
 
 import pytest
@@ -67,6 +68,10 @@ def test_sigterm_stops_within_the_timeout_and_requeues_the_job(daemon):
     op_id = headers["X-Operation-Id"]
     daemon.wait(op_id, lambda op: op["step"] == "Hold while asked to")
     job_dir = str(daemon.data / "jobs" / op_id)
+    # The daemon's umask (077), however it is started: what it writes is its owner's only.
+    written = [p for p in daemon.data.rglob("*") if not p.is_symlink()]
+    assert {p.name for p in written} >= {"supamanager.sqlite3", "extravars", "job.json"}
+    assert {oct(stat.S_IMODE(p.stat().st_mode) & 0o077) for p in written} == {"0o0"}, written
 
     started = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)

@@ -120,7 +120,12 @@ def test_validate_create_defaults_and_accepts_any_display_name():
         ({"name": ["a"]}, "invalid_type", "not an array"),
         ({"name": "  "}, "invalid_value", "must not be empty"),
         ({"name": "a" * 300}, "invalid_value", "longer than"),
-        ({"name": "a\nb"}, "invalid_value", "control characters"),
+        ({"name": "a\nb"}, "invalid_value", "control or bidirectional"),
+        ({"name": "invoice\u202egnp.exe"}, "invalid_value", "control or bidirectional"),
+        # $ would match before a trailing newline: the whole value must match.
+        ({"name": "a", "organization_slug": "default\n"}, "invalid_value", "organization_slug"),
+        ({"name": "a", "region": "local\n"}, "invalid_value", "region"),
+        ({"name": "a", "db_pass": "Long-enough-pass-1\n"}, "invalid_value", "db_pass"),
         ({"name": "a", "region": True}, "invalid_type", "'region' must be a string, not a boolean"),
         ({"name": "a", "organization_slug": "Bad Slug"}, "invalid_value", "organization_slug"),
         ({"name": "a", "db_pass": "short"}, "invalid_value", "db_pass"),
@@ -210,7 +215,8 @@ def test_generated_token_is_0600_reused_and_not_logged(tmp_path, caplog):
     assert ensure_api_token(s) == token
     assert str(s.token_file) in caplog.text
     assert token not in caplog.text
-    assert ensure_api_token(Settings(data_dir=tmp_path / "data", api_token="given")) == "given"
+    given = "given-0123456789abcdefghijklmnopqrstuvwxyz"
+    assert ensure_api_token(Settings(data_dir=tmp_path / "data", api_token=given)) == given
 
 
 # -- a hang-up cannot split recording an operation from queuing it ------------------------------------

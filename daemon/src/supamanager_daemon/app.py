@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import api, events, keys, logging_json, metrics
-from .auth import auth_middleware
+from .auth import FailedAuthLimiter, auth_middleware
 from .fleet.docker import DockerClient
 from .fleet.healing import Healer, Policy
 from .fleet.poller import Poller
@@ -60,6 +60,9 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     jobs = JobScheduler(settings, app[keys.STORE], on_finished=finished)
     app[keys.JOBS] = jobs
     poller.healer.enqueue = jobs.enqueue
+    pruned = await app[keys.STORE].prune_operations(settings.operation_retention_days)
+    if pruned:
+        log.info("forgot %d operations that ended more than %g days ago", pruned, settings.operation_retention_days)
     # Operations a previous daemon left behind run again before new requests are served.
     await jobs.recover()
     yield
@@ -74,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.API_TOKEN] = ensure_api_token(settings)
     app[keys.TOKENS] = TokenRegistry(app[keys.API_TOKEN])
+    app[keys.AUTH_LIMITER] = FailedAuthLimiter(settings.auth_failures_per_minute)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
     app.cleanup_ctx.extend([store_ctx, docker_ctx, poller_ctx, jobs_ctx])

@@ -1,20 +1,71 @@
-"""Bearer-token auth for every /v1 route (tokens.py); /healthz and the rest stay open."""
+"""Bearer-token auth for every /v1 route (tokens.py); /healthz and the rest stay open.
+
+Failed attempts are limited per client address: after `auth_failures_per_minute` failures in a
+minute, every /v1 request from that address is 429 with Retry-After until the oldest failure is a
+minute old, whatever token it carries (so the limit cannot be used to probe for the right one).
+"""
 
 from __future__ import annotations
+
+import collections
+import math
+import time
 
 from aiohttp import web
 
 from . import keys
-from .errors import Unauthorized
+from .errors import TooManyFailedAttempts, Unauthorized
+
+WINDOW_SECONDS = 60.0
+# Addresses remembered at most; the ones seen least recently go first.
+MAX_TRACKED = 10000
+
+
+class FailedAuthLimiter:
+    """Failed authentications per client address over the last WINDOW_SECONDS."""
+
+    def __init__(self, limit: int, clock=time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def _recent(self, address: str) -> collections.deque[float]:
+        failures = self._failures.get(address, collections.deque())
+        horizon = self.clock() - WINDOW_SECONDS
+        while failures and failures[0] <= horizon:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until the address may try again, or None when it may now."""
+        failures = self._recent(address)
+        if len(failures) < self.limit:
+            return None
+        return max(1, math.ceil(failures[0] + WINDOW_SECONDS - self.clock()))
+
+    def failed(self, address: str) -> None:
+        failures = self._recent(address)
+        failures.append(self.clock())
+        self._failures[address] = failures
+        self._failures.move_to_end(address)
+        while len(self._failures) > MAX_TRACKED:
+            self._failures.popitem(last=False)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     if request.path == "/v1" or request.path.startswith("/v1/"):
+        limiter = request.app[keys.AUTH_LIMITER]
+        address = request.remote or "unknown"
+        wait = limiter.retry_after(address)
+        if wait is not None:
+            raise TooManyFailedAttempts(wait)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            limiter.failed(address)
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
         if not request.app[keys.TOKENS].accepts(token.strip()):
+            limiter.failed(address)
             raise Unauthorized("invalid bearer token")
     return await handler(request)

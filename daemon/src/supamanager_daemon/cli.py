@@ -25,6 +25,7 @@ import urllib.request
 from typing import Any
 
 from . import __version__
+from .models import UNPRINTABLE
 
 DEFAULT_URL = "http://127.0.0.1:8085"
 TERMINAL = ("succeeded", "failed")
@@ -38,11 +39,19 @@ class CliError(Exception):
         self.code = code
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: urllib would send the token along, to wherever it points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # the 3xx answer then ends the request as an HTTPError
+
+
 class Client:
     def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def _request(self, method: str, path: str, body: Any = None, headers: dict | None = None):
         data = None if body is None else json.dumps(body).encode()
@@ -58,7 +67,7 @@ class Client:
         """JSON in, JSON out; an HTTP error becomes a CliError with the daemon's message."""
         req = self._request(method, path, body)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - the user's daemon URL
+            with self._opener.open(req, timeout=self.timeout) as resp:
                 raw = resp.read()
                 return (json.loads(raw) if raw else None), dict(resp.headers)
         except urllib.error.HTTPError as err:
@@ -71,7 +80,7 @@ class Client:
         """Yield (event type, data) from a Server-Sent Events stream; returns when the server ends it."""
         req = self._request("GET", path, headers={"Accept": "text/event-stream", "Last-Event-ID": str(last_event_id)})
         try:
-            resp = urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - the user's daemon URL
+            resp = self._opener.open(req, timeout=self.timeout)
         except urllib.error.HTTPError as err:
             raise CliError(_http_error(err)) from None
         with resp:
@@ -94,6 +103,8 @@ class Client:
 
 
 def _http_error(err: urllib.error.HTTPError) -> str:
+    if 300 <= err.code < 400:
+        return f"HTTP {err.code}: the daemon redirects to {err.headers.get('Location', '?')}; not followed"
     try:
         body = json.loads(err.read() or b"{}")
         message = body.get("message") or err.reason
@@ -104,27 +115,39 @@ def _http_error(err: urllib.error.HTTPError) -> str:
 
 
 # -- output -----------------------------------------------------------------------------------------
+# Whatever the daemon sends is printed with controls and bidi characters escaped (\u202e): a name
+# could otherwise move the cursor, rewrite the screen or reorder what a person reads.
+def _safe(value: Any, keep: str = "") -> str:
+    return UNPRINTABLE.sub(lambda m: m.group() if m.group() in keep else f"\\u{ord(m.group()):04x}", str(value))
+
+
+def _print(text: Any, **options: Any) -> None:
+    print(_safe(text, keep="\n"), **options)
+
+
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    # json.dumps escapes C0 controls inside strings; the newlines left are the indentation's.
+    _print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    cells = [{c: _safe(r.get(c, "")) for c in columns} for r in rows]
+    widths = {c: max([len(c)] + [len(row[c]) for row in cells]) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+    for row in cells:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
 
 
 def _print_project(project: dict[str, Any]) -> None:
     for key in ("ref", "name", "status", "organization_slug", "region", "created_at"):
-        print(f"{key + ':':<19}{project.get(key)}")
+        print(f"{key + ':':<19}{_safe(project.get(key))}")
     endpoints = project.get("endpoints") or {}
     if endpoints.get("api_url"):
-        print(f"{'api_url:':<19}{endpoints['api_url']}")
+        print(f"{'api_url:':<19}{_safe(endpoints['api_url'])}")
 
 
 def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    _print(message, file=sys.stderr, flush=True)
 
 
 # -- following an operation -------------------------------------------------------------------------
@@ -195,7 +218,7 @@ def _finish(client: Client, args: argparse.Namespace, op_id: str, ref: str | Non
         if api_url:
             print(f"API URL: {api_url} (keys: supamanager projects keys {ref})")
     if op["state"] != "succeeded":
-        print(f"supamanager: {op['kind']} of project {op['ref']} failed: {op.get('error')}", file=sys.stderr)
+        _print(f"supamanager: {op['kind']} of project {op['ref']} failed: {op.get('error')}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 
@@ -327,7 +350,7 @@ def cmd_operation_get(client: Client, args) -> int:
         _print_json(op)
         return 0
     for key in ("id", "ref", "kind", "state", "step", "progress", "error", "attempts", "created_at", "finished_at"):
-        print(f"{key + ':':<12}{op.get(key)}")
+        print(f"{key + ':':<12}{_safe(op.get(key))}")
     return 0
 
 
@@ -576,8 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             args.url_value = url
             return args.func(args)
         return args.func(Client(url, token), args)
-    except CliError as exc:
-        print(f"supamanager: {exc}", file=sys.stderr)
+    except CliError as exc:  # its message may quote the daemon's
+        _print(f"supamanager: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print("supamanager: interrupted (the operation goes on in the daemon)", file=sys.stderr)

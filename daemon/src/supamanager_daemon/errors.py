@@ -13,6 +13,8 @@ class DomainError(Exception):
     """Base of every error a client should hear about."""
 
     code = "error"
+    # Seconds after which the client may try again (a Retry-After header), when that is known.
+    retry_after: int | None = None
 
     def __init__(self, message: str, code: str | None = None, **details: object) -> None:
         super().__init__(message)
@@ -46,7 +48,33 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class Forbidden(DomainError):
+    """Allowed to no one right now, whoever asks: a limit of the host is reached."""
+
+    code = "forbidden"
+
+
+class TooManyFailedAttempts(DomainError):
+    """The client address failed to authenticate too often in the last minute."""
+
+    code = "too_many_failed_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentications from this address; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class Unavailable(DomainError):
     """A part the daemon depends on (the Docker engine, a project's database) cannot be reached."""
 
     code = "unavailable"
+
+
+class Busy(Unavailable):
+    """A capped resource (event streams) is all in use for now."""
+
+    code = "too_busy"
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from . import keys, models
-from .errors import InvalidRequest
+from .errors import Busy, InvalidRequest
 from .store import OperationNotFound
 
 POLL_SECONDS = 0.25
@@ -26,8 +26,13 @@ KEEPALIVE_SECONDS = 15.0
 RETRY_MS = 1000
 TERMINAL = (models.SUCCEEDED, models.FAILED)
 
+# Event ids are SQLite integers: a larger Last-Event-ID cannot be one (and would overflow the query).
+MAX_EVENT_ID = 2**63 - 1
+
 # Set when the daemon shuts down, so open streams end instead of holding the shutdown up.
 CLOSING = web.AppKey("events_closing", asyncio.Event)
+# Streams open right now (one mutable count): each holds a connection and polls the store.
+OPEN_STREAMS = web.AppKey("events_open_streams", list)
 
 
 def _last_event_id(request: web.Request) -> int:
@@ -42,7 +47,7 @@ def _last_event_id(request: web.Request) -> int:
         value = int(raw.strip())
     except ValueError:
         value = -1
-    if value < 0:
+    if not 0 <= value <= MAX_EVENT_ID:
         raise InvalidRequest(f"{source} must be a non-negative integer (an event id)", code="invalid_value")
     return value
 
@@ -61,6 +66,9 @@ async def respond(request: web.Request, op_id: str) -> web.StreamResponse:
     op = await store.get_operation(op_id) if len(op_id) <= 64 else None
     if op is None:
         raise OperationNotFound(op_id)
+    open_streams = request.app[OPEN_STREAMS]
+    if open_streams[0] >= request.app[keys.SETTINGS].max_event_streams:
+        raise Busy("too many open event streams; poll GET /v1/operations/{id} or try again")
 
     resp = web.StreamResponse(
         headers={
@@ -71,10 +79,13 @@ async def respond(request: web.Request, op_id: str) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
+    open_streams[0] += 1
     try:
         await _stream(request, resp, op_id, after)
     except ConnectionResetError:  # the client went away: nothing to answer
         return resp
+    finally:
+        open_streams[0] -= 1
     await resp.write_eof()
     return resp
 
@@ -106,4 +117,5 @@ async def _on_shutdown(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     app[CLOSING] = asyncio.Event()
+    app[OPEN_STREAMS] = [0]
     app.on_shutdown.append(_on_shutdown)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from .auth import FailedAuthLimiter
     from .fleet.docker import DockerClient
     from .fleet.poller import Poller
     from .operations.jobs import JobScheduler
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 API_TOKEN = web.AppKey("api_token", str)
 TOKENS: web.AppKey[TokenRegistry] = web.AppKey("tokens")
+AUTH_LIMITER: web.AppKey[FailedAuthLimiter] = web.AppKey("auth_limiter")
 STORE: web.AppKey[Store] = web.AppKey("store")
 DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")

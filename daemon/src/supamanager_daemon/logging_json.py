@@ -60,10 +60,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str = "INFO", secrets: tuple[str, ...] = (), stream=None) -> logging.Handler:
-    """Send every log record (ours, aiohttp's access log) to `stream` (stderr) as JSON lines."""
+class TextFormatter(JsonFormatter):
+    """Plain lines for a terminal (--log-format text), redacted like the JSON ones."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__(secrets)
+        self._plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redact(self._plain.format(record))
+
+
+def configure(level: str = "INFO", secrets: tuple[str, ...] = (), stream=None, text: bool = False) -> logging.Handler:
+    """Send every log record (ours, aiohttp's access log) to `stream` (stderr) as JSON lines, or as
+    plain lines with text=True; registered secrets are masked either way."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets))
+    handler.setFormatter((TextFormatter if text else JsonFormatter)(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

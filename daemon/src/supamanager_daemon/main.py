@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aiohttp import web
@@ -33,15 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"supamanagerd: {exc}", file=sys.stderr)
         return 2
-    if args.log_format == "json":
-        logging_json.configure(settings.log_level, secrets=(settings.api_token or "",))
-    else:
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    logging_json.configure(settings.log_level, secrets=(settings.api_token or "",), text=args.log_format == "text")
+    # Outside systemd (UMask=0077) too: the data dir, job dirs and SQLite files are the owner's only.
+    os.umask(0o077)
     # aiohttp's access log would show request lines only; keep it, it never carries bodies.
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:  # a weak API token
+        print(f"supamanagerd: {exc}", file=sys.stderr)
+        return 2
     logging_json.add_secret(app[keys.API_TOKEN])  # also a token generated or read from the data dir
     logging.getLogger(__name__).info(
         "supamanagerd %s listening on http://%s:%d (data dir %s)",

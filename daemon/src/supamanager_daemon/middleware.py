@@ -21,8 +21,10 @@ STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.InvalidRequest, 400),
     (errors.InvalidState, 400),
     (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.TooManyFailedAttempts, 429),
     (errors.Unavailable, 503),
 )
 
@@ -51,7 +53,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except errors.DomainError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         return error_response(status_of(exc), exc.code, exc.message, exc.details, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -94,3 +94,7 @@ def is_ref(value: str) -> bool:
 
 # Names are display data only: any printable text, never evaluated anywhere.
 NAME_MAX = 256
+# What a terminal acts on instead of printing: C0 and C1 controls (escape sequences), DEL, and the
+# bidirectional overrides and isolates that make it show text other than what is stored. Names
+# holding one are refused; the CLI prints these escaped wherever they come from.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -24,10 +24,12 @@ REF = "#/components/schemas/{model}"
 _ERROR_MEANING = {
     400: "Bad input, or not possible in the project's state; the body names the problem.",
     401: "Missing or wrong bearer token.",
+    403: "A limit of the host is reached (e.g. SUPAMANAGER_MAX_PROJECTS).",
     404: "No such object.",
     409: "Another operation is still running on this project.",
     413: "The body is too large.",
-    503: "A part the daemon needs cannot be reached right now.",
+    429: "Too many failed authentications from this address (SUPAMANAGER_AUTH_FAILURES_PER_MINUTE); see Retry-After.",
+    503: "A part the daemon needs cannot be reached, or too many event streams are open; see Retry-After if sent.",
 }
 PATH_PARAMETERS = {
     "ref": "Project ref: 20 lowercase letters (anything else is 404).",
@@ -102,7 +104,8 @@ def _operation(op: Operation, refs: dict) -> dict[str, Any]:
             for name, text in op.headers.items()
         }
     responses = {str(op.status): success}
-    errors = set(op.errors) | (set() if op.open else {401})
+    # Every route that needs the token: 401 for a wrong one, 429 for an address that failed too often.
+    errors = set(op.errors) | (set() if op.open else {401, 429})
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_MEANING.get(status, "Error."),

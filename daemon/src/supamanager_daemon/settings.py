@@ -55,6 +55,12 @@ class Settings:
     heal_backoff_max: float = 900.0
     heal_attempts: int = 5
     heal_timeout: float = 120.0
+    # Caps for a shared host: open event streams, projects, and failed authentications per client
+    # address and minute (then 429); finished operations older than this many days are pruned.
+    max_event_streams: int = 64
+    max_projects: int = 1000
+    auth_failures_per_minute: int = 20
+    operation_retention_days: float = 30.0
     # Extra vars for every playbook (e.g. a port range); set in the config file only.
     playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -114,11 +120,13 @@ def _coerce(name: str, value: Any) -> Any:
         raise SettingsError(f"setting {name!r} has an invalid value") from None
     if name in ("port",) and not 0 <= value <= 65535:
         raise SettingsError("setting 'port' must be 0..65535")
-    if name in ("max_jobs", "max_body_bytes") and value < 1:
+    at_least_one = ("max_jobs", "max_body_bytes", "max_event_streams", "max_projects", "auth_failures_per_minute")
+    if name in at_least_one and value < 1:
         raise SettingsError(f"setting {name!r} must be at least 1")
     if name == "heal_attempts" and value < 0:
         raise SettingsError("setting 'heal_attempts' must be 0 or more")
-    if name in ("poll_interval", "shutdown_timeout", "job_timeout", "heal_backoff", "heal_timeout") and value <= 0:
+    positive = ("poll_interval", "shutdown_timeout", "job_timeout", "heal_backoff", "heal_timeout")
+    if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
     if name in ("heal_delay", "heal_backoff_max") and value < 0:
         raise SettingsError(f"setting {name!r} must not be negative")
@@ -148,10 +156,21 @@ def load_settings(config_path: str | os.PathLike | None = None, environ: Mapping
     return Settings(**values)
 
 
+def check_api_token(token: str, source: str) -> str:
+    """The token, or SettingsError (never naming the token) when it is short or a placeholder."""
+    why = tokens.weakness(token)
+    if why is not None:
+        raise SettingsError(f"the API token ({source}) {why}; generate one, e.g. openssl rand -hex 32")
+    return token
+
+
 def ensure_api_token(settings: Settings) -> str:
-    """The configured token, else the one in the data dir, else a new one written there (0600)."""
+    """The configured token, else the one in the data dir, else a new one written there (0600).
+
+    A short or placeholder token is refused (SettingsError): the daemon does not start with it.
+    """
     if settings.api_token:
-        return settings.api_token
+        return check_api_token(settings.api_token, "SUPAMANAGER_API_TOKEN")
     path = settings.token_file
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -159,7 +178,7 @@ def ensure_api_token(settings: Settings) -> str:
     except FileNotFoundError:
         token = ""
     if token:
-        return token
+        return check_api_token(token, str(path))
     token = tokens.mint()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -15,11 +15,27 @@ import re
 import secrets
 
 TOKEN_RE = re.compile(r"sbp_[a-f0-9]{40}")
+# The configured token: at least this long, and not a placeholder (refused at start).
+MIN_CONFIGURED_LENGTH = 32
+# Words of example files and tutorials, as the whole token or one of its -, _ or . parts.
+_PLACEHOLDER_RE = re.compile(
+    r"(?i)(?:^|[-_.])(?:change-?me|change_me|replace-?me|placeholder|example|secret|password|"
+    r"your-?token|token|todo|xxx+|dummy|default)(?:$|[-_.])"
+)
 
 
 def mint() -> str:
     """A new token in the platform's form: `sbp_` and 40 hex digits (160 random bits)."""
     return "sbp_" + secrets.token_hex(20)
+
+
+def weakness(token: str) -> str | None:
+    """Why a configured token is too weak to guard a shared host, or None when it will do."""
+    if len(token) < MIN_CONFIGURED_LENGTH:
+        return f"is {len(token)} characters long; use at least {MIN_CONFIGURED_LENGTH}"
+    if _PLACEHOLDER_RE.search(token) or len(set(token)) < 8:
+        return "looks like a placeholder"
+    return None
 
 
 def digest(token: str) -> str:

@@ -58,7 +58,7 @@ async def get_operation(request: web.Request) -> dict[str, Any]:
     " then sends new ones as they happen, and ends once the operation has succeeded or failed. Each event: `id:`"
     " the step id, `event:` its type, `data:` the Step object as JSON. A comment line every 15 seconds keeps idle"
     " connections open.",
-    errors=(400, 404),
+    errors=(400, 404, 503),
     # Before OpenAPI 3.2 (itemSchema), the schema of an event stream describes one event.
     content={"text/event-stream": ServerSentEvent},
     extra_parameters=(

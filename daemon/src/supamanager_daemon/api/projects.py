@@ -136,14 +136,14 @@ def accepted(body: Any, op: dict[str, Any]) -> Reply:
     status=201,
     body=V1CreateProjectBody,
     response=V1ProjectWithDatabaseResponse,
-    errors=(400, 413),
+    errors=(400, 403, 413),
     headers=OPERATION_HEADER,
 )
 async def create_project(request: web.Request, body: V1CreateProjectBody) -> Reply:
     store = request.app[keys.STORE]
     jobs = request.app[keys.JOBS]
     organization = body.organization_slug or body.organization_id or DEFAULT_ORGANIZATION
-    db_pass_var = request.app[keys.SETTINGS].db_pass_var
+    settings = request.app[keys.SETTINGS]
 
     async def write() -> tuple[dict[str, Any], dict[str, Any]]:
         for _ in range(5):
@@ -153,11 +153,12 @@ async def create_project(request: web.Request, body: V1CreateProjectBody) -> Rep
                     name=body.name,
                     organization_slug=organization,
                     region=body.region or DEFAULT_REGION,
+                    max_projects=settings.max_projects,
                 )
             except RefTaken:
                 continue
-            if body.db_pass is not None and db_pass_var:
-                jobs.save_secrets(op["id"], {db_pass_var: body.db_pass})
+            if body.db_pass is not None and settings.db_pass_var:
+                jobs.save_secrets(op["id"], {settings.db_pass_var: body.db_pass})
             return project, op
         raise RuntimeError("could not mint a free project ref")  # pragma: no cover - 26^20 refs
 

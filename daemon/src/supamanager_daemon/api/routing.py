@@ -187,6 +187,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not UTF-8", code="malformed_json") from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply", code="malformed_json") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",

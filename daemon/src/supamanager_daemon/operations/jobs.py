@@ -67,11 +67,14 @@ def _write_private(path: pathlib.Path, text: str) -> None:
         fh.write(text)
 
 
-def _is_runjob(pid: int) -> bool:
+def _is_runjob(pid: int, job_dir: pathlib.Path) -> bool:
+    """Is pid the job process of this job dir? After a reboot or pid reuse it may be anything else,
+    another daemon's job included: its command line must name this very job dir."""
     try:
-        return RUNJOB_MODULE.encode() in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
+    return RUNJOB_MODULE.encode() in argv and os.fsencode(str(job_dir)) in argv
 
 
 class JobScheduler:
@@ -95,7 +98,7 @@ class JobScheduler:
         if secrets:
             _write_private(self.job_dir(op_id) / "secrets.json", json.dumps(secrets))
 
-    def extravars(self, op: dict[str, Any], playbook: str) -> dict[str, Any]:
+    def extravars(self, op: dict[str, Any], playbook: str, rollback: bool = False) -> dict[str, Any]:
         extravars = dict(self.settings.playbook_vars)
         extravars.update(
             project_ref=op["ref"],
@@ -115,8 +118,10 @@ class JobScheduler:
             else:
                 extravars["recovery_target_time"] = str(int(op["params"]["recovery_time_target_unix"]))
         if playbook == "delete.yml":
-            # A rollback of a project that never came up takes its volumes too: they hold nothing.
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
+            # A rollback takes the volumes of a project that never came up (they hold nothing), but
+            # the role keeps those of one that came up once, e.g. in a create resumed after a crash.
+            extravars["delete_as_rollback"] = rollback
             # A delete takes a final backup when asked to (?backup=true); a rollback's project holds nothing.
             extravars["delete_backup"] = op["kind"] == "delete" and bool(op["params"].get("backup", False))
         secrets_file = self.job_dir(op["id"]) / "secrets.json"
@@ -132,6 +137,9 @@ class JobScheduler:
         env["PYTHONUNBUFFERED"] = "1"
         env["ANSIBLE_NOCOLOR"] = "1"
         env["ANSIBLE_FORCE_COLOR"] = "0"
+        # Modules on stdin: no AnsiballZ file with a project's secrets in ~/.ansible/tmp, where a
+        # killed job would leave it (ansible.cfg says so too; this holds for any collection dir).
+        env["ANSIBLE_PIPELINING"] = "1"
         if self.settings.ansible_config is not None:
             env["ANSIBLE_CONFIG"] = str(self.settings.ansible_config)
         return env
@@ -162,22 +170,36 @@ class JobScheduler:
 
     async def recover(self) -> None:
         """At start: resume every operation a previous daemon left queued or running."""
-        for op in await self.store.active_operations():
-            if op["pid"] and _is_runjob(op["pid"]):
-                await self._reap(op["pid"])
+        active = await self.store.active_operations()
+        self._remove_stale_job_dirs({op["id"] for op in active})
+        for op in active:
+            if op["pid"] and _is_runjob(op["pid"], self.job_dir(op["id"])):
+                await self._reap(op["pid"], self.job_dir(op["id"]))
             if op["state"] == models.RUNNING:
                 log.warning("operation %s (%s %s) was interrupted: running it again", op["id"], op["kind"], op["ref"])
                 op = await self.store.requeue(op["id"], "the daemon stopped while it ran; running the playbook again")
             self.enqueue(op)
 
-    async def _reap(self, pid: int) -> None:
+    def _remove_stale_job_dirs(self, active: set[str]) -> None:
+        """A daemon that died between finishing an operation and cleaning up left its job dir, with
+        its secrets (extra vars, db_pass): only queued or running operations keep theirs."""
+        try:
+            entries = list(self.settings.jobs_dir.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name not in active and entry.is_dir() and not entry.is_symlink():
+                log.info("removing the job dir of finished operation %s", entry.name)
+                shutil.rmtree(entry, ignore_errors=True)
+
+    async def _reap(self, pid: int, job_dir: pathlib.Path) -> None:
         """An orphaned job of a previous daemon: it got SIGTERM when that died; make sure it is gone."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.shutdown_timeout
-        while _is_runjob(pid) and time.monotonic() < deadline:
+        while _is_runjob(pid, job_dir) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        if _is_runjob(pid):
+        if _is_runjob(pid, job_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 
@@ -238,22 +260,23 @@ class JobScheduler:
 
         The role rolls back a failed create of a new project itself, but a create resumed after a
         crash finds the project's files from the first attempt and treats the project as existing.
+        The volumes of a project that came up once stay (delete_as_rollback): it may hold data.
         """
         await self.store.add_event(op["id"], "rollback", "delete.yml", {})
-        ok, rollback_error = await self._execute(op, "delete.yml")
+        ok, rollback_error = await self._execute(op, "delete.yml", rollback=True)
         error = error or "create failed"
         if ok:
             return f"{error} (rolled back)"
         return f"{error} (rollback failed: {rollback_error})"
 
-    async def _execute(self, op: dict[str, Any], playbook_name: str) -> tuple[bool, str | None]:
+    async def _execute(self, op: dict[str, Any], playbook_name: str, rollback: bool = False) -> tuple[bool, str | None]:
         job_dir = self.job_dir(op["id"])
         runner_dir = job_dir / "runner"
         shutil.rmtree(runner_dir, ignore_errors=True)  # a previous attempt's leftovers
         playbook = self.settings.playbooks_dir / playbook_name
         if not playbook.is_file():
             return False, f"playbook {playbook} not found"
-        _write_private(runner_dir / "env" / "extravars", extravars_yaml(self.extravars(op, playbook_name)))
+        _write_private(runner_dir / "env" / "extravars", extravars_yaml(self.extravars(op, playbook_name, rollback)))
         job = {"playbook": str(playbook), "project_dir": str(self.settings.collection_dir)}
         _write_private(job_dir / "job.json", json.dumps(job))
         expected = await self.store.task_count(playbook_name) or _DEFAULT_TASKS.get(playbook_name, 40)

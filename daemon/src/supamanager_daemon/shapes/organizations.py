@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from .. import models
 from .common import ProjectStatus, Query, Request
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class CreateOrganizationV1(Request):
@@ -18,8 +16,8 @@ class CreateOrganizationV1(Request):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not value.strip() or _CONTROL.search(value):
-            raise ValueError("must be printable text, not empty")
+        if not value.strip() or models.UNPRINTABLE.search(value):
+            raise ValueError("must be printable text (no control or bidirectional formatting characters), not empty")
         return value
 
 

@@ -11,7 +11,6 @@ from .. import models
 from ..fleet.status import HEALTH_SERVICES
 from .common import ProjectStatus, Query, Request, omitted
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 # The password ends up in .env files and connection strings: keep to characters that need no quoting
 # there. 8 characters at least (upstream's own clients use e.g. `password123`).
@@ -59,8 +58,8 @@ class V1CreateProjectBody(Request):
     def _name(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        if _CONTROL.search(value):
-            raise ValueError("must not contain control characters")
+        if models.UNPRINTABLE.search(value):
+            raise ValueError("must not contain control or bidirectional formatting characters")
         return value
 
     @field_validator("organization_slug", "organization_id", "region")

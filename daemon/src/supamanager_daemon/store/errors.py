@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, Forbidden, NotFound
 
 
 class ProjectNotFound(NotFound):
@@ -64,3 +64,12 @@ class TokenNameTaken(Conflict):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"a token named {name!r} exists already")
+
+
+class ProjectLimit(Forbidden):
+    """The host holds max_projects projects already."""
+
+    code = "project_limit"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this host holds its limit of {limit} projects; delete one first")

@@ -23,6 +23,7 @@ from .errors import (
     HealingDisabled,
     OperationInProgress,
     OrganizationNotFound,
+    ProjectLimit,
     ProjectNotFound,
     RefTaken,
     TokenNameTaken,
@@ -212,14 +213,16 @@ class Store:
         )
 
     async def create_project(
-        self, *, ref: str, name: str, organization_slug: str, region: str
+        self, *, ref: str, name: str, organization_slug: str, region: str, max_projects: int | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Insert a project and its create operation in one transaction."""
+        """Insert a project and its create operation in one transaction (ProjectLimit past max_projects)."""
         kind = models.KINDS["create"]
 
         def tx(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone():
                 raise RefTaken(ref)
+            if max_projects is not None and db.execute("SELECT count(*) FROM projects").fetchone()[0] >= max_projects:
+                raise ProjectLimit(max_projects)
             if not db.execute("SELECT 1 FROM organizations WHERE slug = ?", (organization_slug,)).fetchone():
                 raise OrganizationNotFound(organization_slug)
             db.execute(
@@ -245,6 +248,22 @@ class Store:
             "INSERT INTO events (op_id, at, type, name, data) VALUES (?, ?, 'queued', ?, '{}')", (op_id, at, kind)
         )
         return _operation(db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone())
+
+    async def prune_operations(self, older_than_days: float) -> int:
+        """Forget operations that ended more than older_than_days ago, with their events."""
+        cutoff = (
+            (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=older_than_days))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        ended = (models.SUCCEEDED, models.FAILED, cutoff)
+
+        def tx(db: sqlite3.Connection) -> int:
+            old = "SELECT id FROM operations WHERE state IN (?, ?) AND finished_at < ?"
+            db.execute(f"DELETE FROM events WHERE op_id IN ({old})", ended)  # noqa: S608 - constant text
+            return db.execute("DELETE FROM operations WHERE state IN (?, ?) AND finished_at < ?", ended).rowcount
+
+        return await self._call(self._tx, tx)
 
     async def start_operation(
         self,
