@@ -36,6 +36,10 @@ fi
 {
     if [ -d /wal ]; then
         echo "restore_command = 'cp /tmp/wal/%f %p 2>/dev/null || cp /tmp/wal/%f.partial %p 2>/dev/null'"
+    else
+        # A backup's own point: its WAL is in pg_wal. Archive recovery still wants a restore_command
+        # (PostgreSQL 15: "must specify restore_command"); one that finds nothing sends it to pg_wal.
+        echo "restore_command = 'false'"
     fi
     case "$RECOVERY_TARGET" in
         immediate) echo "recovery_target = 'immediate'" ;;

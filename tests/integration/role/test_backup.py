@@ -1,0 +1,313 @@
+"""Backups and restores through the playbooks, on one project (real engine, real PostgreSQL, stand-ins).
+
+The tests run in file order on a shared project: a backup and its checks, a point-in-time restore,
+a restore to the latest point after the database and its volume are lost, a clone, a backup killed
+mid-way, a paused project's backup, a corrupted backup, and a delete with its final backup followed
+by a restore of the deleted project. Each restore is checked by the rows it brings back.
+"""
+
+import json
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+
+from tests.conftest import REPO, run
+from tests.integration.role.conftest import docker_names, random_ref
+
+pytestmark = pytest.mark.docker
+
+SECRET_NAMES = [
+    "POSTGRES_PASSWORD",
+    "JWT_SECRET",
+    "ANON_KEY",
+    "SERVICE_ROLE_KEY",
+    "DASHBOARD_PASSWORD",
+    "VAULT_ENC_KEY",
+]
+# Lighter projects for a machine shared with other suites: no logging pair, and imgproxy's check a
+# TCP connect in bash (the stand-in's `imgproxy health` is a Python start-up, which timed out at a
+# load of 30 and failed a restore's start).
+LIGHT = {
+    "supabase_logs_enabled": False,
+    "supabase_healthcheck_interval": "10s",
+    "supabase_healthcheck_overrides": {
+        "imgproxy": {"test": ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5001"], "timeout": "20s", "retries": 5}
+    },
+    "supabase_backup_wal_enabled": True,
+    "delete_backup": True,
+}
+
+
+def fact(host, playbook, ref, name, outputs, **extra):
+    """Run a playbook; return the fact its last task prints (through the tree callback)."""
+    tree = host.root.parent / f"tree-{ref}-{secrets.token_hex(3)}"
+    varfile = host.root.parent / f"vars-{ref}-{playbook}-{secrets.token_hex(3)}.json"
+    varfile.write_text(json.dumps({**host.vars, **LIGHT, "project_ref": ref, **extra}))
+    env = {**host.env, "ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}
+    host.refs.add(ref)
+    proc = run(
+        ["ansible-playbook", str(REPO / "playbooks" / f"{playbook}.yml"), "-e", f"@{varfile}"], env=env, timeout=1800
+    )
+    outputs.append(proc.stdout + proc.stderr)
+    return json.loads((tree / "localhost").read_text())[name]
+
+
+def fails(host, playbook, ref, outputs, **extra):
+    proc = host.playbook(playbook, ref, check=False, **LIGHT, **extra)
+    outputs.append(proc.stdout + proc.stderr)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    return " ".join(proc.stdout.split())
+
+
+def query(env, sql, params=()):
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
+        dbname="postgres",
+        user=f"postgres.{env['POOLER_TENANT_ID']}",
+        password=env["POSTGRES_PASSWORD"],
+        connect_timeout=10,
+        autocommit=True,
+    ) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def notes(env):
+    return [row[0] for row in query(env, "select note from notes order by id")]
+
+
+def gateway(env, method, path, key, body=None):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{env['KONG_HTTP_PORT']}{path}",
+        data=body,
+        method=method,
+        headers={"apikey": key, "Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 (127.0.0.1 only)
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def wait_for_commit_time_to_pass():
+    """Commit timestamps have microseconds; a target one whole second later is past the commit."""
+    time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def project(host):
+    ref = random_ref("b")
+    outputs = []
+    created = host.playbook("create", ref, **LIGHT)
+    outputs.append(created.stdout + created.stderr)
+    env = host.dotenv(ref)
+    query(env, "create table notes (id serial primary key, note text not null)")
+    query(env, "insert into notes (note) values ('before the backup')")
+    return {"ref": ref, "env": env, "outputs": outputs, "secrets": [env[name] for name in SECRET_NAMES]}
+
+
+@pytest.fixture(scope="module")
+def first_backup(project, host):
+    obj = os.urandom(70000)
+    status, _ = gateway(
+        project["env"], "POST", "/storage/v1/object/files/blob.bin", project["env"]["SERVICE_ROLE_KEY"], obj
+    )
+    assert status == 200
+    backup = fact(host, "backup", project["ref"], "supabase_backup", project["outputs"])
+    return {"backup": backup, "object": obj}
+
+
+def test_backup_is_complete_checked_listed_and_private(project, host, first_backup):
+    backup = first_backup["backup"]
+    assert backup["status"] == "COMPLETED", backup
+    assert backup["size"] > 0 and isinstance(backup["id"], int)
+    assert {c["name"] for c in backup["checks"]} >= {"base/base.tar.gz", "storage.tar", "functions.tar"}
+    assert any(c["name"].startswith("db/") for c in backup["checks"]) and all(c["ok"] for c in backup["checks"])
+    assert set(backup["databases"]) >= {"postgres", "_supabase"}
+    listed = fact(host, "backup", project["ref"], "supabase_backups", project["outputs"], supabase_backup_action="list")
+    assert [b["id"] for b in listed["backups"]] == [backup["id"]]
+    assert listed["window"]["earliest"] == backup["base_end"]
+    # every directory 0700, every file 0600, the settings sealed (no secret in any file in clear)
+    repo = host.root / "backups" / project["ref"]
+    for path in [repo, *repo.rglob("*")]:
+        if path.is_symlink():
+            continue
+        want = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+    archive = repo / "archive" / str(backup["id"])
+    assert (archive / "settings.tar.enc").read_bytes().startswith(b"Salted__")
+    assert not (archive / "dbconfig.tar").exists()
+    for path in archive.rglob("*"):
+        if path.is_file() and path.suffix != ".gz":
+            data = path.read_bytes()
+            assert not any(s.encode() in data for s in project["secrets"]), path
+    key = host.root / "secrets" / "backup.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_point_in_time_restore_gives_exactly_the_rows_before_the_target(project, host, first_backup):
+    env = project["env"]
+    query(env, "insert into notes (note) values ('t1')")
+    wait_for_commit_time_to_pass()
+    query(env, "insert into notes (note) values ('t2')")
+    wait_for_commit_time_to_pass()
+    target = int(time.time())
+    wait_for_commit_time_to_pass()
+    query(env, "insert into notes (note) values ('t3')")
+    restored = fact(
+        host, "restore", project["ref"], "supabase_restore", project["outputs"], recovery_target_time=str(target)
+    )
+    assert restored["target"] == "time" and int(restored["backup_id"]) == first_backup["backup"]["id"]
+    assert notes(env) == ["before the backup", "t1", "t2"]
+    # the restore took a backup on the database's new history
+    assert int(restored["new_backup_id"]) > first_backup["backup"]["id"]
+
+
+def test_restore_to_the_latest_point_after_the_database_and_its_volume_are_lost(project, host):
+    env = project["env"]
+    query(env, "insert into notes (note) values ('seconds before the loss')")
+    time.sleep(3)
+    ref = project["ref"]
+    run(["docker", "kill", f"supamanager-{ref}-db"], env=None)
+    run(["docker", "rm", f"supamanager-{ref}-db"], env=None)
+    run(["docker", "volume", "rm", f"supamanager-{ref}-db-data"], env=None)
+    restored = fact(host, "restore", ref, "supabase_restore", project["outputs"])
+    assert restored["target"] == "latest"
+    assert notes(env) == ["before the backup", "t1", "t2", "seconds before the loss"]
+
+
+def test_clone_has_the_data_and_its_own_keys_and_the_source_is_untouched(project, host, first_backup):
+    # The newest backup: the retention keeps one a day, so the restores' own backups replaced the
+    # first one; a restore ends with a backup, so the newest holds the rows the source has now.
+    listed = fact(host, "backup", project["ref"], "supabase_backups", project["outputs"], supabase_backup_action="list")
+    newest = listed["backups"][-1]["id"]
+    rows = notes(project["env"])
+    clone = random_ref("c")
+    restored = fact(
+        host,
+        "restore",
+        clone,
+        "supabase_restore",
+        project["outputs"],
+        restore_source_ref=project["ref"],
+        backup_id=str(newest),
+    )
+    assert restored["source_ref"] == project["ref"] and restored["target"] == "immediate"
+    clone_env = host.dotenv(clone)
+    project["secrets"] += [clone_env[name] for name in SECRET_NAMES]
+    for name in ["POSTGRES_PASSWORD", "JWT_SECRET", "ANON_KEY", "SERVICE_ROLE_KEY", "KONG_HTTP_PORT"]:
+        assert clone_env[name] != project["env"][name], name
+    assert notes(clone_env) == rows
+    status, body = gateway(clone_env, "GET", "/storage/v1/object/files/blob.bin", clone_env["SERVICE_ROLE_KEY"])
+    assert status == 200 and body == first_backup["object"]
+    assert gateway(clone_env, "GET", "/storage/v1/object/files/blob.bin", project["env"]["SERVICE_ROLE_KEY"])[0] == 401
+    # the source still runs with its own data
+    assert notes(project["env"])[-1] == "seconds before the loss"
+    host.playbook("delete", clone, delete_volumes=True, delete_backup=False)
+
+
+def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds(project, host):
+    ref = project["ref"]
+    varfile = host.root.parent / f"vars-{ref}-kill.json"
+    varfile.write_text(json.dumps({**host.vars, **LIGHT, "project_ref": ref}))
+    before = [
+        b["id"]
+        for b in fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")[
+            "backups"
+        ]
+    ]
+    proc = subprocess.Popen(
+        ["ansible-playbook", str(REPO / "playbooks" / "backup.yml"), "-e", f"@{varfile}"],
+        cwd=REPO,
+        env=host.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    archive = host.root / "backups" / ref / "archive"
+    deadline = time.monotonic() + 600
+    while not any((p / "base").exists() for p in archive.glob(".tmp-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the backup did not start writing"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
+    assert [b["id"] for b in listed["backups"]] == before
+    after = fact(host, "backup", ref, "supabase_backup", project["outputs"])
+    assert after["status"] == "COMPLETED"
+    assert not list(archive.glob(".tmp-*"))
+    assert not [n for n in docker_names("container", ref) if n.endswith("-backup-take")]
+
+
+def test_backup_of_a_paused_project_works_and_leaves_it_paused(project, host):
+    ref = project["ref"]
+    host.playbook("pause", ref, **LIGHT)
+    backup = fact(host, "backup", ref, "supabase_backup", project["outputs"])
+    assert backup["status"] == "COMPLETED"
+    out = run(
+        ["docker", "ps", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}"], env=None
+    ).stdout
+    assert out.strip() == ""
+    host.playbook("resume", ref, **LIGHT)
+
+
+def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):
+    ref = project["ref"]
+    listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
+    newest = listed["backups"][-1]
+    dump = next((host.root / "backups" / ref / "archive" / str(newest["id"]) / "db").glob("*.dump"))
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    data[:5] = b"XXXXX"
+    dump.write_bytes(bytes(data))
+    verified = fact(
+        host,
+        "backup",
+        ref,
+        "supabase_backup",
+        project["outputs"],
+        supabase_backup_action="verify",
+        backup_id=str(newest["id"]),
+    )
+    assert verified["status"] == "FAILED"
+    failed = {c["name"] for c in verified["checks"] if not c["ok"]}
+    assert "checksums" in failed and f"db/{dump.name}" in failed
+    listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
+    assert [b["status"] for b in listed["backups"] if b["id"] == newest["id"]] == ["FAILED"]
+    assert "pg_restore" in (listed["backups"][-1]["reason"] or "")
+
+
+def test_delete_takes_a_final_backup_and_the_deleted_project_comes_back(project, host):
+    ref, env = project["ref"], project["env"]
+    query(env, "insert into notes (note) values ('before the delete')")
+    host.playbook("delete", ref, delete_volumes=True, **LIGHT)
+    assert docker_names("volume", ref) == [] and not host.project_dir(ref).exists()
+    listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
+    assert listed["backups"][-1]["status"] == "COMPLETED"
+    fact(host, "restore", ref, "supabase_restore", project["outputs"], backup_id=str(listed["backups"][-1]["id"]))
+    back = host.dotenv(ref)
+    assert back["SERVICE_ROLE_KEY"] == env["SERVICE_ROLE_KEY"] and back["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
+    assert notes(back)[-1] == "before the delete"
+
+
+def test_a_restore_with_a_bad_target_changes_nothing(project, host):
+    out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="yesterday")
+    assert "recovery target time must be unix seconds or ISO 8601" in out
+    out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="1000000000")
+    assert "before the recovery window" in out
+    assert notes(host.dotenv(project["ref"]))[-1] == "before the delete"
+
+
+def test_no_secret_in_any_output_or_listing(project):
+    leaked = [i for i, value in enumerate(project["secrets"]) if any(value in out for out in project["outputs"])]
+    assert leaked == []
