@@ -193,6 +193,8 @@ def test_settings_file_then_env_override(tmp_path):
         ({"SUPAMANAGER_PORT": "70000"}, "port"),
         ({"SUPAMANAGER_MAX_JOBS": "0"}, "max_jobs"),
         ({"SUPAMANAGER_POLL_INTERVAL": "-1"}, "poll_interval"),
+        ({"SUPAMANAGER_SQL_STATEMENT_TIMEOUT": "0"}, "sql_statement_timeout"),
+        ({"SUPAMANAGER_SQL_MAX_RESULT_BYTES": "0"}, "sql_max_result_bytes"),
     ],
 )
 def test_settings_reject_bad_values(environ, needle):

@@ -61,6 +61,10 @@ class Settings:
     max_projects: int = 1000
     auth_failures_per_minute: int = 20
     operation_retention_days: float = 30.0
+    # SQL the daemon runs in a project's database (database/query, migrations): a statement longer
+    # than this is cancelled; a result larger than this (as JSON) is refused. Both are a 400.
+    sql_statement_timeout: float = 30.0
+    sql_max_result_bytes: int = 10 * 1024 * 1024
     # Extra vars for every playbook (e.g. a port range); set in the config file only.
     playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -120,12 +124,26 @@ def _coerce(name: str, value: Any) -> Any:
         raise SettingsError(f"setting {name!r} has an invalid value") from None
     if name in ("port",) and not 0 <= value <= 65535:
         raise SettingsError("setting 'port' must be 0..65535")
-    at_least_one = ("max_jobs", "max_body_bytes", "max_event_streams", "max_projects", "auth_failures_per_minute")
+    at_least_one = (
+        "max_jobs",
+        "max_body_bytes",
+        "max_event_streams",
+        "max_projects",
+        "auth_failures_per_minute",
+        "sql_max_result_bytes",
+    )
     if name in at_least_one and value < 1:
         raise SettingsError(f"setting {name!r} must be at least 1")
     if name == "heal_attempts" and value < 0:
         raise SettingsError("setting 'heal_attempts' must be 0 or more")
-    positive = ("poll_interval", "shutdown_timeout", "job_timeout", "heal_backoff", "heal_timeout")
+    positive = (
+        "poll_interval",
+        "shutdown_timeout",
+        "job_timeout",
+        "heal_backoff",
+        "heal_timeout",
+        "sql_statement_timeout",
+    )
     if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
     if name in ("heal_delay", "heal_backoff_max") and value < 0:
