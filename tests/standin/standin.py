@@ -833,74 +833,6 @@ def mode_imgproxy(args):
 
 
 # ---------------------------------------------------------------------------------------------
-# meta (postgres-meta)
-
-
-def mode_meta(_args):
-    require("PG_META_DB_HOST", "PG_META_DB_PASSWORD")
-    dsn = {
-        "host": env("PG_META_DB_HOST", "localhost"),
-        "port": env("PG_META_DB_PORT", "5432"),
-        "dbname": env("PG_META_DB_NAME", "postgres"),
-        "user": env("PG_META_DB_USER", "postgres"),
-        "password": env("PG_META_DB_PASSWORD"),
-    }
-    probe = DbProbe(dsn)
-    system = ("information_schema", "pg_catalog", "pg_toast")
-
-    def query(text, params=()):
-        conn = pg_connect(dsn)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(text, params)
-                if cur.description is None:
-                    conn.commit()
-                    return []
-                names = [d[0] for d in cur.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
-
-    def app(req):
-        path = req.path.rstrip("/") or "/"
-        params = dict(req.query)
-        try:
-            if path in ("/", "/health"):
-                return health_from(probe, {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            if path == "/tables":
-                include = [s for s in params.get("included_schemas", "").split(",") if s]
-                exclude = [s for s in params.get("excluded_schemas", "").split(",") if s]
-                with_system = is_true(params.get("include_system_schemas", "false"))
-                rows = query(
-                    "select c.oid::int as id, n.nspname as schema, c.relname as name,"
-                    " c.relrowsecurity as rls_enabled, c.relforcerowsecurity as rls_forced,"
-                    " c.reltuples::bigint as live_rows_estimate, obj_description(c.oid) as comment"
-                    " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                    " where c.relkind in ('r', 'p') order by 2, 3"
-                )
-                rows = [
-                    r
-                    for r in rows
-                    if (with_system or (r["schema"] not in system and not r["schema"].startswith("pg_")))
-                    and (not include or r["schema"] in include)
-                    and r["schema"] not in exclude
-                ]
-                return respond(200, rows)
-            if path == "/schemas":
-                return respond(200, query("select oid::int as id, nspname as name from pg_namespace order by 2"))
-            if path == "/query" and req.method == "POST":
-                body = req.json() or {}
-                return respond(200, query(body.get("query", "")))
-        except Exception as exc:
-            return respond(400, {"error": str(exc).strip()})
-        return respond(404, {"message": "not found"})
-
-    serve("", int(env("PG_META_PORT", "1337")), app)
-
-
-# ---------------------------------------------------------------------------------------------
 # functions (edge-runtime)
 
 
@@ -1664,7 +1596,6 @@ MODES = {
     "realtime": mode_realtime,
     "storage": mode_storage,
     "imgproxy": mode_imgproxy,
-    "meta": mode_meta,
     "functions": mode_functions,
     "analytics": mode_analytics,
     "vector": mode_vector,
