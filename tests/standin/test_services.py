@@ -299,8 +299,16 @@ def test_a_schema_the_service_migrates_into_must_be_usable(stack, db, service, e
     assert container.exec(*kit.HEALTHCHECKS[service]).returncode != 0
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "meta"])
 def test_pid_1_exits_within_a_second_on_sigterm(running, service):
     container = running[service]
     assert "standin.py" in container.exec("cat", "/proc/1/cmdline").stdout
     assert container.stop_within_a_second(), container.logs()
+
+
+def test_meta_is_the_real_postgres_meta_and_stops_on_sigterm(running):
+    container = running["meta"]
+    assert container.exec("cat", "/proc/1/cmdline").stdout == "node\x00dist/server/server.js\x00"
+    # Upstream's own graceful shutdown, within the role's stop timeout (10 s) and without a SIGKILL.
+    kit.docker("stop", "-t", "10", container.name)
+    assert container.state()["ExitCode"] != 137, container.logs()
