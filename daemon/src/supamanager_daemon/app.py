@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from . import api, events, keys, logging_json, metrics
@@ -14,6 +15,7 @@ from .fleet.healing import Healer, Policy
 from .fleet.poller import Poller
 from .middleware import error_middleware
 from .operations.jobs import JobScheduler
+from .projectdb import ProjectDatabases
 from .settings import Settings, ensure_api_token
 from .store import Store
 from .tokens import TokenRegistry
@@ -48,6 +50,18 @@ async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
     await poller.stop()
 
 
+async def direct_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What reads and SQL use, never a playbook: a pool per project database, one HTTP client."""
+    settings = app[keys.SETTINGS]
+    app[keys.PROJECT_DBS] = ProjectDatabases(
+        statement_timeout=settings.sql_statement_timeout, max_result_bytes=settings.sql_max_result_bytes
+    )
+    app[keys.HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=5))
+    yield
+    await app[keys.HTTP].close()
+    await app[keys.PROJECT_DBS].close()
+
+
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     poller = app[keys.POLLER]
@@ -80,7 +94,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.AUTH_LIMITER] = FailedAuthLimiter(settings.auth_failures_per_minute)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
-    app.cleanup_ctx.extend([store_ctx, docker_ctx, poller_ctx, jobs_ctx])
+    app.cleanup_ctx.extend([store_ctx, docker_ctx, direct_ctx, poller_ctx, jobs_ctx])
     # Every route, documented: api/<tag>.py, shapes/<tag>.py (openapi.py derives /openapi.json).
     api.setup(app)
     metrics.setup(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from .fleet.docker import DockerClient
     from .fleet.poller import Poller
     from .operations.jobs import JobScheduler
+    from .projectdb import ProjectDatabases
     from .settings import Settings
     from .store import Store
     from .tokens import TokenRegistry
@@ -23,3 +25,6 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")
 JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")
+# The daemon's direct paths into projects: SQL pools, and HTTP to their gateways (postgres-meta).
+PROJECT_DBS: web.AppKey[ProjectDatabases] = web.AppKey("project_dbs")
+HTTP = web.AppKey("http", aiohttp.ClientSession)

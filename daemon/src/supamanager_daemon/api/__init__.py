@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, fleet, operations, organizations, platform, projects, tokens
+from . import backups, database, fleet, operations, organizations, platform, projects, tokens
 from .routing import Operation, add_routes
 
 # In the order the document lists them.
-TAGS = (projects.api, organizations.api, backups.api, operations.api, fleet.api, tokens.api, platform.api)
+TAGS = (
+    projects.api,
+    database.api,
+    organizations.api,
+    backups.api,
+    operations.api,
+    fleet.api,
+    tokens.api,
+    platform.api,
+)
 
 
 def all_operations() -> list[Operation]:

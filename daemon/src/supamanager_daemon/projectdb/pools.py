@@ -22,6 +22,7 @@ import psycopg
 from psycopg import AsyncConnection, AsyncRawCursor
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ..errors import DomainError, InvalidRequest, Unavailable
 from .rows import jsonable, parameter_text
 
 log = logging.getLogger(__name__)
@@ -35,37 +36,48 @@ _MULTIPLE_COMMANDS = "cannot insert multiple commands into a prepared statement"
 _ACTIVE_SQL_TRANSACTION = "25001"
 
 
-class ProjectDbError(Exception):
+class ProjectDbError(DomainError):
     """A query could not be answered; the message is safe to show the client (never the SQL)."""
 
 
-class SqlError(ProjectDbError):
-    """Postgres refused the query: its own message, SQLSTATE and position."""
+class SqlError(ProjectDbError, InvalidRequest):
+    """Postgres refused the query: its own message, and its SQLSTATE, position, detail and hint."""
+
+    code = "sql_error"
 
     def __init__(self, exc: psycopg.Error) -> None:
         diag = exc.diag
-        message = diag.message_primary or str(exc).strip().splitlines()[0]
-        super().__init__(message)
+        message = diag.message_primary or _first_line(exc)
         self.sqlstate = exc.sqlstate
-        self.detail = diag.message_detail
-        self.hint = diag.message_hint
         self.position = int(diag.statement_position) if diag.statement_position else None
+        found = {"sqlstate": exc.sqlstate, "position": self.position, "detail": diag.message_detail}
+        found["hint"] = diag.message_hint
+        super().__init__(message, **{k: v for k, v in found.items() if v is not None})
 
 
-class QueryTimeout(ProjectDbError):
+class QueryTimeout(ProjectDbError, InvalidRequest):
+    code = "query_timeout"
+
     def __init__(self, seconds: float) -> None:
-        super().__init__(f"the query ran longer than the statement timeout of {seconds:g} s and was cancelled")
-        self.seconds = seconds
+        super().__init__(
+            f"the query ran longer than the statement timeout of {seconds:g} s and was cancelled", seconds=seconds
+        )
 
 
-class ResultTooLarge(ProjectDbError):
+class ResultTooLarge(ProjectDbError, InvalidRequest):
+    code = "result_too_large"
+
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the result is larger than {limit} bytes as JSON; select fewer rows or columns (add a LIMIT)")
-        self.limit = limit
+        super().__init__(
+            f"the result is larger than {limit} bytes as JSON; select fewer rows or columns (add a LIMIT)",
+            limit_bytes=limit,
+        )
 
 
-class DatabaseUnavailable(ProjectDbError):
+class DatabaseUnavailable(ProjectDbError, Unavailable):
     """The project's database does not answer (stopped, starting, or its pooler is down)."""
+
+    code = "database_unavailable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +147,8 @@ class ProjectDatabases:
                 max_idle=self.idle_seconds,
                 configure=self._configure,
                 reset=self._reset,
+                # A connection from before a pause or a restart is dead: test it as it is handed out.
+                check=AsyncConnectionPool.check_connection,
                 name=f"project-{ref}",
             )
             await pool.open()
