@@ -331,6 +331,89 @@ class Bench:
             lat.append(time.perf_counter() - t0)
         return {"p50_ms": benchlib.percentile(lat, 50) * 1000, "p99_ms": benchlib.percentile(lat, 99) * 1000}
 
+    # -- (6): the API under load: reads and SQL answered while creates run --------------------
+    def api_under_load(self, base: str, token: str, creates: int = 4) -> dict[str, Any]:
+        """p50/p99 of GET /v1/projects and of POST .../database/query `select 1` on a healthy
+        project, first idle, then while `creates` creates run through the daemon (issue 19's goals:
+        p99 < 20 ms and < 30 ms). Bounded: one request of each kind every 50 ms, at most 900 s."""
+        result: dict[str, Any] = {"creates": creates}
+        status, body, _ = http("POST", f"{base}/v1/projects", token, {"name": f"bench {self.run_id} sql"})
+        if status != 201:
+            raise RuntimeError(f"POST /v1/projects: {status} {body}")
+        target = body["ref"]
+        self.daemon_refs.add(target)
+        self.wait_status(base, token, [target], timeout=900)
+        query = f"{base}/v1/projects/{target}/database/query"
+
+        def timed(method: str, url: str, payload: Any = None, want: int = 200) -> float:
+            t0 = time.perf_counter()
+            got, answer, _ = http(method, url, token, payload)
+            took = time.perf_counter() - t0
+            if got != want:
+                raise RuntimeError(f"{method} {url}: {got} {str(answer)[:300]}")
+            return took
+
+        idle_sql = [timed("POST", query, {"query": "select 1"}, 201) for _ in range(200)]
+        result["idle_query"] = {
+            "p50_ms": benchlib.percentile(idle_sql, 50) * 1000,
+            "p99_ms": benchlib.percentile(idle_sql, 99) * 1000,
+        }
+        refs = []
+        for i in range(creates):
+            status, body, _ = http("POST", f"{base}/v1/projects", token, {"name": f"bench {self.run_id} load {i}"})
+            if status != 201:
+                raise RuntimeError(f"POST /v1/projects: {status} {body}")
+            refs.append(body["ref"])
+            self.daemon_refs.add(body["ref"])
+        gets: list[float] = []
+        sqls: list[float] = []
+        start = time.perf_counter()
+        settled: set[str] = set()
+        while time.perf_counter() - start < 900 and len(settled) < creates:
+            t0 = time.perf_counter()
+            gets.append(timed("GET", f"{base}/v1/projects"))
+            sqls.append(timed("POST", query, {"query": "select 1"}, 201))
+            if len(gets) % 20 == 0:
+                _, listed, _ = http("GET", f"{base}/v1/projects", token)
+                settled = {
+                    p["ref"] for p in listed if p["ref"] in refs and p["status"] in ("ACTIVE_HEALTHY", "INIT_FAILED")
+                }
+            time.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
+        result.update(
+            during_s=time.perf_counter() - start,
+            settled=len(settled),
+            get_p50_ms=benchlib.percentile(gets, 50) * 1000,
+            get_p99_ms=benchlib.percentile(gets, 99) * 1000,
+            get_count=len(gets),
+            query_p50_ms=benchlib.percentile(sqls, 50) * 1000,
+            query_p99_ms=benchlib.percentile(sqls, 99) * 1000,
+            query_count=len(sqls),
+        )
+        log(f"api under load: {json.dumps(result)}")
+        for ref in [target, *refs]:
+            http("DELETE", f"{base}/v1/projects/{ref}", token)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 600:
+            _, listed, _ = http("GET", f"{base}/v1/projects", token)
+            if not [p for p in listed if p["ref"] in (target, *refs)]:
+                break
+            time.sleep(1)
+        for ref in [target, *refs]:
+            sweep(ref)
+        return result
+
+    def wait_status(self, base: str, token: str, refs: list[str], timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            _, listed, _ = http("GET", f"{base}/v1/projects", token)
+            status = {p["ref"]: p["status"] for p in listed}
+            if all(status.get(r) == "ACTIVE_HEALTHY" for r in refs):
+                return
+            if any(status.get(r) == "INIT_FAILED" for r in refs):
+                raise RuntimeError(f"a create failed: {status}")
+            time.sleep(1)
+        raise RuntimeError(f"not ACTIVE_HEALTHY after {timeout}s")
+
     def stop_daemon(self) -> None:
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.send_signal(signal.SIGTERM)
@@ -449,6 +532,12 @@ class Bench:
             self.write()
         if "poll" in steps:
             self.results["poll"] = self.poll_cycles()
+            self.write()
+        if "api" in steps:
+            base, token = self.start_daemon()
+            self.results["api_under_load"] = self.api_under_load(base, token)
+            self.stop_daemon()
+            self.daemon = None
             self.write()
         if "scale" in steps:
             base, token = self.start_daemon()
@@ -630,8 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--steps",
         type=lambda s: s.split(","),
-        default=["lifecycle", "poll", "scale"],
-        help="what a full run measures: any of lifecycle,poll,scale (default: all three)",
+        default=["lifecycle", "poll", "api", "scale"],
+        help="what a full run measures: any of lifecycle,poll,api,scale (default: all four)",
     )
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20])
     parser.add_argument("--scale-timeout", type=float, default=2400, help="seconds one scale step may take")
@@ -647,9 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
-    unknown = set(args.steps) - {"lifecycle", "poll", "scale"}
+    unknown = set(args.steps) - {"lifecycle", "poll", "api", "scale"}
     if unknown:
-        parser.error(f"--steps: unknown {', '.join(sorted(unknown))} (choose from lifecycle, poll, scale)")
+        parser.error(f"--steps: unknown {', '.join(sorted(unknown))} (choose from lifecycle, poll, api, scale)")
     bench = Bench(args)
     # SIGTERM (a CI timeout, kill) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -192,6 +192,33 @@ def render_report(results: dict[str, Any]) -> str:
             f"GET /v1/projects with no job running: p50 {fmt(idle['p50_ms'])} ms, p99 {fmt(idle['p99_ms'])} ms.",
             "",
         ]
+    api = results.get("api_under_load")
+    if api:
+        idle_q = api.get("idle_query") or {}
+        parts += [
+            "## The API under load",
+            "",
+            f"While {api['creates']} creates ran through the daemon ({fmt(api['during_s'], 0)} s, "
+            f"{api['settled']} settled), one request of each every 50 ms:",
+            "",
+            markdown_table(
+                ["request", "p50 ms", "p99 ms", "count", "goal p99"],
+                [
+                    ["GET /v1/projects", fmt(api["get_p50_ms"]), fmt(api["get_p99_ms"]), api["get_count"], "< 20 ms"],
+                    [
+                        "POST .../database/query `select 1`",
+                        fmt(api["query_p50_ms"]),
+                        fmt(api["query_p99_ms"]),
+                        api["query_count"],
+                        "< 30 ms",
+                    ],
+                ],
+            ),
+            "",
+            f"The same query with no job running: p50 {fmt(idle_q.get('p50_ms'))} ms, "
+            f"p99 {fmt(idle_q.get('p99_ms'))} ms (200 requests).",
+            "",
+        ]
     errors = results.get("errors") or []
     if errors:
         parts += ["## Failures", "", *[f"- {e}" for e in errors], ""]
