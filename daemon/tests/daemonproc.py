@@ -38,7 +38,10 @@ def toml_value(value: object) -> str:
 class Daemon:
     """A supamanagerd process with a config file, and a tiny HTTP client for it."""
 
-    def __init__(self, tmp: pathlib.Path, collection: pathlib.Path, root: pathlib.Path, **extra: object) -> None:
+    def __init__(
+        self, tmp: pathlib.Path, collection: pathlib.Path, root: pathlib.Path, token: str = TOKEN, **extra: object
+    ) -> None:
+        self.token = token
         self.root = root
         self.port = free_port()
         self.data = tmp / "data"
@@ -62,7 +65,7 @@ class Daemon:
         env.update(
             SUPAMANAGER_PORT=str(self.port),
             SUPAMANAGER_DATA_DIR=str(self.data),
-            SUPAMANAGER_API_TOKEN=TOKEN,
+            SUPAMANAGER_API_TOKEN=self.token,
         )
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([str(BIN), "--config", str(self.config)], env=env, stdout=log, stderr=log)
@@ -83,7 +86,7 @@ class Daemon:
             f"http://127.0.0.1:{self.port}{path}",
             data=data,
             method=method,
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own daemon on localhost

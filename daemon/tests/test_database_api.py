@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import secrets
+import subprocess
 
 import psycopg
 import pytest
@@ -19,7 +20,16 @@ from daemonproc import Daemon
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 COLLECTION = pathlib.Path(os.environ.get("SUPAMANAGER_TEST_COLLECTION", REPO))
-PLAYBOOK_VARS = {"supabase_port_range_start": 28100, "supabase_port_range_end": 28999}
+PLAYBOOK_VARS = {
+    "supabase_port_range_start": 28100,
+    "supabase_port_range_end": 28999,
+    # Nothing here needs the log services; a loaded CI host needs patience for the rest.
+    "supabase_logs_enabled": False,
+    "supabase_health_timeout": 900,
+    "supabase_healthcheck_interval": "20s",
+}
+# The official CLI takes only tokens of this form.
+CLI_TOKEN = "sbp_" + secrets.token_hex(20)
 # Marks the SQL of this module: none of it may reach the daemon's log.
 MARK = "sqlmark" + secrets.token_hex(4)
 
@@ -37,6 +47,7 @@ def api(tmp_path_factory):
         tmp,
         COLLECTION,
         root,
+        token=CLI_TOKEN,
         sql_statement_timeout=3,
         sql_max_result_bytes=100_000,
         playbook_vars=PLAYBOOK_VARS,
@@ -85,6 +96,25 @@ def test_types_name_the_table_created_through_the_query_endpoint(api):
     status, body, _ = api.request("GET", f"/v1/projects/{api.ref}/types/typescript?included_schemas=public")
     assert status == 200, body
     assert f"{MARK}: {{" in body["types"] and "export type Database" in body["types"]
+
+
+def test_the_official_cli_generates_types_naming_the_table(api, supabase_clients, tmp_path):
+    assert exists(api, f"public.{MARK}") or query(api, f"create table public.{MARK} (id bigint primary key)")
+    profile = tmp_path / "profile.yaml"
+    base = f"http://127.0.0.1:{api.port}"
+    profile.write_text(f"name: supamanager\napi_url: {base}\ndashboard_url: {base}\nproject_host: localhost\n")
+    env = {
+        "PATH": f"{supabase_clients.node.parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SUPABASE_ACCESS_TOKEN": CLI_TOKEN,
+        "DO_NOT_TRACK": "1",
+    }
+    cmd = [str(supabase_clients.supabase), "--profile", str(profile), "gen", "types", "typescript"]
+    proc = subprocess.run(
+        [*cmd, "--project-id", api.ref], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{MARK}: {{" in proc.stdout and "export type Database" in proc.stdout
 
 
 def test_types_refuse_a_bad_schema_list(api):
