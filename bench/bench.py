@@ -203,7 +203,7 @@ class Bench:
             [str(VENV / "supamanagerd"), "--log-format", "text"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        for _ in range(600):  # a minute: a loaded host takes seconds to import the daemon
             try:
                 http("GET", f"{base}/healthz")
                 return base, token
