@@ -66,6 +66,8 @@ KINDS = {
         # a restore from the project's backups (a backup id, or a point in time): restore.yml puts
         # the project back as it was when it fails, so a failure is the poll's to judge again.
         Kind("restore_backup", "restore.yml", RESTORING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
+        # PATCH .../database/password: the services that use the password are recreated meanwhile.
+        Kind("password", "password.yml", RESTARTING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it
         # stays ACTIVE_UNHEALTHY while the restart runs, as it is.
         Kind("heal", "restart.yml", ACTIVE_UNHEALTHY, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),

@@ -43,9 +43,10 @@ class Settings:
     log_level: str = "INFO"
     # Host name clients use to reach the projects' ports (reported as database.host).
     public_host: str = "localhost"
-    # The role has no input for a chosen database password: db_pass is accepted (the Management
-    # API requires it) and ignored unless this names the extra var that carries it to the role.
-    db_pass_var: str = ""
+    # The extra var that carries a client's database password (create's db_pass, PATCH
+    # .../database/password) to the role. Empty: db_pass is accepted and ignored (a collection whose
+    # role has no such input).
+    db_pass_var: str = "supabase_postgres_password"  # noqa: S105 - a variable name
     # Healing (healing.py): a service unhealthy or exited for heal_delay seconds is restarted; after
     # a failed restart the next waits heal_backoff seconds, doubling up to heal_backoff_max; after
     # heal_attempts restarts healing gives up (0: never heal). heal_timeout: how long a restart

@@ -30,9 +30,11 @@ from ..shapes.database import (
     V1Migration,
     V1ReadOnlyQueryBody,
     V1RunQueryBody,
+    V1UpdatePasswordBody,
+    V1UpdatePasswordResponse,
 )
-from .projects import load_project
-from .routing import Api
+from .projects import OPERATION_HEADER, accepted, load_project, path_ref, record
+from .routing import Api, Reply
 
 api = Api("Database", "SQL, migrations, types and connection details of a project's own database.")
 
@@ -164,6 +166,39 @@ async def apply_migration(request: web.Request, body: V1CreateMigrationBody) -> 
         rollback=body.rollback,
         idempotency_key=key[:256] if key else None,
     )
+
+
+# -- the project's password ---------------------------------------------------------------------
+def _choose_password(project: dict[str, Any]) -> str:
+    _running(project)
+    return "password"
+
+
+@api.patch(
+    "/v1/projects/{ref}/database/password",
+    "v1-update-database-password",
+    "Change the project's database password",
+    description="An operation (kind `password`): the database roles take the new password, the services that"
+    " use it are recreated with it (RESTARTING, then ACTIVE_HEALTHY); data stays. Answers at once.",
+    body=V1UpdatePasswordBody,
+    response=V1UpdatePasswordResponse,
+    errors=(400, 404, 409),
+    headers=OPERATION_HEADER,
+)
+async def update_password(request: web.Request, body: V1UpdatePasswordBody) -> Reply:
+    ref = path_ref(request)
+    var = request.app[keys.SETTINGS].db_pass_var
+    if not var:
+        raise InvalidState("this daemon's collection takes no database password (db_pass_var is empty)")
+    jobs = request.app[keys.JOBS]
+
+    async def write() -> tuple[dict[str, Any], dict[str, Any]]:
+        project, op = await request.app[keys.STORE].start_operation(ref, _choose_password)
+        jobs.save_secrets(op["id"], {var: body.password})
+        return project, op
+
+    _, op = await record(request, write)
+    return accepted({"message": f"the password of project {ref} is being changed: operation {op['id']}"}, op)
 
 
 # -- CLI login roles ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .common import Query, Request, omitted
+from .projects import DB_PASS_RULE, check_db_pass
 
 
 class V1RunQueryBody(Request):
@@ -27,6 +28,21 @@ class V1CreateMigrationBody(Request):
     query: str = Field(min_length=1)
     name: str | None = Field(default=None, max_length=1024)
     rollback: str | None = None
+
+
+class V1UpdatePasswordBody(Request):
+    password: str = Field(
+        description=DB_PASS_RULE + ". Never echoed.", json_schema_extra={"writeOnly": True}, repr=False
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return check_db_pass(value)
+
+
+class V1UpdatePasswordResponse(BaseModel):
+    message: str
 
 
 class V1Migration(BaseModel):
