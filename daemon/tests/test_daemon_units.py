@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
 import stat
 
@@ -45,6 +46,15 @@ def c(service: str, state: str = "running", health: str | None = "healthy", ref:
 )
 def test_project_status_maps_container_states(containers, expected, status):
     assert project_status(containers, expected) == status
+
+
+def test_the_status_definition_is_the_collections_own():
+    # One definition for the daemon and the role's status (filter project_status): a link to one file.
+    from supamanager_daemon.fleet import _project_status
+
+    assert pathlib.Path(_project_status.__file__).resolve() == REPO / "plugins" / "module_utils" / "_project_status.py"
+    # A project whose files remain but whose containers are gone is REMOVED (not INACTIVE).
+    assert project_status([], ("db", "kong")) == models.REMOVED
 
 
 def test_observed_status_keeps_init_failed_without_containers():

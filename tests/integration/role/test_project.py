@@ -266,6 +266,16 @@ def test_status_of_absent_project(host):
     assert status["services"] == {}
 
 
+def test_status_of_a_project_whose_containers_are_gone_is_removed(host):
+    # Its files remain (a restore creates the containers again from them): REMOVED, as the daemon says.
+    ref = random_ref("gone")
+    host.project_dir(ref).mkdir(parents=True)
+    (host.project_dir(ref) / "project.json").write_text(json.dumps({"ref": ref, "services": ["db", "kong"]}))
+    status = host.status(ref)
+    assert status["status"] == "REMOVED"
+    assert status["services"] == {name: {"state": "missing", "health": "none"} for name in ("db", "kong")}
+
+
 def test_pause_of_absent_project_fails_clearly(host):
     proc = host.playbook("pause", random_ref("absent"), check=False)
     assert proc.returncode != 0

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import models
+from . import _project_status as _definition
 from .docker import PROJECT_LABEL, SERVICE_LABEL
 
 _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -49,27 +50,9 @@ def group_by_project(raw: Iterable[dict[str, Any]]) -> dict[str, list[ContainerV
 
 
 def project_status(containers: list[ContainerView], expected: Iterable[str] = ()) -> str:
-    """The status a project's containers show.
-
-    - none at all: REMOVED (its containers vanished; a delete or restore can follow);
-    - none running: INACTIVE (paused, or stopped behind our back);
-    - some running but not all, or a service we saw before is missing, or one unhealthy: ACTIVE_UNHEALTHY;
-    - all running, some still starting their healthcheck: COMING_UP;
-    - all running and healthy (or without a healthcheck): ACTIVE_HEALTHY.
-    """
-    if not containers:
-        return models.REMOVED
-    running = [c for c in containers if c.state == "running"]
-    if not running:
-        if any(c.state == "restarting" for c in containers):
-            return models.ACTIVE_UNHEALTHY
-        return models.INACTIVE
-    missing = set(expected) - {c.service for c in containers}
-    if len(running) < len(containers) or missing or any(c.health == "unhealthy" for c in running):
-        return models.ACTIVE_UNHEALTHY
-    if any(c.health == "starting" for c in running):
-        return models.COMING_UP
-    return models.ACTIVE_HEALTHY
+    """The status a project's containers show: the collection's one definition (_project_status.py,
+    shared with the role's status), e.g. no container at all is REMOVED even when files remain."""
+    return _definition.project_status(((c.service, c.state, c.health) for c in containers), expected)
 
 
 def observed_status(current: str, containers: list[ContainerView], expected: Iterable[str]) -> str:

@@ -1,0 +1,1 @@
+../../../../plugins/module_utils/_project_status.py
