@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import pathlib
+import secrets
 import shutil
 import subprocess
 import sys
@@ -97,6 +99,7 @@ def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
         ("restart", "restart.yml"),
         ("delete", "delete.yml"),
         ("restore", "restore.yml"),
+        ("password", "password.yml"),
     ):
         body = _CREATE_BODY if kind == "create" else ""
         (root / "playbooks" / playbook).write_text(_PLAYBOOK.format(kind=kind, body=body))
@@ -173,3 +176,77 @@ def supabase_clients() -> SupabaseClients:
         supabase=clients / "node_modules" / ".bin" / "supabase",
         node_modules=clients / "node_modules",
     )
+
+
+# The one real project of the session for the routes answered over a project's database (SQL,
+# migrations, types, login roles, pooler): test_conformance.py checks their answers against the
+# document, test_database_api.py their behaviour and the official CLI's flows on it.
+LIVE_TOKEN = "sbp_" + secrets.token_hex(20)  # the official CLI takes only tokens of this form
+LIVE_DB_PASS = "live-db-Pass_" + secrets.token_hex(6)
+LIVE_PLAYBOOK_VARS = {
+    "supabase_port_range_start": 28100,
+    "supabase_port_range_end": 28999,
+    # Nothing here needs the log services; a loaded CI host needs patience for the rest.
+    "supabase_logs_enabled": False,
+    "supabase_health_timeout": 900,
+    "supabase_healthcheck_interval": "20s",
+    "supabase_healthcheck_start_period": "600s",
+}
+
+
+@pytest.fixture(scope="session")
+def live_project(tmp_path_factory, supabase_clients):
+    """A real supamanagerd (real playbooks, the engine of DOCKER_HOST, stand-in images) and one
+    project created through it by the official CLI (`projects create --db-password LIVE_DB_PASS`);
+    deleted at the end of the session. The daemon's SQL limits are small (3 s, 100 kB) so that the
+    tests can pass them. `daemon.ref` is the project."""
+    from daemonproc import Daemon
+    from test_clients import supabase
+
+    tmp = tmp_path_factory.mktemp("live-project")
+    root = tmp / "root"
+    root.mkdir()
+    daemon = Daemon(
+        tmp,
+        pathlib.Path(os.environ.get("SUPAMANAGER_TEST_COLLECTION", REPO)),
+        root,
+        token=LIVE_TOKEN,
+        sql_statement_timeout=3,
+        sql_max_result_bytes=100_000,
+        playbook_vars=LIVE_PLAYBOOK_VARS,
+    )
+    daemon.start()
+    ref = None
+    try:
+        args = (
+            "projects",
+            "create",
+            "live",
+            "--org-id",
+            "default",
+            "--db-password",
+            LIVE_DB_PASS,
+            "--region",
+            "us-east-1",
+        )
+        args += ("-o", "json")
+        out = supabase(supabase_clients, daemon, LIVE_TOKEN, *args, tmp=tmp)
+        assert out.returncode == 0, out.stderr[-3000:]
+        ref = json.loads(out.stdout)["ref"]
+        deadline = time.monotonic() + 900
+        # A loaded host may show a check timing out (ACTIVE_UNHEALTHY) for a while: wait for healthy.
+        while (project := daemon.request("GET", f"/v1/projects/{ref}")[1])["status"] not in (
+            "ACTIVE_HEALTHY",
+            "INIT_FAILED",
+        ):
+            assert time.monotonic() < deadline, f"not healthy in 900 s: {project}"
+            time.sleep(1)
+        assert project["status"] == "ACTIVE_HEALTHY", project.get("error")
+        daemon.ref = ref
+        yield daemon
+    finally:
+        if ref:
+            status, _, headers = daemon.request("DELETE", f"/v1/projects/{ref}")
+            if status == 200:
+                daemon.wait(headers["X-Operation-Id"], lambda o: o["state"] in ("succeeded", "failed"), timeout=600)
+        daemon.stop()

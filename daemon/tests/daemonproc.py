@@ -80,16 +80,16 @@ class Daemon:
             assert time.monotonic() < deadline, "supamanagerd did not answer in 30 s"
             time.sleep(0.2)
 
-    def request(self, method: str, path: str, body: object = None):
+    def request(self, method: str, path: str, body: object = None, token: str | None = None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
             data=data,
             method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {token or self.token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own daemon on localhost
+            with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - our own daemon on localhost
                 result = resp.status, json.loads(resp.read() or b"null"), resp.headers
         except urllib.error.HTTPError as err:
             result = err.code, json.loads(err.read() or b"null"), err.headers

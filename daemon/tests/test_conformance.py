@@ -3,10 +3,14 @@ called for its success and its errors, answers as the document says (official_ch
 success status, the response schema (required fields, types, enums), errors with `message`.
 
 Adding an upstream operation: add its calls here, or test_every_served_operation_was_checked fails.
-Runs on the fake playbooks of conftest.py; the real clients run in test_clients.py.
+Runs on the fake playbooks of conftest.py, except the operations that read a project's own
+database, called on the session's live project (conftest.live_project); the real clients run in
+test_clients.py and test_database_api.py.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from conftest import AUTH, wait_operation
@@ -87,6 +91,18 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
         await call(client, "POST", f"/v1/projects/{ref}/database/backups/{path}", 400, json={})
         await call(client, "POST", f"/v1/projects/abcdefghijklmnopqrst/database/backups/{path}", 404, json=body)
 
+    # The database password: an operation whose job gets the new password (never the store).
+    resp, changed = await call(
+        client, "PATCH", f"/v1/projects/{ref}/database/password", 200, json={"password": "new-password-1"}
+    )
+    assert changed["message"]
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"]) == ("password", "succeeded"), op
+    recorded = json.loads((settings.root / f"vars-{ref}-password.json").read_text())
+    assert recorded["password"] == "new-password-1"
+    await call(client, "PATCH", f"/v1/projects/{ref}/database/password", 400, json={"password": "a b"})
+    await call(client, "PATCH", "/v1/projects/abcdefghijklmnopqrst/database/password", 404, json={"password": "x" * 9})
+
     # Lifecycle: 200 as upstream
     resp, _ = await call(client, "POST", f"/v1/projects/{ref}/pause", 200)
     await wait_operation(client, resp.headers["X-Operation-Id"])
@@ -106,8 +122,45 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     assert resp.status == 401 and body["message"]
 
 
+@pytest.mark.docker
+def test_database_operations_answer_as_the_document_says(live_project):
+    """SQL, migrations, login roles, pooler, legacy keys and types on a real project (Daemon.request
+    checks every answer against both documents); test_database_api.py tests what they do."""
+    ref, absent = live_project.ref, "abcdefghijklmnopqrst"
+
+    def call(method: str, path: str, status: int, body: object = None):
+        got, answer, _ = live_project.request(method, path, body)
+        assert got == status, (method, path, got, answer)
+        return answer
+
+    db = f"/v1/projects/{ref}/database"
+    assert call("POST", f"{db}/query", 201, {"query": "select 1 as one"}) == [{"one": 1}]
+    call("POST", f"{db}/query", 400, {"query": "selec 1"})
+    call("POST", f"{db}/query", 400, {"query": ""})
+    call("POST", f"/v1/projects/{absent}/database/query", 404, {"query": "select 1"})
+    assert call("POST", f"{db}/query/read-only", 201, {"query": "select $1::int as n", "parameters": [2]}) == [{"n": 2}]
+    call("POST", f"{db}/query/read-only", 400, {"query": "create table conformance_ro (id int)"})
+    call("GET", f"{db}/migrations", 200)
+    call("POST", f"{db}/migrations", 200, {"query": "create table conformance_m (id int)", "name": "conformance"})
+    call("POST", f"{db}/migrations", 400, {"query": "create table conformance_m (id int)"})
+    call("GET", f"/v1/projects/{absent}/database/migrations", 404)
+    call("POST", f"/v1/projects/{ref}/cli/login-role", 201, {"read_only": True})
+    call("POST", f"/v1/projects/{ref}/cli/login-role", 400, {"read_only": "maybe"})
+    call("DELETE", f"/v1/projects/{ref}/cli/login-role", 200)
+    call("DELETE", f"/v1/projects/{absent}/cli/login-role", 404)
+    call("GET", f"/v1/projects/{ref}/config/database/pooler", 200)
+    call("GET", f"/v1/projects/{absent}/config/database/pooler", 404)
+    call("GET", f"/v1/projects/{ref}/api-keys/legacy", 200)
+    call("GET", f"/v1/projects/{absent}/api-keys/legacy", 404)
+    assert "export type Database" in call("GET", f"/v1/projects/{ref}/types/typescript", 200)["types"]
+    call("GET", f"/v1/projects/{ref}/types/typescript?included_schemas=a;b", 400)
+    call("GET", f"/v1/projects/{absent}/types/typescript", 404)
+    # The migration above is the only one; the refused one left nothing.
+    assert [m.get("name") for m in call("GET", f"{db}/migrations", 200)] == ["conformance"]
+
+
 def test_every_served_operation_was_checked(settings):
-    """Runs after the test above (file order): each upstream operation we serve was called and checked."""
+    """Runs after the tests above (file order): each upstream operation we serve was called and checked."""
     app = create_app(settings)
     served = set()
     for route in app.router.routes():

@@ -1,73 +1,42 @@
 """The Database routes end to end: a real supamanagerd, the real playbooks, the real engine, the
 stand-in images (a real PostgreSQL behind the supavisor stand-in, the real postgres-meta behind the
-gateway stand-in). One project serves every test of the module (created once); the last test
-pauses it. Each bad input is a clear 4xx and changes nothing.
+gateway stand-in), and the official CLI. The session's live project (conftest.live_project, shared
+with test_conformance.py) serves every test; the last test pauses it. Each bad input is a clear 4xx
+and changes nothing.
 """
 
 # ruff: noqa: S608 - the SQL here is the test's own, with a constant table-name marker
 from __future__ import annotations
 
-import os
-import pathlib
+import json
 import secrets
 import subprocess
 
 import psycopg
 import pytest
-from conftest import REPO
-from daemonproc import Daemon
+from conftest import LIVE_DB_PASS
+from test_clients import supabase
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-COLLECTION = pathlib.Path(os.environ.get("SUPAMANAGER_TEST_COLLECTION", REPO))
-PLAYBOOK_VARS = {
-    "supabase_port_range_start": 28100,
-    "supabase_port_range_end": 28999,
-    # Nothing here needs the log services; a loaded CI host needs patience for the rest.
-    "supabase_logs_enabled": False,
-    "supabase_health_timeout": 900,
-    "supabase_healthcheck_interval": "20s",
-}
-# The official CLI takes only tokens of this form.
-CLI_TOKEN = "sbp_" + secrets.token_hex(20)
 # Marks the SQL of this module: none of it may reach the daemon's log.
 MARK = "sqlmark" + secrets.token_hex(4)
+
+
+@pytest.fixture(scope="module")
+def api(live_project):
+    return live_project
 
 
 def finished(op: dict) -> bool:
     return op["state"] in ("succeeded", "failed")
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("database-api")
-    root = tmp / "root"
-    root.mkdir()
-    daemon = Daemon(
-        tmp,
-        COLLECTION,
-        root,
-        token=CLI_TOKEN,
-        sql_statement_timeout=3,
-        sql_max_result_bytes=100_000,
-        playbook_vars=PLAYBOOK_VARS,
-    )
-    daemon.start()
-    ref = None
-    try:
-        status, body, headers = daemon.request("POST", "/v1/projects", {"name": "sql", "db_pass": "sql-test-pass-1234"})
-        assert status == 201, body
-        ref = body["ref"]
-        op = daemon.wait(headers["X-Operation-Id"], finished, timeout=900)
-        assert op["state"] == "succeeded", op["error"]
-        daemon.ref = ref
-        yield daemon
-    finally:
-        if ref:
-            status, _, headers = daemon.request("DELETE", f"/v1/projects/{ref}")
-            if status in (200, 202):
-                daemon.wait(headers["X-Operation-Id"], finished, timeout=600)
-        daemon.stop()
+def official_cli(api, clients, tmp_path, *args):
+    """The official CLI with the profile `supamanager profile` prints, as a user runs it."""
+    proc = supabase(clients, api, api.token, *args, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 
 
 def query(api, sql, path="query", **extra):
@@ -78,6 +47,48 @@ def exists(api, table):
     status, rows = query(api, "select to_regclass($1) is not null as present", parameters=[table])
     assert status == 201, rows
     return rows[0]["present"]
+
+
+def through_pooler(api, password, user=None):
+    """A connection to the project's database through its pooler's port on the host."""
+    status, pooler, _ = api.request("GET", f"/v1/projects/{api.ref}/config/database/pooler")
+    assert status == 200, pooler
+    entry = pooler[0]
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=entry["db_port"],
+        user=user or entry["db_user"],
+        password=password,
+        dbname=entry["db_name"],
+        connect_timeout=10,
+    )
+
+
+def containers(api) -> dict[str, str]:
+    """service -> container id of the project's containers."""
+    out = subprocess.run(
+        ["docker", "ps", "--filter", f"label=supamanager.project={api.ref}", "--format",
+         '{{.Label "supamanager.service"}} {{.ID}}'],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_the_password_given_at_create_opens_the_database_through_the_pooler(api):
+    # The official CLI created the project with --db-password LIVE_DB_PASS (conftest.live_project).
+    with through_pooler(api, LIVE_DB_PASS) as conn:
+        assert conn.execute("select current_user").fetchone() == ("postgres",)
+    with pytest.raises(psycopg.OperationalError):
+        through_pooler(api, LIVE_DB_PASS + "x")
+    secrets_file = api.root / "secrets" / api.ref / "secrets.json"
+    # Compared as booleans: a failure must not print a password.
+    kept = json.loads(secrets_file.read_text())["POSTGRES_PASSWORD"] == LIVE_DB_PASS
+    assert kept, "the kept password is not the one given at create"
+    for path in (secrets_file, api.root / "projects" / api.ref / ".env"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    in_log = LIVE_DB_PASS in api.log.read_text()
+    in_store = LIVE_DB_PASS in (api.data / "supamanager.sqlite3").read_bytes().decode("latin-1")
+    assert not in_log and not in_store, "the password reached the daemon's log or its store"
 
 
 def test_query_creates_a_table_and_answers_typed_rows(api):
@@ -100,21 +111,8 @@ def test_types_name_the_table_created_through_the_query_endpoint(api):
 
 def test_the_official_cli_generates_types_naming_the_table(api, supabase_clients, tmp_path):
     assert exists(api, f"public.{MARK}") or query(api, f"create table public.{MARK} (id bigint primary key)")
-    profile = tmp_path / "profile.yaml"
-    base = f"http://127.0.0.1:{api.port}"
-    profile.write_text(f"name: supamanager\napi_url: {base}\ndashboard_url: {base}\nproject_host: localhost\n")
-    env = {
-        "PATH": f"{supabase_clients.node.parent}:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "SUPABASE_ACCESS_TOKEN": CLI_TOKEN,
-        "DO_NOT_TRACK": "1",
-    }
-    cmd = [str(supabase_clients.supabase), "--profile", str(profile), "gen", "types", "typescript"]
-    proc = subprocess.run(
-        [*cmd, "--project-id", api.ref], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"{MARK}: {{" in proc.stdout and "export type Database" in proc.stdout
+    out = official_cli(api, supabase_clients, tmp_path, "gen", "types", "typescript", "--project-id", api.ref)
+    assert f"{MARK}: {{" in out and "export type Database" in out
 
 
 def test_types_refuse_a_bad_schema_list(api):
@@ -159,11 +157,12 @@ def test_read_only_refuses_a_write(api):
 
 def test_migrations_apply_in_one_transaction(api):
     path = f"/v1/projects/{api.ref}/database/migrations"
-    assert api.request("GET", path)[:2] == (200, [])
+    status, before, _ = api.request("GET", path)
+    assert status == 200
     status, body, _ = api.request("POST", path, {"query": f"create table public.{MARK}_m (id int)", "name": "first"})
     assert status == 200, body
     status, listed, _ = api.request("GET", path)
-    assert status == 200 and [m.get("name") for m in listed] == ["first"]
+    assert status == 200 and [m.get("name") for m in listed] == [*(m.get("name") for m in before), "first"]
     status, body, _ = api.request(
         "POST", path, {"query": f"create table public.{MARK}_m2 (id int); insert into nowhere values (1)"}
     )
@@ -217,8 +216,48 @@ def test_legacy_keys_are_enabled(api):
     assert api.request("GET", f"/v1/projects/{api.ref}/api-keys/legacy")[:2] == (200, {"enabled": True})
 
 
+def test_a_revoked_token_is_401_at_once_and_its_query_changes_nothing(api):
+    status, created, _ = api.request("POST", "/v1/tokens", {"name": "sql-" + secrets.token_hex(4)})
+    assert status == 201
+    token = created["token"]
+    status, rows, _ = api.request("POST", f"/v1/projects/{api.ref}/database/query", {"query": "select 1 as one"}, token)
+    assert (status, rows) == (201, [{"one": 1}])
+    assert api.request("DELETE", f"/v1/tokens/{created['id']}")[0] == 200
+    status, body, _ = api.request(
+        "POST", f"/v1/projects/{api.ref}/database/query", {"query": f"create table public.{MARK}_rev (id int)"}, token
+    )
+    assert status == 401 and body["message"]
+    assert not exists(api, f"public.{MARK}_rev")
+
+
 def test_no_sql_reaches_the_daemon_log(api):
     assert MARK not in api.log.read_text()
+
+
+def test_y_a_new_password_recreates_only_the_services_that_use_it_and_the_data_stays(api):
+    assert query(api, f"select count(*) as n from public.{MARK}") == (201, [{"n": 1}])
+    path = f"/v1/projects/{api.ref}/database/password"
+    status, body, _ = api.request("PATCH", path, {"password": "short"})
+    assert (status, body["code"]) == (400, "invalid_value") and "short" not in json.dumps(body)
+    before = containers(api)
+    new = "new-Pass_" + secrets.token_hex(8)
+    status, body, headers = api.request("PATCH", path, {"password": new})
+    assert status == 200 and body["message"], body
+    op = api.wait(headers["X-Operation-Id"], finished, timeout=900)
+    assert op["state"] == "succeeded", op["error"]
+    with through_pooler(api, new) as conn:
+        assert conn.execute(f"select id from public.{MARK}").fetchall() == [(9007199254740993,)]
+    with pytest.raises(psycopg.OperationalError):
+        through_pooler(api, LIVE_DB_PASS)
+    # The daemon's own SQL path follows (it reads .env for each request).
+    assert query(api, f"select count(*) as n from public.{MARK}") == (201, [{"n": 1}])
+    after = containers(api)
+    assert after.keys() == before.keys()
+    kept = {name for name in before if before[name] == after[name]}
+    assert {"kong", "imgproxy"} <= kept, (before, after)
+    assert not kept & {"db", "auth", "rest", "storage", "meta", "supavisor"}, (before, after)
+    in_log = new in api.log.read_text()
+    assert not in_log, "the new password reached the daemon's log"
 
 
 def test_zz_a_paused_project_answers_400_and_its_data_stays(api):
@@ -228,4 +267,6 @@ def test_zz_a_paused_project_answers_400_and_its_data_stays(api):
     status, body = query(api, f"drop table public.{MARK}")
     assert (status, body["code"]) == (400, "project_paused"), body
     status, body, _ = api.request("GET", f"/v1/projects/{api.ref}/database/migrations")
+    assert (status, body["code"]) == (400, "project_paused")
+    status, body, _ = api.request("PATCH", f"/v1/projects/{api.ref}/database/password", {"password": "x" * 12})
     assert (status, body["code"]) == (400, "project_paused")

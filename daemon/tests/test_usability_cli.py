@@ -32,7 +32,7 @@ def daemon(tmp_path, fake_collection):
 
 def cli(daemon: Daemon, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SUPAMANAGER_")}
-    base.update(SUPAMANAGER_URL=f"http://127.0.0.1:{daemon.port}", SUPAMANAGER_API_TOKEN=TOKEN)
+    base.update(SUPAMANAGER_URL=f"http://127.0.0.1:{daemon.port}", SUPAMANAGER_API_TOKEN=daemon.token)
     base.update(env or {})
     return subprocess.run(
         [str(CLI), *args], env=base, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
