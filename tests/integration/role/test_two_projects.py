@@ -100,7 +100,20 @@ def test_a_rollback_keeps_the_volumes_of_a_project_that_came_up(host, came_up):
     ref = random_ref("rb")
     host.refs.add(ref)
     volume = f"supamanager-{ref}-db-data"
-    run(["docker", "volume", "create", "--label", f"supamanager.project={ref}", volume], env=None)
+    # A project's file, its volume made by Compose as a create makes it: the rollback's `compose
+    # down` must not take it either.
+    project_dir = host.root / "projects" / ref
+    project_dir.mkdir(parents=True)
+    (project_dir / "docker-compose.yml").write_text(
+        json.dumps(
+            {
+                "name": f"supamanager-{ref}",
+                "services": {"db": {"image": "standin.local/base:bookworm", "volumes": ["db-data:/data"]}},
+                "volumes": {"db-data": {"name": volume, "labels": {"supamanager.project": ref}}},
+            }
+        )
+    )
+    run(["docker", "compose", "--project-directory", str(project_dir), "create"], env=None)
     secrets_dir = host.root / "secrets" / ref
     secrets_dir.mkdir(parents=True)
     (secrets_dir / "secrets.json").write_text("{}\n")
