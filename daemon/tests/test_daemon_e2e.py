@@ -1,8 +1,10 @@
 """End to end: the real daemon process, the real playbooks, the real Docker engine, stand-in images.
 
 One project lives through everything, to keep the suite short: a create interrupted by kill -9
-and resumed by the next daemon, then pause, pause again (400), restore, a container stopped behind
-the daemon's back, restart, and delete. Its name is a template that must never run.
+and resumed by the next daemon, a resumed create that fails after the project came up (its
+rollback keeps the data) and the restore that brings it back, then pause, pause again (400),
+restore, a container stopped behind the daemon's back, restart, and delete. Its name is a template
+that must never run.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import json
 import os
 import pathlib
 import secrets
+import sqlite3
 import subprocess
 import time
 
 import jwt
+import psycopg
 import pytest
 from conftest import REPO, python_env
 from daemonproc import Daemon, processes_mentioning, wait_gone
@@ -73,6 +77,53 @@ def assert_succeeded(daemon: Daemon, headers) -> None:
 
 def finished(op: dict) -> bool:
     return op["state"] in ("succeeded", "failed")
+
+
+def dotenv(root: pathlib.Path, ref: str) -> dict[str, str]:
+    lines = (root / "projects" / ref / ".env").read_text().splitlines()
+    return {k: v.strip("'") for k, v in (line.split("=", 1) for line in lines if "=" in line and line[0] != "#")}
+
+
+def pooler_query(env: dict[str, str], sql: str):
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
+        dbname="postgres",
+        user=f"postgres.{env['POOLER_TENANT_ID']}",
+        password=env["POSTGRES_PASSWORD"],
+        connect_timeout=10,
+        autocommit=True,
+    ) as conn:
+        cursor = conn.execute(sql)
+        return cursor.fetchall() if cursor.description else None
+
+
+def resume_a_create_that_fails(e2e: Daemon, tmp_path: pathlib.Path, ref: str, op_id: str) -> None:
+    """As if the daemon had died after the create's playbook brought the project up, before it
+    recorded that; the resumed attempt fails (an override the role refuses at once). Its rollback
+    removes the containers but keeps the volumes, and the project is INIT_FAILED."""
+    e2e.stop()
+    db = sqlite3.connect(e2e.data / "supamanager.sqlite3")
+    with db:
+        db.execute("UPDATE operations SET state = 'running', finished_at = NULL, pid = NULL WHERE id = ?", (op_id,))
+        db.execute("UPDATE projects SET status = 'COMING_UP' WHERE ref = ?", (ref,))
+    db.close()
+    config = e2e.config.read_text()
+    refused = {"SMTP_PASS": "x'\nDOCKER_SOCKET_LOCATION=/"}
+    failing = Daemon(tmp_path, COLLECTION, e2e.root, playbook_vars={**PLAYBOOK_VARS, "supabase_env_overrides": refused})
+    try:
+        failing.start()
+        op = failing.wait(op_id, finished, timeout=600)
+        # The third attempt: the kill -9 above made the second.
+        assert (op["state"], op["attempts"]) == ("failed", 3), op
+        assert "supabase_env_overrides refused" in op["error"] and op["error"].endswith("(rolled back)"), op["error"]
+        assert labelled("container", ref) == []
+    finally:
+        failing.stop()
+        e2e.config.write_text(config)
+    assert sorted(labelled("volume", ref)) == [
+        f"supamanager-{ref}-{v}" for v in ("db-config", "db-data", "deno-cache", "storage-data")
+    ]
 
 
 @pytest.fixture
@@ -151,6 +202,18 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
         line.split("=", 1) for line in (e2e.root / "projects" / ref / ".env").read_text().splitlines() if "=" in line
     )
     project_secrets = [env[k].strip("'\"") for k in ("POSTGRES_PASSWORD", "JWT_SECRET", "SERVICE_ROLE_KEY")]
+
+    # A resumed create that fails after the first attempt came up keeps the volumes and their rows;
+    # restore brings the project back on them.
+    pooler_query(dotenv(e2e.root, ref), "create table kept (note text); insert into kept values ('written')")
+    resume_a_create_that_fails(e2e, tmp_path, ref, op_id)
+    e2e.start()
+    assert wait_status(e2e, ref, "INIT_FAILED")["status"] == "INIT_FAILED"
+    status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/restore")
+    assert (status, body["status"]) == (200, "RESTORING"), body
+    assert_succeeded(e2e, headers)
+    wait_status(e2e, ref, "ACTIVE_HEALTHY")
+    assert pooler_query(dotenv(e2e.root, ref), "select note from kept") == [("written",)]
 
     # pause, and pause again
     status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/pause")
