@@ -4,23 +4,13 @@
 
 """Run the project_config module on the managed host and mark its result no_log.
 
-The module returns the project's secrets and API keys; with ``_ansible_no_log`` set, callbacks
-(the terminal, AWX, ansible-runner's event data) print a censored result, while a registered
-variable keeps the real values.
+The module returns the project's secrets and API keys (plugin_utils/_no_log_result.py).
 """
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.supamanager.supabase.plugins.plugin_utils._no_log_result import NoLogResultAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # tmp no longer has any effect
-        result.update(self._execute_module(module_name=self._task.action, task_vars=task_vars))
-        result["_ansible_no_log"] = True
-        return result
+class ActionModule(NoLogResultAction):
+    pass

@@ -18,6 +18,28 @@ class ProjectFilesError(Exception):
     pass
 
 
+def files_argument_spec():
+    """The options of a module that writes a project directory's files (project_files, project_services)."""
+    return dict(
+        directories=dict(type="list", elements="str", default=[]),
+        files=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                dest=dict(type="str", required=True),
+                content=dict(type="str", required=True, no_log=True),
+                mode=dict(type="str", default="0644"),
+            ),
+        ),
+    )
+
+
+def write_failure(path, exc):
+    """The message for an OSError while writing the files in path."""
+    return f"cannot write the files in {path}: {exc}"
+
+
 def relative_path(value, what):
     """value as a normalized relative path inside the directory, or ProjectFilesError."""
     if not value or os.path.isabs(value):

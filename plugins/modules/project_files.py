@@ -115,25 +115,20 @@ directories_made:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import ProjectFilesError, run
+from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import (
+    ProjectFilesError,
+    files_argument_spec,
+    run,
+    write_failure,
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            directories=dict(type="list", elements="str", default=[]),
             directory_mode=dict(type="str", default="0755"),
-            files=dict(
-                type="list",
-                elements="dict",
-                default=[],
-                options=dict(
-                    dest=dict(type="str", required=True),
-                    content=dict(type="str", required=True, no_log=True),
-                    mode=dict(type="str", default="0644"),
-                ),
-            ),
+            **files_argument_spec(),
         ),
         supports_check_mode=True,
     )
@@ -142,7 +137,7 @@ def main():
     except ProjectFilesError as exc:
         module.fail_json(msg=str(exc), path=module.params["path"])
     except OSError as exc:
-        module.fail_json(msg=f"cannot write the files in {module.params['path']}: {exc}")
+        module.fail_json(msg=write_failure(module.params["path"], exc))
     module.exit_json(**results)
 
 

@@ -218,7 +218,11 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 from ansible_collections.supamanager.supabase.plugins.module_utils._docker_api import DockerAPI, DockerError
-from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import ProjectFilesError
+from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import (
+    ProjectFilesError,
+    files_argument_spec,
+    write_failure,
+)
 from ansible_collections.supamanager.supabase.plugins.module_utils._project_files import run as write_files
 
 PROJECT_LABEL = "supamanager.project"
@@ -717,17 +721,7 @@ def main():
             project=dict(type="str", required=True),
             project_dir=dict(type="path"),
             existing=dict(type="bool", default=False),
-            directories=dict(type="list", elements="str", default=[]),
-            files=dict(
-                type="list",
-                elements="dict",
-                default=[],
-                options=dict(
-                    dest=dict(type="str", required=True),
-                    content=dict(type="str", required=True, no_log=True),
-                    mode=dict(type="str", default="0644"),
-                ),
-            ),
+            **files_argument_spec(),
             state=dict(type="str", default="present", choices=["present", "stopped", "restarted", "absent"]),
             timeout=dict(type="int", default=300),
             probe_interval=dict(type="float", default=0.5),
@@ -747,7 +741,7 @@ def main():
     except (ServicesError, DockerError, ProjectFilesError) as exc:
         module.fail_json(msg=str(exc), project=module.params["project"], state=module.params["state"])
     except OSError as exc:
-        module.fail_json(msg="cannot write the files in {}: {}".format(module.params["project_dir"], exc))
+        module.fail_json(msg=write_failure(module.params["project_dir"], exc))
     module.exit_json(**results)
 
 
