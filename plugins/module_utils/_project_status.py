@@ -35,11 +35,11 @@ def project_status(containers, expected=()):
     containers = list(containers)
     if not containers:
         return REMOVED
-    states = [state for _, state, _ in containers]
-    running = [health for _, state, health in containers if state == "running"]
+    states = [state for _service, state, _health in containers]
+    running = [health for _service, state, health in containers if state == "running"]
     if not running:
         return ACTIVE_UNHEALTHY if "restarting" in states else INACTIVE
-    missing = set(expected) - {service for service, _, _ in containers}
+    missing = set(expected) - {service for service, _state, _health in containers}
     if len(running) < len(containers) or missing or "unhealthy" in running:
         return ACTIVE_UNHEALTHY
     if "starting" in running:
