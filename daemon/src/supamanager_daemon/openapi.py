@@ -77,6 +77,16 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     return params
 
 
+def _tags(tags) -> list[dict[str, str]]:
+    """One entry per tag name: several route modules share one (backups and SQL are both Database upstream)."""
+    merged: dict[str, list[str]] = {}
+    for tag in tags:
+        merged.setdefault(tag.tag, []).append(tag.description)
+    return [
+        {"name": name, "description": " ".join(d for d in descriptions if d)} for name, descriptions in merged.items()
+    ]
+
+
 def _operation(op: Operation, refs: dict) -> dict[str, Any]:
     doc: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag], "summary": op.summary}
     if op.description:
@@ -145,7 +155,7 @@ def spec() -> dict[str, Any]:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": tag.tag, "description": tag.description} for tag in TAGS],
+        "tags": _tags(TAGS),
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
