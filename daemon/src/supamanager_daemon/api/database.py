@@ -235,15 +235,19 @@ async def delete_login_roles(request: web.Request) -> dict[str, Any]:
     "v1-get-pooler-config",
     "The pooler's connection details (one PRIMARY entry)",
     response=list[SupavisorConfigResponse],
-    errors=(404, 503),
+    errors=(400, 404),
 )
 async def pooler_config(request: web.Request) -> list[dict[str, Any]]:
     project = await load_project(request)
     ref = project["ref"]
-    info, env = await _files(request, ref)
+    try:
+        info, env = await _files(request, ref)
+    except Unavailable:
+        info, env = {}, {}
     port = (info.get("ports") or {}).get("pooler_transaction")
     if not port:
-        raise Unavailable(f"project {ref} has no pooler port yet", code="project_not_ready")
+        # A create still queued or running: the client asked too early (as the SQL routes answer it).
+        raise InvalidState(f"project {ref} has no pooler port yet", code="project_not_ready")
     host = request.app[keys.SETTINGS].public_host
     user = f"postgres.{env.get('POOLER_TENANT_ID') or ref}"
     dbname = env.get("POSTGRES_DB") or "postgres"
