@@ -1514,6 +1514,8 @@ def mode_supavisor_server(_args):
             "db_port": int(env("POSTGRES_PORT", "5432")),
         }
 
+    cancel_delay = float(env("STANDIN_CANCEL_DELAY", "0"))
+
     def app(req):
         if req.path.rstrip("/") == "/api/health":
             return health_from(probe, None)
@@ -1548,11 +1550,14 @@ def mode_supavisor_server(_args):
                     continue
                 break
             if code == 80877102:  # CancelRequest goes straight to the database
+                # Answered at once and forwarded after, as PgBouncer does: a cancel can reach the
+                # server after the client has moved on. STANDIN_CANCEL_DELAY widens that window.
+                writer.close()
+                await asyncio.sleep(cancel_delay)
                 _, up_writer = await asyncio.open_connection(tenant["db_host"], tenant["db_port"])
                 up_writer.write(packet)
                 await up_writer.drain()
                 up_writer.close()
-                writer.close()
                 return
             items = packet[8:].split(b"\0")
             params = dict(zip(items[0:-2:2], items[1:-1:2], strict=True))

@@ -192,10 +192,12 @@ class ProjectDatabases:
             await conn.close()  # rows may still be on their way: drop the connection
             raise
         except psycopg.Error as exc:
+            # Not reused: psycopg sends a cancel when a streamed query fails, and through a pooler
+            # (PgBouncer, Supavisor) it can reach the server after the next query has started.
+            await conn.close()
             if exc.sqlstate == _QUERY_CANCELED:
                 raise QueryTimeout(self.statement_timeout) from None
             if conn.broken or (exc.sqlstate is None and isinstance(exc, psycopg.OperationalError)):
-                await conn.close()
                 raise DatabaseUnavailable(f"the project's database connection failed: {_first_line(exc)}") from None
             raise SqlError(exc) from None
         finally:
@@ -216,28 +218,25 @@ class ProjectDatabases:
         a transaction block (VACUUM, CREATE INDEX CONCURRENTLY) runs on its own in autocommit.
         """
         params = None if parameters is None else [parameter_text(p) for p in parameters]
+        try:
+            async with self.connection(ref, target) as conn:
+                return await self._in_transaction(conn, sql, params, read_only, as_script=False)
+        except SqlError as exc:
+            as_script = params is None and _several_statements(exc)
+            if read_only or not (as_script or exc.sqlstate == _ACTIVE_SQL_TRANSACTION):
+                raise
+        # Refused before anything ran; again on a fresh connection (see connection()).
         async with self.connection(ref, target) as conn:
-            try:
-                return await self._in_transaction(conn, sql, params, read_only)
-            except psycopg.Error as exc:
-                if read_only or exc.sqlstate != _ACTIVE_SQL_TRANSACTION:
-                    raise
+            if as_script:
+                return await self._in_transaction(conn, sql, None, read_only=False, as_script=True)
             return await self._single(conn, sql, params)
 
     async def _in_transaction(
-        self, conn: AsyncConnection, sql: str, params: list[str | None] | None, read_only: bool
+        self, conn: AsyncConnection, sql: str, params: list[str | None] | None, read_only: bool, *, as_script: bool
     ) -> list[dict[str, Any]]:
         await conn.execute("begin transaction read only" if read_only else "begin")
         try:
-            try:
-                rows = await self._single(conn, sql, params)
-            except psycopg.Error as exc:
-                if read_only or params is not None or not _several_statements(exc):
-                    raise
-                # Refused at parse time, so nothing ran: start again and run it as a script.
-                await conn.rollback()
-                await conn.execute("begin")
-                rows = await self._script(conn, sql)
+            rows = await (self._script(conn, sql) if as_script else self._single(conn, sql, params))
         except BaseException:
             if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 with contextlib.suppress(psycopg.Error):
@@ -291,8 +290,8 @@ class ProjectDatabases:
             yield conn
 
 
-def _several_statements(exc: psycopg.Error) -> bool:
-    return exc.sqlstate == _SYNTAX_ERROR and _MULTIPLE_COMMANDS in str(exc)
+def _several_statements(exc: SqlError) -> bool:
+    return exc.sqlstate == _SYNTAX_ERROR and _MULTIPLE_COMMANDS in exc.message
 
 
 def _first_line(exc: BaseException) -> str:
