@@ -139,3 +139,16 @@ def test_keys_file_is_written_0600_in_a_new_0700_directory_whatever_the_umask(tm
 def test_expires_at_is_the_earlier_expiry_in_utc():
     data, _ = keys.plan_keys(None, "supabase", 1825, now=NOW)
     assert keys.expires_at(data) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 1825 * DAY))
+
+
+def test_a_missing_or_damaged_key_is_minted_again_with_the_kept_secret():
+    first, _ = keys.plan_keys(None, "supabase", 1825, now=NOW)
+    without = {field: value for field, value in first.items() if field != "anon_key"}
+    for damaged in (without, dict(first, anon_key=""), dict(first, anon_key=42), dict(first, anon_key="not.a.jwt")):
+        again, reasons = keys.plan_keys(damaged, "supabase", 1825, now=NOW)
+        assert reasons == ["anon_key does not verify, has other claims or expires within 30 days"]
+        assert again["jwt_secret"] == first["jwt_secret"]
+        assert decode(again["anon_key"], first["jwt_secret"])["role"] == "anon"
+    # What the module's diff shows of such a key: no claims (and never the value).
+    assert keys.unverified_claims(None) is None and keys.unverified_claims("not.a.jwt") is None
+    assert keys.unverified_claims(first["anon_key"])["role"] == "anon"

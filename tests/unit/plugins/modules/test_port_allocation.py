@@ -1,5 +1,6 @@
 """Unit tests of the port registry logic behind supamanager.supabase.port_allocation."""
 
+import errno
 import fcntl
 import json
 import os
@@ -194,3 +195,69 @@ def test_the_lock_file_is_the_owners_only(tmp_path):
     with reg.locked(str(path)):
         pass
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+
+
+def test_a_registry_or_directory_in_the_way_is_reported_and_left_alone(tmp_path):
+    (tmp_path / "ports.json").mkdir()
+    with pytest.raises(reg.PortRegistryError, match=r"cannot read .*ports\.json: .*Is a directory"):
+        reg.read_registry(str(tmp_path / "ports.json"))
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(reg.PortRegistryError, match=r"cannot create directory .*a-file/dir: .*Not a directory"):
+        reg.ensure_directory(str(tmp_path / "a-file" / "dir" / "ports.json"))
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("not ours\n")
+    target.chmod(0o644)
+    (tmp_path / "ports.json.lock").symlink_to(target)
+    with (
+        pytest.raises(reg.PortRegistryError, match=r"cannot open lock file .*ports\.json\.lock"),
+        reg.locked(str(tmp_path / "ports.json")),
+    ):
+        pytest.fail("the lock was taken through a link")
+    assert target.read_text() == "not ours\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def sockets_fail(monkeypatch, family, code):
+    """socket.socket refusing one address family, as on a host built without it: a failure this host
+    cannot show (the tests above bind both families for real)."""
+    real = socket.socket
+
+    def make(fam=socket.AF_INET, *args, **kwargs):
+        if fam == family:
+            raise OSError(code, os.strerror(code))
+        return real(fam, *args, **kwargs)
+
+    monkeypatch.setattr(reg.socket, "socket", make)
+
+
+def free_port():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def test_without_ipv6_an_ipv6_bind_address_is_refused_and_the_wildcard_check_uses_ipv4(monkeypatch):
+    port = free_port()
+    sockets_fail(monkeypatch, socket.AF_INET6, errno.EAFNOSUPPORT)
+    with pytest.raises(reg.PortRegistryError, match=r"bind_address ::1 cannot be used: .*Address family not supported"):
+        reg.check_bind_address("::1")
+    assert reg.port_is_free(port, "0.0.0.0") is True  # noqa: S104 - a bind that is closed at once
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    try:
+        assert reg.port_is_free(port, "0.0.0.0") is False  # noqa: S104 - a bind that is closed at once
+    finally:
+        listener.close()
+
+
+def test_a_socket_that_cannot_be_made_for_another_reason_is_an_error(monkeypatch):
+    port = free_port()
+    sockets_fail(monkeypatch, socket.AF_INET6, errno.EMFILE)
+    with pytest.raises(OSError, match="Too many open files"):
+        reg.port_is_free(port, "0.0.0.0")  # noqa: S104 - a bind that is closed at once

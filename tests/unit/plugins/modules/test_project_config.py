@@ -166,3 +166,20 @@ def test_absent_removes_the_directory_and_ports_and_with_remove_secrets_the_secr
     empty = tmp_path / "empty"
     assert pc.absent(params(empty), check_mode=False)["changed"] is False
     assert not empty.exists()
+
+
+class FailingEngine(FakeEngine):
+    def request(self, method, path):
+        raise DockerError(f"{method} {path}: 500 the engine failed", 500)
+
+
+def test_an_unreadable_secrets_file_or_a_failing_engine_stops_before_anything_is_written(tmp_path):
+    p = params(tmp_path)
+    with pytest.raises(DockerError, match="500 the engine failed"):
+        present(p, FailingEngine())
+    assert not os.path.exists(p["secrets_dir"]) and not os.path.exists(p["port_registry"])
+    # A directory where the secrets file belongs (a crash leftover, a mistaken mount): never overwritten.
+    os.makedirs(os.path.join(p["secrets_dir"], "secrets.json"))
+    with pytest.raises(pc.ConfigError, match=r"cannot read .*/secrets\.json: Is a directory"):
+        present(p)
+    assert os.listdir(p["secrets_dir"]) == ["secrets.json"] and not os.path.exists(p["port_registry"])
