@@ -1,0 +1,333 @@
+"""Unit tests of supamanager.supabase.project_services' run() and main(): what each state does, check
+mode, idempotence, and each failure's message, against the fake engine of test_project_services.py.
+
+The fake stands in for the engine's failures and timing only; tests/integration/role/test_project.py
+runs the module against the real engine and the stand-in images (create, pause, resume, restart,
+delete), with the real `docker compose create`.
+"""
+
+import http.server
+import os
+import threading
+import time
+
+import pytest
+from ansible_collections.supamanager.supabase.plugins.module_utils._docker_api import DockerError
+from ansible_collections.supamanager.supabase.plugins.modules import project_services as ps
+
+from tests.unit.plugins.modules.test_entry_points import LONG_NAME
+from tests.unit.plugins.modules.test_project_services import SERVICES, FakeEngine
+
+
+class Engine(FakeEngine):
+    """FakeEngine with what a delete uses (networks, volumes, removal) and a settable health."""
+
+    def __init__(self, services, running=False):
+        super().__init__(services)
+        self.nets = ["p_default"]
+        self.vols = ["supamanager-p-db-data"]
+        self.removed = []
+        self.states = {}  # name -> inspect State to report instead of the computed one
+        if running:
+            for name in services:
+                self.start(name)
+            self.started_at = dict.fromkeys(services, 0)
+
+    def containers(self, label):
+        assert label == "supamanager.project=p"
+        return [c for c in super().containers(label) if c["Id"] not in self.removed]
+
+    def inspect(self, name):
+        info = super().inspect(name)
+        info["State"]["ExitCode"] = 0  # Docker's for a container that never ran, too
+        info["State"].update(self.states.get(name, {}))
+        return info
+
+    def remove(self, name, volumes=False):
+        assert volumes is True  # anonymous volumes go with their container
+        self.removed.append(name)
+
+    def networks(self, label):
+        return [{"Id": f"id-{n}", "Name": n} for n in self.nets]
+
+    def remove_network(self, network_id):
+        self.nets.remove(network_id.removeprefix("id-"))
+
+    def volumes(self, label):
+        return [{"Name": v} for v in self.vols]
+
+    def remove_volume(self, name):
+        self.vols.remove(name)
+
+
+class Module:
+    """What run() uses of AnsibleModule. The compose command's outcome is given (rc, stdout, stderr)."""
+
+    def __init__(self, check_mode=False, compose=(0, "", ""), **params):
+        self.params = {
+            "project": "p",
+            "project_dir": None,
+            "existing": False,
+            "files": [],
+            "directories": [],
+            "state": "present",
+            "timeout": 30,
+            "probe_interval": 0.05,
+            "remove_volumes": False,
+            "gateway_url": None,
+            "gateway_headers": {},
+            "secrets": [],
+            "docker_host": None,
+            "compose_command": ["docker", "compose"],
+            "services": [],
+        }
+        self.params.update(params)
+        self.check_mode = check_mode
+        self.compose = compose
+        self.commands = []
+
+    def run_command(self, cmd, cwd=None, environ_update=None):
+        self.commands.append((cmd, cwd, environ_update))
+        return self.compose
+
+
+def test_a_missing_project_dir_or_compose_file_is_refused_before_the_engine_is_asked(tmp_path):
+    engine = Engine(SERVICES)
+    with pytest.raises(ps.ServicesError, match="project_dir is required for state=present"):
+        ps.run(Module(), engine)
+    with pytest.raises(ps.ServicesError, match=r"Project p does not exist here \(.* has no docker-compose.yml\)"):
+        ps.run(Module(state="stopped", existing=True, project_dir=str(tmp_path)), engine)
+    assert (engine.started_at, engine.stopped, engine.removed) == ({}, [], [])
+
+
+def test_check_mode_says_what_would_change_and_touches_nothing(tmp_path):
+    stopped = Engine(SERVICES)
+    files = [{"dest": ".env", "content": "A=1\n", "mode": "0600"}]
+    module = Module(check_mode=True, project_dir=str(tmp_path / "p"), files=files)
+    result = ps.run(module, stopped)
+    assert result["changed"] is True and result["written"] == [".env"]
+    assert not (tmp_path / "p").exists() and module.commands == [] and stopped.started_at == {}
+    assert ps.run(Module(check_mode=True, state="stopped"), stopped)["changed"] is False
+    assert ps.run(Module(check_mode=True, state="absent"), stopped)["changed"] is True
+
+    running = Engine(SERVICES, running=True)
+    assert ps.run(Module(check_mode=True, state="stopped"), running)["changed"] is True
+    assert ps.run(Module(check_mode=True, state="restarted"), running)["changed"] is True
+    assert ps.run(Module(check_mode=True, project_dir=str(tmp_path)), running)["changed"] is False
+    assert (running.stopped, running.removed) == ([], [])
+
+
+def test_absent_stops_dependants_first_removes_the_project_then_finds_nothing_to_do():
+    engine = Engine(SERVICES, running=True)
+    result = ps.run(Module(state="absent"), engine)
+    assert result["changed"] is True and result["stopped"] == sorted(SERVICES)
+    assert engine.stopped.index("storage") < engine.stopped.index("db") < engine.stopped.index("vector")
+    assert result["removed"] == [*sorted(f"p-{name}" for name in SERVICES), "p_default"]
+    # The database volume stays unless remove_volumes says otherwise.
+    assert engine.vols == ["supamanager-p-db-data"]
+    again = ps.run(Module(state="absent", remove_volumes=True), engine)
+    assert again["removed"] == ["supamanager-p-db-data"] and engine.vols == []
+    last = ps.run(Module(state="absent", remove_volumes=True), engine)
+    assert (last["changed"], last["stopped"], last["removed"]) == (False, [], [])
+
+
+def test_stopped_reports_each_service_and_an_engine_that_refuses_a_stop():
+    engine = Engine(SERVICES, running=True)
+    result = ps.run(Module(state="stopped"), engine)
+    assert result["changed"] is True and result["stopped"] == sorted(SERVICES)
+    assert result["services"]["db"] == {"container": "p-db", "state": "exited", "health": "none"}
+    assert ps.run(Module(state="stopped"), engine)["changed"] is False
+
+    refusing = Engine(SERVICES, running=True)
+
+    def refuse(name):
+        raise DockerError(f"POST /containers/{name}/stop: 500 device busy", 500)
+
+    refusing.stop = refuse
+    with pytest.raises(ps.ServicesError, match=r"^storage: POST /containers/storage/stop: 500 device busy$"):
+        ps.run(Module(state="stopped"), refusing)
+
+
+def test_present_creates_through_compose_then_starts_and_a_second_run_changes_nothing(tmp_path):
+    engine = Engine(SERVICES)
+    module = Module(project_dir=str(tmp_path), docker_host="unix:///run/docker-9.sock")
+    result = ps.run(module, engine)
+    assert result["changed"] is True and result["started"] == sorted(SERVICES)
+    assert {s["health"] for s in result["services"].values()} == {"healthy"}
+    assert sorted(result["ready_s"]) == sorted(SERVICES)
+    cmd, cwd, env = module.commands[0]
+    assert cmd[:2] == ["docker", "compose"] and cmd[-4:] == ["create", "--remove-orphans", "--pull", "missing"]
+    assert ["--env-file", str(tmp_path / ".env")] == cmd[cmd.index("--env-file") :][:2]
+    assert (cwd, env) == (str(tmp_path), {"DOCKER_HOST": "unix:///run/docker-9.sock"})
+    again = ps.run(Module(project_dir=str(tmp_path)), engine)
+    assert (again["changed"], again["started"]) == (False, [])
+
+
+def test_a_failed_compose_create_is_reported_and_nothing_starts(tmp_path):
+    engine = Engine(SERVICES)
+    module = Module(project_dir=str(tmp_path), compose=(1, "", "pull access denied for supabase/x\n"))
+    with pytest.raises(ps.ServicesError, match=r"^docker compose create failed: pull access denied for supabase/x$"):
+        ps.run(module, engine)
+    assert engine.started_at == {}
+
+
+def test_a_project_without_containers_or_a_service_it_lacks_is_refused(tmp_path):
+    with pytest.raises(ps.ServicesError, match="project p has no containers"):
+        ps.run(Module(state="restarted"), Engine({}))
+    engine = Engine(SERVICES, running=True)
+    with pytest.raises(ps.ServicesError, match="project p has no service auth, kong"):
+        ps.run(Module(state="restarted", services=["db", "kong", "auth"]), engine)
+    assert engine.stopped == []
+
+
+def test_restarted_with_services_restarts_only_those_and_their_followers():
+    engine = Engine(SERVICES, running=True)
+    result = ps.run(Module(state="restarted", services=["storage"]), engine)
+    assert result["stopped"] == ["storage"] and result["started"] == ["storage"]
+    assert result["changed"] is True
+
+
+def test_a_service_that_never_gets_ready_is_named_with_its_state_exit_code_and_last_check(tmp_path):
+    engine = Engine({"db": ("", True, 3600), "rest": ("db:service_healthy:false", False, 0)})
+    engine.states["db"] = {
+        "Status": "exited",
+        "ExitCode": 3,
+        "Health": {"Status": "unhealthy", "Log": [{"Output": "pg_isready: no response\n"}]},
+    }
+    start = time.time()
+    with pytest.raises(ps.ServicesError) as failed:
+        ps.run(Module(project_dir=str(tmp_path), timeout=1), engine)
+    assert str(failed.value) == (
+        "not ready within 1s: db: exited, health unhealthy, exit code 3, last check: pg_isready: no response; "
+        "rest: exited, health none, exit code 0"
+    )
+    assert "rest" not in engine.started_at and time.time() - start < 10
+
+
+def test_engine_errors_while_starting_are_named_after_the_services(tmp_path):
+    engine = Engine({"db": ("", True, 0)})
+
+    def refuse(name):
+        raise DockerError("no such image: supabase/postgres")
+
+    def gone(name):
+        raise DockerError(f"GET /containers/{name}/json: 404 no such container", 404)
+
+    engine.start = refuse
+    with pytest.raises(ps.ServicesError) as failed:
+        ps.run(Module(project_dir=str(tmp_path), timeout=1), engine)
+    assert str(failed.value) == (
+        "not ready within 1s: db: exited, health none, exit code 0 (db: no such image: supabase/postgres)"
+    )
+    project = ps.Project(engine, "p")
+    engine.inspect = gone
+    assert ps.describe_not_ready(engine, project, ["db", "auth"]) == (
+        "auth: missing; db: GET /containers/db/json: 404 no such container"
+    )
+
+
+def test_ready_by_its_probe_but_unhealthy_by_docker_fails_naming_it(tmp_path):
+    engine = Engine({"db": ("", True, 0)})
+    listed = engine.containers
+
+    def unhealthy(label):
+        return [dict(c, Status="Up 3 seconds (unhealthy)") for c in listed(label)]
+
+    engine.containers = unhealthy
+    with pytest.raises(ps.ServicesError, match=r"^not healthy by Docker's healthcheck within 1s: db: running, health"):
+        ps.run(Module(project_dir=str(tmp_path), timeout=1), engine)
+
+
+class Gateway(http.server.BaseHTTPRequestHandler):
+    """A project's gateway on loopback, answering the server's status."""
+
+    def do_GET(self):
+        assert self.headers["apikey"] == "anon"
+        self.send_response(self.server.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def gateway():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    server.status = 200
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_gateway_must_answer_200_before_the_deadline(tmp_path, gateway):
+    url = f"http://127.0.0.1:{gateway.server_address[1]}/rest/v1/"
+    engine = Engine(SERVICES, running=True)
+    result = ps.run(Module(project_dir=str(tmp_path), gateway_url=url, gateway_headers={"apikey": "anon"}), engine)
+    assert "gateway" in result["timings"]
+    gateway.status = 503
+    module = Module(project_dir=str(tmp_path), timeout=1, gateway_url=url, gateway_headers={"apikey": "anon"})
+    with pytest.raises(ps.ServicesError, match=rf"^the gateway {url} did not answer 200 within 1s: HTTP Error 503"):
+        ps.run(module, engine)
+
+
+def test_probe_errors_are_retried_until_the_service_answers():
+    """An exec that cannot start (the container restarting) or whose state cannot be read is tried again."""
+    engine = Engine({"db": ("", True, 0.2)})
+    failures = {"start": 1, "inspect": 1}
+    exec_start, exec_inspect = engine.exec_start, engine.exec_inspect
+
+    def flaky_start(name, cmd):
+        if failures["start"]:
+            failures["start"] -= 1
+            raise DockerError("container is restarting")
+        return exec_start(name, cmd)
+
+    def flaky_inspect(exec_id):
+        if failures["inspect"]:
+            failures["inspect"] -= 1
+            return {"Running": True}  # outlives its timeout: read again at the next tick
+        if failures.get("read", 1):
+            failures["read"] = 0
+            raise DockerError("no such exec")
+        return exec_inspect(exec_id)
+
+    engine.exec_start, engine.exec_inspect = flaky_start, flaky_inspect
+    inspect = engine.inspect
+
+    def short_timeout(name):
+        info = inspect(name)
+        info["Config"]["Healthcheck"]["Timeout"] = int(0.05 * 10**9)
+        return info
+
+    engine.inspect = short_timeout
+    project = ps.Project(engine, "p")
+    starter = ps.Starter(engine, project, time.time() + 10, probe_interval=0.02)
+    assert starter.run() == []
+    assert (failures["start"], failures["inspect"], failures["read"]) == (0, 0, 0)
+
+
+def test_a_service_without_healthcheck_is_ready_once_it_runs():
+    engine = Engine({"rest": ("", False, 0)})
+    start = engine.start
+
+    def slow_start(name):
+        # The engine answers the start before the container runs.
+        threading.Timer(0.2, start, (name,)).start()
+
+    engine.start = slow_start
+    project = ps.Project(engine, "p")
+    starter = ps.Starter(engine, project, time.time() + 10, probe_interval=0.02)
+    assert starter.run() == [] and starter.ready_at["rest"] >= 0.2
+
+
+def test_main_reports_an_unreachable_engine_and_a_file_it_cannot_write(run_module, tmp_path):
+    args = {"project": "p", "project_dir": str(tmp_path), "docker_host": f"unix://{tmp_path / 'none.sock'}"}
+    rc, result = run_module(ps, dict(args, state="stopped"))
+    assert rc == 1 and (result["project"], result["state"]) == ("p", "stopped")
+    assert result["msg"].startswith(f"Docker engine at {tmp_path / 'none.sock'}: ")
+    files = [{"dest": LONG_NAME, "content": "POSTGRES_PASSWORD=x\n", "mode": "0600"}]
+    rc, result = run_module(ps, dict(args, files=files))
+    assert rc == 1 and result["msg"].startswith(f"cannot write the files in {tmp_path}: ")
+    assert os.listdir(tmp_path) == []
