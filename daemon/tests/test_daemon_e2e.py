@@ -23,6 +23,8 @@ import pytest
 from conftest import REPO, python_env
 from daemonproc import Daemon, processes_mentioning, wait_gone
 
+from tests.standin import kit
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 # The collection whose playbooks run: this checkout, unless a test run points elsewhere.
@@ -243,11 +245,21 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
     assert_succeeded(e2e, headers)
     wait_status(e2e, ref, "ACTIVE_HEALTHY")
 
-    # delete: gone, and nothing of it is left on the host
-    status, body, headers = e2e.request("DELETE", f"/v1/projects/{ref}")
-    assert (status, body["ref"], body["name"]) == (200, ref, name)
-    assert isinstance(body["id"], int)
-    assert_succeeded(e2e, headers)
+    # delete: gone, and nothing of it is left on the host, even with a container that is not the
+    # project's on its network (compose down leaves the network then; it is disconnected, not removed).
+    [network] = labelled("network", ref)
+    foreign = f"foreign-{ref}"
+    docker_lines("run", "-d", "--rm", "--name", foreign, "--network", network, kit.BASE_IMAGE, "sleep", "600")
+    try:
+        status, body, headers = e2e.request("DELETE", f"/v1/projects/{ref}")
+        assert (status, body["ref"], body["name"]) == (200, ref, name)
+        assert isinstance(body["id"], int)
+        assert_succeeded(e2e, headers)
+        assert docker_lines("inspect", "-f", "{{.State.Running}} {{len .NetworkSettings.Networks}}", foreign) == [
+            "true 0"
+        ]
+    finally:
+        subprocess.run(["docker", "rm", "-f", foreign], capture_output=True, timeout=60)
     assert e2e.request("GET", f"/v1/projects/{ref}")[0] == 404
     for kind in ("container", "network", "volume"):
         assert labelled(kind, ref) == [], kind
