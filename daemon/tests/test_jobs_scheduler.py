@@ -141,3 +141,40 @@ def test_a_runner_that_raises_ends_the_job_with_its_error(tmp_path):
         "tasks": 0,
         "error": "ansible-runner: RuntimeError: no such private data dir",
     }
+
+
+def test_without_prctl_the_runner_child_still_checks_that_its_daemon_lives(monkeypatch):
+    # A libc without prctl cannot be had on this host: ctypes refuses to load one instead.
+    def no_libc(*_args, **_kwargs):
+        raise OSError("no libc here")
+
+    monkeypatch.setattr(runjob.ctypes, "CDLL", no_libc)
+    assert runjob._die_with_parent(os.getppid()) is None
+    with pytest.raises(SystemExit) as exited:
+        runjob._die_with_parent(os.getpid())
+    assert exited.value.code == 3
+
+
+def test_a_runner_child_whose_daemon_is_gone_cancels_its_run(tmp_path):
+    """The protocol pipe closed (the daemon died or dropped it): the child's next line fails and the run
+    is cancelled rather than left going. ansible-runner is replaced to record what the child asks of it;
+    test_daemon_process.py kills a real daemon under a real playbook."""
+    (tmp_path / "job.json").write_text(json.dumps({"playbook": "p.yml", "project_dir": str(tmp_path)}))
+    script = (
+        "import os, sys, time, ansible_runner\n"
+        "from supamanager_daemon.operations import runjob\n"
+        "def run(event_handler, cancel_callback, **_kwargs):\n"
+        "    time.sleep(0.5)  # the test closes the pipe meanwhile\n"
+        "    event_handler({'event': 'playbook_on_task_start', 'event_data': {'task': 'Write .env'}})\n"
+        "    open(os.path.join(sys.argv[1], 'cancelled'), 'w').write(str(cancel_callback()))\n"
+        "    return type('Result', (), {'status': 'canceled', 'rc': 254})\n"
+        "ansible_runner.run = run\n"
+        "sys.exit(runjob.main([sys.argv[1], str(os.getppid())]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    assert (tmp_path / "cancelled").read_text() == "True"
