@@ -1,9 +1,10 @@
 """Playbooks by name from the installed tarball alone, as sysadmins and AWX run them.
 
-Each way creates one project (the stand-in images), reads its status and deletes it:
-`ansible-playbook supamanager.supabase.<name>` in an empty directory with only the installed
-collections, and `ansible-runner run <private data dir>` with env/extravars, env/envvars and an
-inventory, as AWX runs a job. No checkout file is used: not its ansible.cfg, roles or playbooks.
+Both ways drive one project (the stand-in images; one create for both): `ansible-runner run
+<private data dir>` with env/extravars, env/envvars and an inventory, as AWX runs a job, creates it
+and reads its status; `ansible-playbook supamanager.supabase.<name>` in an empty directory with only
+the installed collections reads its status and deletes it. Each way shows that the role of the
+installed collection ran. No checkout file is used: not its ansible.cfg, roles or playbooks.
 """
 
 import json
@@ -95,36 +96,6 @@ def cleanup(user_env, tmp_path):
             run(command, env=user_env, cwd=tmp_path, check=False, timeout=900)
 
 
-@pytest.mark.docker
-@pytest.mark.slow
-def test_ansible_playbook_runs_the_collection_playbooks_by_name(user_env, tmp_path, cleanup):
-    work = tmp_path / "work"  # an empty directory: no ansible.cfg, no playbooks, no roles
-    work.mkdir()
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump(INVENTORY))
-    ref = random_ref("name")
-    variables = project_vars(tmp_path / "root", ref)
-    cleanup.append((ref, variables))
-
-    def playbook(name, env=None, **extra):
-        env = env or {}
-        varfile = tmp_path / f"{name}.json"
-        varfile.write_text(json.dumps({**variables, **extra}))
-        command = ["ansible-playbook", "-i", str(inventory), f"supamanager.supabase.{name}", "-e", f"@{varfile}"]
-        return run(command, env={**user_env, **env}, cwd=work, timeout=1500)
-
-    created = playbook("create")
-    assert "supamanager.supabase.project : " in created.stdout  # the role of the installed collection ran
-    assert_running(ref)
-    tree = tmp_path / "tree"
-    playbook("status", env={"ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)})
-    status = json.loads((tree / "localhost").read_text())["supabase_project_status"]
-    assert status["ref"] == ref and status["status"] == "ACTIVE_HEALTHY"
-    assert len(status["services"]) == SERVICES
-    playbook("delete", delete_volumes=True)
-    assert_gone(ref, tmp_path / "root")
-
-
 def runner_job(pdd, ident, playbook, extravars, venv_env):
     """One AWX-style job: extravars written to env/extravars, the playbook given by name."""
     (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
@@ -139,7 +110,7 @@ def runner_job(pdd, ident, playbook, extravars, venv_env):
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_ansible_runner_runs_the_collection_playbooks_from_a_private_data_dir(
+def test_ansible_runner_and_ansible_playbook_run_the_collection_playbooks_by_name(
     user_env, installed_collections, tmp_path, cleanup
 ):
     pdd = tmp_path / "pdd"
@@ -149,11 +120,12 @@ def test_ansible_runner_runs_the_collection_playbooks_from_a_private_data_dir(
     # What an AWX job's environment holds: where the project's collections are installed.
     envvars = {key: value for key, value in user_env.items() if key.startswith("ANSIBLE_")}
     (pdd / "env" / "envvars").write_text(yaml.safe_dump(envvars))
-    ref = random_ref("runner")
+    ref = random_ref("name")
     variables = project_vars(tmp_path / "root", ref)
     cleanup.append((ref, variables))
     runner_env = {key: value for key, value in user_env.items() if not key.startswith("ANSIBLE_")}
 
+    # ansible-runner, as AWX: create, then status from the job events
     artifacts, _ = runner_job(
         pdd, f"create-{secrets.token_hex(3)}", "supamanager.supabase.create", variables, runner_env
     )
@@ -169,11 +141,29 @@ def test_ansible_runner_runs_the_collection_playbooks_from_a_private_data_dir(
         if e.get("event") == "runner_on_ok" and "supabase_project_status" in e["event_data"].get("res", {})
     ]
     assert reported and reported[-1]["status"] == "ACTIVE_HEALTHY" and reported[-1]["ref"] == ref
-
-    runner_job(pdd, "delete", "supamanager.supabase.delete", {**variables, "delete_volumes": True}, runner_env)
-    assert_gone(ref, tmp_path / "root")
     # Runner artifacts (stdout, events, the extravars AWX keeps) never hold a project secret.
     for path in (pdd / "artifacts").rglob("*"):
         if path.is_file():
             text = path.read_text(errors="replace")
             assert not [value for value in values if value in text], path
+
+    # ansible-playbook by name in an empty directory: status, then delete
+    work = tmp_path / "work"  # no ansible.cfg, no playbooks, no roles
+    work.mkdir()
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(INVENTORY))
+
+    def playbook(name, env=None, **extra):
+        varfile = tmp_path / f"{name}.json"
+        varfile.write_text(json.dumps({**variables, **extra}))
+        command = ["ansible-playbook", "-i", str(inventory), f"supamanager.supabase.{name}", "-e", f"@{varfile}"]
+        return run(command, env={**user_env, **(env or {})}, cwd=work, timeout=1500)
+
+    tree = tmp_path / "tree"
+    shown = playbook("status", env={"ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)})
+    assert "supamanager.supabase.project : " in shown.stdout  # the role of the installed collection ran
+    status = json.loads((tree / "localhost").read_text())["supabase_project_status"]
+    assert status["ref"] == ref and status["status"] == "ACTIVE_HEALTHY"
+    assert len(status["services"]) == SERVICES
+    playbook("delete", delete_volumes=True)
+    assert_gone(ref, tmp_path / "root")

@@ -1,9 +1,18 @@
 """Backups and restores through the playbooks, on one project (real engine, real PostgreSQL, stand-ins).
 
-The tests run in file order on a shared project: a backup and its checks, a point-in-time restore,
-a restore to the latest point after the database and its volume are lost, a clone, a backup killed
-mid-way, a paused project's backup, a corrupted backup, and a delete with its final backup followed
-by a restore of the deleted project. Each restore is checked by the rows it brings back.
+The tests run in file order on a shared project, and each restore proves several things (a restore
+with its start and its closing backup is the expensive step; the suite has three):
+1. a backup and its checks, listing, file modes, sealed settings;
+2. a clone at a point in time (restore_source_ref + recovery_target_time): exactly the rows before
+   the target, the storage object byte-identical, its own keys and ports, the closing backup in its
+   own repository, the source untouched;
+3. a restore in place to the latest point after the database and its volume are lost: every row,
+   the last one written just before the kill (waited for in the agent's WAL, not slept for);
+4. a backup killed mid-way (nothing listed, the next succeeds), a corrupted archive marked FAILED;
+5. a paused project's backup (it stays paused), then its delete with the final backup (a paused
+   project's, the database started alone) and the restore of the deleted project: its rows and
+   keys are back;
+6. a restore with a bad target changes nothing; no secret in any output.
 """
 
 import json
@@ -32,12 +41,13 @@ SECRET_NAMES = [
     "DASHBOARD_PASSWORD",
     "VAULT_ENC_KEY",
 ]
-# Lighter projects for a machine shared with other suites: no logging pair, and imgproxy's check a
-# TCP connect in bash (the stand-in's `imgproxy health` is a Python start-up, which timed out at a
+# Lighter projects for a machine shared with other suites: no logging pair, the role's default
+# healthcheck interval (2 s checks starve stand-ins on a loaded host), and imgproxy's check a TCP
+# connect in bash (the stand-in's `imgproxy health` is a Python start-up, which timed out at a
 # load of 30 and failed a restore's start).
 LIGHT = {
     "supabase_logs_enabled": False,
-    "supabase_healthcheck_interval": "10s",
+    "supabase_healthcheck_interval": "5s",
     "supabase_healthcheck_overrides": {
         "imgproxy": {"test": ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5001"], "timeout": "20s", "retries": 5}
     },
@@ -99,9 +109,26 @@ def gateway(env, method, path, key, body=None):
         return err.code, err.read()
 
 
-def wait_for_commit_time_to_pass():
-    """Commit timestamps have microseconds; a target one whole second later is past the commit."""
-    time.sleep(1.5)
+def next_second():
+    """A recovery target (unix seconds) later than every commit so far; returns once it has passed.
+
+    Commit timestamps have microseconds: a target on the next whole second is after the last commit,
+    and a commit once that second has begun is after the target.
+    """
+    target = int(time.time()) + 1
+    while time.time() < target + 0.05:
+        time.sleep(0.05)
+    return target
+
+
+def wait_until_the_agent_has(ref, host, marker, timeout=120):
+    """Wait until the backup agent has written a row's text into the WAL on the host (WAL records
+    carry inserted values in clear): the row is then safe from a loss of the database."""
+    chain = host.root / "backups" / ref / "wal" / "current"
+    deadline = time.monotonic() + timeout
+    while not any(marker.encode() in path.read_bytes() for path in chain.iterdir() if path.is_file()):
+        assert time.monotonic() < deadline, "the backup agent did not receive the row"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -155,43 +182,15 @@ def test_backup_is_complete_checked_listed_and_private(project, host, first_back
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
-def test_point_in_time_restore_gives_exactly_the_rows_before_the_target(project, host, first_backup):
+def test_a_clone_at_a_point_in_time_has_the_rows_before_it_the_object_and_its_own_keys(project, host, first_backup):
+    """A point-in-time restore into a new project: rows written at t1 < t2 < target < t3 give exactly
+    the t1 and t2 rows; the object uploaded before the backup is byte-identical; the clone answers
+    with its own keys only, and its closing backup is its own; the source is untouched."""
     env = project["env"]
     query(env, "insert into notes (note) values ('t1')")
-    wait_for_commit_time_to_pass()
     query(env, "insert into notes (note) values ('t2')")
-    wait_for_commit_time_to_pass()
-    target = int(time.time())
-    wait_for_commit_time_to_pass()
+    target = next_second()
     query(env, "insert into notes (note) values ('t3')")
-    restored = fact(
-        host, "restore", project["ref"], "supabase_restore", project["outputs"], recovery_target_time=str(target)
-    )
-    assert restored["target"] == "time" and int(restored["backup_id"]) == first_backup["backup"]["id"]
-    assert notes(env) == ["before the backup", "t1", "t2"]
-    # the restore took a backup on the database's new history
-    assert int(restored["new_backup_id"]) > first_backup["backup"]["id"]
-
-
-def test_restore_to_the_latest_point_after_the_database_and_its_volume_are_lost(project, host):
-    env = project["env"]
-    query(env, "insert into notes (note) values ('seconds before the loss')")
-    time.sleep(3)
-    ref = project["ref"]
-    run(["docker", "kill", f"supamanager-{ref}-db"], env=None)
-    run(["docker", "rm", f"supamanager-{ref}-db"], env=None)
-    run(["docker", "volume", "rm", f"supamanager-{ref}-db-data"], env=None)
-    restored = fact(host, "restore", ref, "supabase_restore", project["outputs"])
-    assert restored["target"] == "latest"
-    assert notes(env) == ["before the backup", "t1", "t2", "seconds before the loss"]
-
-
-def test_clone_has_the_data_and_its_own_keys_and_the_source_is_untouched(project, host, first_backup):
-    # The newest backup: the retention keeps one a day, so the restores' own backups replaced the
-    # first one; a restore ends with a backup, so the newest holds the rows the source has now.
-    listed = fact(host, "backup", project["ref"], "supabase_backups", project["outputs"], supabase_backup_action="list")
-    newest = listed["backups"][-1]["id"]
-    rows = notes(project["env"])
     clone = random_ref("c")
     restored = fact(
         host,
@@ -200,20 +199,39 @@ def test_clone_has_the_data_and_its_own_keys_and_the_source_is_untouched(project
         "supabase_restore",
         project["outputs"],
         restore_source_ref=project["ref"],
-        backup_id=str(newest),
+        recovery_target_time=str(target),
     )
-    assert restored["source_ref"] == project["ref"] and restored["target"] == "immediate"
+    assert restored["source_ref"] == project["ref"] and restored["target"] == "time"
+    assert int(restored["backup_id"]) == first_backup["backup"]["id"]
     clone_env = host.dotenv(clone)
     project["secrets"] += [clone_env[name] for name in SECRET_NAMES]
+    assert notes(clone_env) == ["before the backup", "t1", "t2"]
     for name in ["POSTGRES_PASSWORD", "JWT_SECRET", "ANON_KEY", "SERVICE_ROLE_KEY", "KONG_HTTP_PORT"]:
-        assert clone_env[name] != project["env"][name], name
-    assert notes(clone_env) == rows
+        assert clone_env[name] != env[name], name
     status, body = gateway(clone_env, "GET", "/storage/v1/object/files/blob.bin", clone_env["SERVICE_ROLE_KEY"])
     assert status == 200 and body == first_backup["object"]
-    assert gateway(clone_env, "GET", "/storage/v1/object/files/blob.bin", project["env"]["SERVICE_ROLE_KEY"])[0] == 401
-    # the source still runs with its own data
-    assert notes(project["env"])[-1] == "seconds before the loss"
+    assert gateway(clone_env, "GET", "/storage/v1/object/files/blob.bin", env["SERVICE_ROLE_KEY"])[0] == 401
+    # the restore took a backup on the clone's new history, in the clone's own repository
+    new_id = int(restored["new_backup_id"])
+    assert new_id > first_backup["backup"]["id"]
+    assert (host.root / "backups" / clone / "archive" / str(new_id) / "backup.json").is_file()
+    assert not (host.root / "backups" / project["ref"] / "archive" / str(new_id)).exists()
+    # the source still runs with all its rows
+    assert notes(env) == ["before the backup", "t1", "t2", "t3"]
     host.playbook("delete", clone, delete_volumes=True, delete_backup=False)
+
+
+def test_restore_to_the_latest_point_after_the_database_and_its_volume_are_lost(project, host):
+    env, ref = project["env"], project["ref"]
+    query(env, "insert into notes (note) values ('just before the loss')")
+    wait_until_the_agent_has(ref, host, "just before the loss")
+    run(["docker", "kill", f"supamanager-{ref}-db"], env=None)
+    run(["docker", "rm", f"supamanager-{ref}-db"], env=None)
+    run(["docker", "volume", "rm", f"supamanager-{ref}-db-data"], env=None)
+    restored = fact(host, "restore", ref, "supabase_restore", project["outputs"])
+    assert restored["target"] == "latest"
+    assert notes(env) == ["before the backup", "t1", "t2", "t3", "just before the loss"]
+    assert int(restored["new_backup_id"]) > int(restored["backup_id"])
 
 
 def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds(project, host):
@@ -249,18 +267,6 @@ def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds(pr
     assert not [n for n in docker_names("container", ref) if n.endswith("-backup-take")]
 
 
-def test_backup_of_a_paused_project_works_and_leaves_it_paused(project, host):
-    ref = project["ref"]
-    host.playbook("pause", ref, **LIGHT)
-    backup = fact(host, "backup", ref, "supabase_backup", project["outputs"])
-    assert backup["status"] == "COMPLETED"
-    out = run(
-        ["docker", "ps", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}"], env=None
-    ).stdout
-    assert out.strip() == ""
-    host.playbook("resume", ref, **LIGHT)
-
-
 def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):
     ref = project["ref"]
     listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
@@ -287,9 +293,21 @@ def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):
     assert "pg_restore" in (listed["backups"][-1]["reason"] or "")
 
 
+def test_backup_of_a_paused_project_works_and_leaves_it_paused(project, host):
+    ref = project["ref"]
+    query(project["env"], "insert into notes (note) values ('before the pause')")
+    host.playbook("pause", ref, **LIGHT)
+    backup = fact(host, "backup", ref, "supabase_backup", project["outputs"])
+    assert backup["status"] == "COMPLETED"
+    out = run(
+        ["docker", "ps", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}"], env=None
+    ).stdout
+    assert out.strip() == ""
+
+
 def test_delete_takes_a_final_backup_and_the_deleted_project_comes_back(project, host):
+    """The project is paused (the test before): the final backup starts its database alone."""
     ref, env = project["ref"], project["env"]
-    query(env, "insert into notes (note) values ('before the delete')")
     host.playbook("delete", ref, delete_volumes=True, **LIGHT)
     assert docker_names("volume", ref) == [] and not host.project_dir(ref).exists()
     listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
@@ -297,7 +315,7 @@ def test_delete_takes_a_final_backup_and_the_deleted_project_comes_back(project,
     fact(host, "restore", ref, "supabase_restore", project["outputs"], backup_id=str(listed["backups"][-1]["id"]))
     back = host.dotenv(ref)
     assert back["SERVICE_ROLE_KEY"] == env["SERVICE_ROLE_KEY"] and back["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
-    assert notes(back)[-1] == "before the delete"
+    assert notes(back)[-1] == "before the pause"
 
 
 def test_a_restore_with_a_bad_target_changes_nothing(project, host):
@@ -305,7 +323,7 @@ def test_a_restore_with_a_bad_target_changes_nothing(project, host):
     assert "recovery target time must be unix seconds or ISO 8601" in out
     out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="1000000000")
     assert "before the recovery window" in out
-    assert notes(host.dotenv(project["ref"]))[-1] == "before the delete"
+    assert notes(host.dotenv(project["ref"]))[-1] == "before the pause"
 
 
 def test_no_secret_in_any_output_or_listing(project):
