@@ -18,6 +18,9 @@ from ansible_collections.supamanager.supabase.plugins.modules import project_ser
 from tests.unit.plugins.modules.test_entry_points import LONG_NAME
 from tests.unit.plugins.modules.test_project_services import SERVICES, FakeEngine
 
+# Ready as soon as they start (the start order and timing are test_project_services.py's).
+QUICK = {"db": ("", True, 0), "rest": ("db:service_healthy:false", False, 0)}
+
 
 class Engine(FakeEngine):
     """FakeEngine with what a delete uses (networks, volumes, removal) and a settable health."""
@@ -149,12 +152,12 @@ def test_stopped_reports_each_service_and_an_engine_that_refuses_a_stop():
 
 
 def test_present_creates_through_compose_then_starts_and_a_second_run_changes_nothing(tmp_path):
-    engine = Engine(SERVICES)
+    engine = Engine(QUICK)
     module = Module(project_dir=str(tmp_path), docker_host="unix:///run/docker-9.sock")
     result = ps.run(module, engine)
-    assert result["changed"] is True and result["started"] == sorted(SERVICES)
+    assert result["changed"] is True and result["started"] == sorted(QUICK)
     assert {s["health"] for s in result["services"].values()} == {"healthy"}
-    assert sorted(result["ready_s"]) == sorted(SERVICES)
+    assert sorted(result["ready_s"]) == sorted(QUICK)
     cmd, cwd, env = module.commands[0]
     assert cmd[:2] == ["docker", "compose"] and cmd[-4:] == ["create", "--remove-orphans", "--pull", "missing"]
     assert ["--env-file", str(tmp_path / ".env")] == cmd[cmd.index("--env-file") :][:2]
@@ -254,7 +257,7 @@ class Gateway(http.server.BaseHTTPRequestHandler):
 def gateway():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     server.status = 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
