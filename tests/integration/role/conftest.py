@@ -148,12 +148,27 @@ class Host:
 
     def status(self, ref):
         """supabase_project_status as status.yml publishes it: its last task's result, through the tree callback."""
-        tree = self.root.parent / f"tree-{ref}-{secrets.token_hex(3)}"
-        env = {**self.env, "ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}
-        varfile = self.root.parent / f"vars-{ref}-status.json"
-        varfile.write_text(json.dumps({**self.vars, "project_ref": ref}))
-        run(["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"], env=env, timeout=1500)
-        return json.loads((tree / "localhost").read_text())["supabase_project_status"]
+        return self.statuses(ref)[ref]
+
+    def statuses(self, *refs):
+        """status() of several projects, their status.yml runs at the same time; {ref: status}."""
+        runs = {}
+        for ref in refs:
+            tree = self.root.parent / f"tree-{ref}-{secrets.token_hex(3)}"
+            env = {**self.env, "ANSIBLE_CALLBACKS_ENABLED": "tree", "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}
+            varfile = self.root.parent / f"vars-{ref}-status-{secrets.token_hex(3)}.json"
+            varfile.write_text(json.dumps({**self.vars, "project_ref": ref}))
+            command = ["ansible-playbook", str(REPO / "playbooks" / "status.yml"), "-e", f"@{varfile}"]
+            proc = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            runs[ref] = (proc, tree)
+        found = {}
+        for ref, (proc, tree) in runs.items():
+            out = proc.communicate(timeout=1500)[0]
+            assert proc.returncode == 0, f"status.yml of {ref} exited {proc.returncode}\n{out}"
+            found[ref] = json.loads((tree / "localhost").read_text())["supabase_project_status"]
+        return found
 
     def cleanup(self):
         for ref in self.refs:

@@ -18,14 +18,14 @@ def test_concurrent_creates_get_distinct_ports_and_stay_apart(host):
 
     ports = {ref: json.loads((host.project_dir(ref) / "project.json").read_text())["ports"] for ref in (first, second)}
     assert not set(ports[first].values()) & set(ports[second].values())
-    for ref in (first, second):
-        status = host.status(ref)
+    for status in host.statuses(first, second).values():
         assert status["status"] == "ACTIVE_HEALTHY"
         assert len(status["services"]) == 11
 
     host.playbook("pause", first)
-    assert host.status(first)["status"] == "INACTIVE"
-    assert host.status(second)["status"] == "ACTIVE_HEALTHY"
+    statuses = host.statuses(first, second)
+    assert statuses[first]["status"] == "INACTIVE"
+    assert statuses[second]["status"] == "ACTIVE_HEALTHY"
 
     host.playbook("delete", first, delete_volumes=True)
     for kind in ["container", "network", "volume"]:
