@@ -55,6 +55,7 @@ _PLAYBOOK = """---
           'backup_id': backup_id | default(None), 'recovery_target_time': recovery_target_time | default(None),
           'rollback': delete_as_rollback | default(None), 'extra': fake_extra | default(None),
           'password': supabase_postgres_password | default(None),
+          'backup_kind': supabase_backup_kind | default(None),
           'public_host': supabase_public_host}} | to_json }}}}"
         mode: "0600"
 {body}
@@ -88,6 +89,22 @@ _CREATE_BODY = """    - name: Make the project's directory
 """
 
 
+# The fake backup publishes a manifest as the role's project_backup does (the schedule reads it).
+_BACKUP_BODY = """    - name: Make the backup's directory
+      ansible.builtin.file:
+        path: "{{ supamanager_root }}/backups/{{ project_ref }}/archive/{{ now().timestamp() | int }}"
+        state: directory
+        mode: "0700"
+      register: fake_backup_dir
+    - name: Publish the backup's manifest
+      ansible.builtin.copy:
+        dest: "{{ fake_backup_dir.path }}/backup.json"
+        content: "{{ {'id': fake_backup_dir.path | basename | int, 'status': 'COMPLETED',
+          'inserted_at': '2026-12-01T00:00:00Z', 'kind': supabase_backup_kind} | to_json }}"
+        mode: "0600"
+"""
+
+
 def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
     (root / "playbooks").mkdir(parents=True)
     (root / "ansible.cfg").write_text(_ANSIBLE_CFG)
@@ -100,8 +117,9 @@ def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
         ("delete", "delete.yml"),
         ("restore", "restore.yml"),
         ("password", "password.yml"),
+        ("backup", "backup.yml"),
     ):
-        body = _CREATE_BODY if kind == "create" else ""
+        body = {"create": _CREATE_BODY, "backup": _BACKUP_BODY}.get(kind, "")
         (root / "playbooks" / playbook).write_text(_PLAYBOOK.format(kind=kind, body=body))
     return root
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
 
 import psycopg
 import pytest
 from conftest import LIVE_DB_PASS
 from test_clients import supabase
+from test_usability_cli import cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -232,6 +234,35 @@ def test_a_revoked_token_is_401_at_once_and_its_query_changes_nothing(api):
 
 def test_no_sql_reaches_the_daemon_log(api):
     assert MARK not in api.log.read_text()
+
+
+def test_x_a_backup_taken_with_the_cli_is_listed_by_it_and_by_the_official_cli(api, supabase_clients, tmp_path):
+    """`supamanager backups create --wait` runs the real backup.yml on the live project (it stays
+    ACTIVE_HEALTHY); `supamanager backups list` and the official CLI's `supabase backups list` show
+    the backup COMPLETED, with no secret of the project."""
+    # Only a healthy project is backed up by the daemon; a loaded host may show it unhealthy a while.
+    deadline = time.monotonic() + 600
+    while api.request("GET", f"/v1/projects/{api.ref}")[1]["status"] != "ACTIVE_HEALTHY":
+        assert time.monotonic() < deadline, "the live project did not become healthy"
+        time.sleep(2)
+    made = cli(api, "backups", "create", api.ref, "--wait", timeout=900)
+    assert made.returncode == 0, made.stderr[-3000:]
+    listed = json.loads(cli(api, "backups", "list", api.ref, "--json").stdout)
+    assert [b["status"] for b in listed["backups"]] == ["COMPLETED"]
+    backup_id = listed["backups"][0]["id"]
+    shown = cli(api, "backups", "list", api.ref)
+    assert str(backup_id) in shown.stdout and "COMPLETED" in shown.stdout
+    official = json.loads(
+        official_cli(api, supabase_clients, tmp_path, "backups", "list", "--project-ref", api.ref, "-o", "json")
+    )
+    assert [(b["id"], b["status"]) for b in official["backups"]] == [(backup_id, "COMPLETED")]
+    assert official["pitr_enabled"] is False  # the live project runs without the WAL agent (the default)
+    status, project, _ = api.request("GET", f"/v1/projects/{api.ref}")
+    assert (status, project["status"]) == (200, "ACTIVE_HEALTHY")
+    manifest = json.loads((api.root / "backups" / api.ref / "archive" / str(backup_id) / "backup.json").read_text())
+    assert manifest["kind"] == "manual"
+    for text in (made.stdout, made.stderr, shown.stdout, json.dumps(official)):
+        assert LIVE_DB_PASS not in text
 
 
 def test_y_a_new_password_recreates_only_the_services_that_use_it_and_the_data_stays(api):

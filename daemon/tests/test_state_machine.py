@@ -31,6 +31,8 @@ REQUESTS = {
     "restart": handlers._choose_restart,
     "delete": lambda _project: "delete",
     "restore_backup": backup_handlers.choose_restore_backup,
+    # also the daemon's backup schedule's chooser (operations/backup_schedule.py)
+    "backup": backup_handlers.choose_backup,
 }
 
 

@@ -9,11 +9,13 @@ import aiohttp
 from aiohttp import web
 
 from . import api, events, keys, logging_json, metrics
+from .api.backups import choose_backup
 from .auth import FailedAuthLimiter, auth_middleware
 from .fleet.docker import DockerClient
 from .fleet.healing import Healer, Policy
 from .fleet.poller import Poller
 from .middleware import error_middleware
+from .operations.backup_schedule import BackupSchedule
 from .operations.jobs import JobScheduler
 from .projectdb import ProjectDatabases
 from .settings import Settings, ensure_api_token
@@ -79,7 +81,11 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("forgot %d operations that ended more than %g days ago", pruned, settings.operation_retention_days)
     # Operations a previous daemon left behind run again before new requests are served.
     await jobs.recover()
+    schedule = BackupSchedule(settings, app[keys.STORE], choose_backup, jobs.enqueue)
+    app[keys.BACKUP_SCHEDULE] = schedule
+    schedule.start()
     yield
+    await schedule.stop()
     await jobs.shutdown()
 
 

@@ -335,6 +335,11 @@ def cmd_backups_list(client: Client, args) -> int:
     return 0
 
 
+def cmd_backups_create(client: Client, args) -> int:
+    _, headers = client.call("POST", _ref_path(args.ref, "/database/backups"))
+    return _accepted(client, args, {"ref": args.ref}, headers, f"backing up project {args.ref}")
+
+
 def cmd_backups_restore(client: Client, args) -> int:
     if args.time is not None:
         path, body = "/database/backups/restore-pitr", {"recovery_time_target_unix": args.time}
@@ -557,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the backups and the point-in-time window", parents=[common])
     p.add_argument("ref", help="project ref")
     p.set_defaults(func=cmd_backups_list)
+    p = sub.add_parser("create", help="take a backup now (a healthy project)", parents=[common, waiting])
+    p.add_argument("ref", help="project ref")
+    p.set_defaults(func=cmd_backups_create)
     p = sub.add_parser("restore", help="restore a backup, or a point in time, in place", parents=[common, waiting])
     p.add_argument("ref", help="project ref")
     target = p.add_mutually_exclusive_group(required=True)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .auth import FailedAuthLimiter
     from .fleet.docker import DockerClient
     from .fleet.poller import Poller
+    from .operations.backup_schedule import BackupSchedule
     from .operations.jobs import JobScheduler
     from .projectdb import ProjectDatabases
     from .settings import Settings
@@ -25,6 +26,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")
 JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")
+BACKUP_SCHEDULE: web.AppKey[BackupSchedule] = web.AppKey("backup_schedule")
 # The daemon's direct paths into projects: SQL pools, and HTTP to their gateways (postgres-meta).
 PROJECT_DBS: web.AppKey[ProjectDatabases] = web.AppKey("project_dbs")
 HTTP = web.AppKey("http", aiohttp.ClientSession)

@@ -1,13 +1,15 @@
 """Prometheus metrics at GET /metrics, in the text exposition format (0.0.4), written by hand.
 
-Five metric families do not justify a client library. Counters and histograms live in memory
+Ten metric families do not justify a client library. Counters and histograms live in memory
 (they restart at zero with the daemon, as Prometheus expects); the projects-by-status gauge is
-read from the store at scrape time, so it never drifts from what GET /v1/projects shows.
+read from the store at scrape time, so it never drifts from what GET /v1/projects shows, and the
+backups-by-status gauge from the backup repository, as GET .../database/backups lists them.
 /metrics is open like /healthz: it carries counts, never a name, a key or a token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import datetime
 import math
@@ -16,9 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from . import keys, models
+from .projects.files import read_backups
+from .settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
+# What a backup's manifest can say (project_backup): a published backup is one of these.
+BACKUP_STATUSES = ("COMPLETED", "FAILED")
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -95,7 +101,14 @@ class Metrics:
         if not ok:
             self.poll_errors += 1
 
-    def render(self, projects: list[dict[str, Any]], jobs_running: int, jobs_queued: int, orphan_refs: int = 0) -> str:
+    def render(
+        self,
+        projects: list[dict[str, Any]],
+        jobs_running: int,
+        jobs_queued: int,
+        orphan_refs: int = 0,
+        backups: dict[str, int] | None = None,
+    ) -> str:
         lines: list[str] = []
 
         def family(name: str, kind: str, help_: str) -> None:
@@ -132,17 +145,32 @@ class Metrics:
         lines.append(f"supamanager_heal_give_ups_total {self.heal_give_ups}")
         family("supamanager_orphan_projects", "gauge", "Refs with labelled containers that no known project owns.")
         lines.append(f"supamanager_orphan_projects {orphan_refs}")
+        family("supamanager_backups", "gauge", "Published backups of the projects, by status (FAILED: a check failed).")
+        for status, n in sorted({**dict.fromkeys(BACKUP_STATUSES, 0), **(backups or {})}.items()):
+            lines.append(f"supamanager_backups{_labels({'status': status})} {n}")
         return "\n".join(lines) + "\n"
 
 
 METRICS = web.AppKey("metrics", Metrics)
 
 
+def count_backups(settings: Settings, refs: list[str]) -> dict[str, int]:
+    """Published backups by status, over the projects' repositories."""
+    counts: dict[str, int] = {}
+    for ref in refs:
+        for manifest in read_backups(settings, ref):
+            status = str(manifest.get("status"))
+            counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
 async def render(app: web.Application) -> str:
-    """The exposition text now: counters from memory, the projects-by-status gauge from the store."""
+    """The exposition text now: counters from memory, the projects-by-status gauge from the store,
+    the backups-by-status gauge from the host's backup repository."""
     projects = await app[keys.STORE].list_projects()
+    backups = await asyncio.to_thread(count_backups, app[keys.SETTINGS], [p["ref"] for p in projects])
     jobs = app[keys.JOBS]
-    return app[METRICS].render(projects, jobs.running, jobs.queued, len(app[keys.POLLER].orphan_refs))
+    return app[METRICS].render(projects, jobs.running, jobs.queued, len(app[keys.POLLER].orphan_refs), backups)
 
 
 def setup(app: web.Application) -> None:

@@ -66,6 +66,10 @@ KINDS = {
         # a restore from the project's backups (a backup id, or a point in time): restore.yml puts
         # the project back as it was when it fails, so a failure is the poll's to judge again.
         Kind("restore_backup", "restore.yml", RESTORING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
+        # POST .../database/backups (ours) or the daemon's backup schedule: backup.yml takes one while
+        # the project runs on, healthy (only a healthy project is backed up by the daemon; a failure
+        # changes nothing in the project, and the metrics count it).
+        Kind("backup", "backup.yml", ACTIVE_HEALTHY, ACTIVE_HEALTHY, ACTIVE_HEALTHY, "active"),
         # PATCH .../database/password: the services that use the password are recreated meanwhile.
         Kind("password", "password.yml", RESTARTING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it

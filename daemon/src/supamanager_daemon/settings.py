@@ -56,6 +56,9 @@ class Settings:
     heal_backoff_max: float = 900.0
     heal_attempts: int = 5
     heal_timeout: float = 120.0
+    # The backup schedule (operations/backup_schedule.py): a healthy project whose newest backup is
+    # older than this many seconds is backed up (backup.yml). 0: no schedule (the default).
+    backup_interval: float = 0.0
     # Caps for a shared host: open event streams, projects, and failed authentications per client
     # address and minute (then 429); finished operations older than this many days are pruned.
     max_event_streams: int = 64
@@ -147,7 +150,7 @@ def _coerce(name: str, value: Any) -> Any:
     )
     if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
-    if name in ("heal_delay", "heal_backoff_max") and value < 0:
+    if name in ("heal_delay", "heal_backoff_max", "backup_interval") and value < 0:
         raise SettingsError(f"setting {name!r} must not be negative")
     return value
 

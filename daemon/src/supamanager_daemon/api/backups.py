@@ -1,5 +1,6 @@
 """Routes of the Database backups tag. Reads answer from the host's backup repository directly;
-restores are operations (kind restore_backup: restore.yml in place, with a backup id or a time)."""
+restores are operations (kind restore_backup: restore.yml in place, with a backup id or a time), and
+so is a backup taken now (kind backup: backup.yml; ours, also what the daemon's schedule starts)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,35 @@ async def list_backups(request: web.Request) -> dict[str, Any]:
             "latest_physical_backup_date_unix": max(ends) if ends else None,
         },
     }
+
+
+def choose_backup(project: dict[str, Any]) -> str:
+    """The daemon backs up a healthy project (its status stays ACTIVE_HEALTHY meanwhile); a paused
+    or unhealthy one is backed up with playbooks/backup.yml, which starts a paused database alone."""
+    if project["status"] != models.ACTIVE_HEALTHY:
+        raise InvalidState(
+            f"project {project['ref']} is {project['status']}: the daemon backs up a healthy project"
+            " (playbooks/backup.yml backs up a paused one)"
+        )
+    return "backup"
+
+
+@api.post(
+    "/v1/projects/{ref}/database/backups",
+    "supamanager-create-backup",
+    "Takes a backup now (ours)",
+    description="A whole backup of a healthy project (database, roles, storage, functions, sealed settings),"
+    " checked, published in the host's repository: backup.yml as an operation. Answers at once with the"
+    " operation to follow; the backup is listed once published (a failed check lists it FAILED).",
+    status=201,
+    errors=(400, 404, 409),
+    headers=OPERATION_HEADER,
+    ours=True,
+)
+async def create_backup(request: web.Request) -> Reply:
+    ref = path_ref(request)
+    _project, op = await record(request, lambda: request.app[keys.STORE].start_operation(ref, choose_backup, {}))
+    return accepted(None, op)
 
 
 def choose_restore_backup(project: dict[str, Any]) -> str:

@@ -117,6 +117,9 @@ class JobScheduler:
                 extravars["backup_id"] = str(int(op["params"]["backup_id"]))
             else:
                 extravars["recovery_target_time"] = str(int(op["params"]["recovery_time_target_unix"]))
+        if op["kind"] == "backup":
+            # Recorded in the backup's manifest: taken on request, or by the daemon's schedule.
+            extravars["supabase_backup_kind"] = "scheduled" if op["params"].get("scheduled") else "manual"
         if playbook == "delete.yml":
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
             # A rollback takes the volumes of a project that never came up (they hold nothing), but
