@@ -132,6 +132,7 @@ async def test_the_rollback_of_a_failed_create_takes_no_backup(client, settings)
 
 async def test_restores_are_operations_that_run_restore_yml_with_the_target(client, settings):
     ref = await active(client)
+    write_backup(settings.root, ref, 1796100200, "COMPLETED", 1796100210)
     resp, body = await checked(
         client,
         "POST",
@@ -161,6 +162,7 @@ async def test_restores_are_operations_that_run_restore_yml_with_the_target(clie
 
 async def test_a_failed_restore_leaves_the_project_for_the_poll_to_judge(client, settings):
     ref = await active(client)
+    write_backup(settings.root, ref, 1, "COMPLETED", 2)
     (settings.root / "fail-restore").touch()
     resp, _ = await checked(
         client, "POST", f"/v1/projects/{ref}/database/backups/restore", headers=AUTH, json={"id": 1}
@@ -193,6 +195,27 @@ async def test_restore_requests_are_checked_before_anything_runs(client, setting
     await wait_operation(client, resp.headers["X-Operation-Id"])
     resp, answer = await checked(client, "POST", f"{url}/restore", headers=AUTH, json={"id": 1})
     assert resp.status == 400 and "only an active project is restored" in answer["message"]
+
+
+async def test_a_restore_outside_what_the_backups_hold_is_refused_before_anything_runs(client, settings):
+    ref = await active(client)
+    url = f"/v1/projects/{ref}/database/backups"
+    resp, answer = await checked(
+        client, "POST", f"{url}/restore-pitr", headers=AUTH, json={"recovery_time_target_unix": 5}
+    )
+    assert (resp.status, answer["code"]) == (400, "no_backup"), answer
+    write_backup(settings.root, ref, 1796100100, "FAILED", 1796100105)
+    write_backup(settings.root, ref, 1796100200, "COMPLETED", 1796100210)
+    for path, body, code, says in (
+        ("restore-pitr", {"recovery_time_target_unix": 1796100209}, "outside_recovery_window", "starts at 1796100210"),
+        ("restore", {"id": 1796100100}, "backup_not_found", "no completed backup 1796100100"),  # FAILED: never used
+        ("restore", {"id": 1796100300}, "backup_not_found", "no completed backup 1796100300"),
+    ):
+        resp, answer = await checked(client, "POST", f"{url}/{path}", headers=AUTH, json=body)
+        assert (resp.status, answer["code"]) == (400, code), answer
+        assert says in answer["message"], answer
+    assert not (settings.root / f"vars-{ref}-restore.json").exists()
+    assert [op["kind"] for op in await client.app[keys.STORE].operations_for(ref)] == ["create"]
 
 
 async def active(client) -> str:

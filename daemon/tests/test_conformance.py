@@ -18,6 +18,7 @@ from official_check import EXERCISED, official_operation
 from openapi_check import checked
 from supamanager_daemon import keys
 from supamanager_daemon.app import create_app
+from test_backups_api import write_backup
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +86,7 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "GET", f"/v1/projects/{ref}/health", 400)
     await call(client, "GET", f"/v1/projects/{ref}/database/backups", 200)
     await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/database/backups", 404)
+    write_backup(settings.root, ref, 1796100200, "COMPLETED", 1796100210)
     for path, body in (("restore-pitr", {"recovery_time_target_unix": 1796100250}), ("restore", {"id": 1796100200})):
         resp, _ = await call(client, "POST", f"/v1/projects/{ref}/database/backups/{path}", 201, json=body)
         await wait_operation(client, resp.headers["X-Operation-Id"])

@@ -239,7 +239,8 @@ def test_no_sql_reaches_the_daemon_log(api):
 def test_x_a_backup_taken_with_the_cli_is_listed_by_it_and_by_the_official_cli(api, supabase_clients, tmp_path):
     """`supamanager backups create --wait` runs the real backup.yml on the live project (it stays
     ACTIVE_HEALTHY); `supamanager backups list` and the official CLI's `supabase backups list` show
-    the backup COMPLETED, with no secret of the project."""
+    the backup COMPLETED; `supabase backups restore -t` with a second before the recovery window is
+    refused with the reason and changes nothing; no secret of the project in any of it."""
     # Only a healthy project is backed up by the daemon; a loaded host may show it unhealthy a while.
     deadline = time.monotonic() + 600
     while api.request("GET", f"/v1/projects/{api.ref}")[1]["status"] != "ACTIVE_HEALTHY":
@@ -261,7 +262,18 @@ def test_x_a_backup_taken_with_the_cli_is_listed_by_it_and_by_the_official_cli(a
     assert (status, project["status"]) == (200, "ACTIVE_HEALTHY")
     manifest = json.loads((api.root / "backups" / api.ref / "archive" / str(backup_id) / "backup.json").read_text())
     assert manifest["kind"] == "manual"
-    for text in (made.stdout, made.stderr, shown.stdout, json.dumps(official)):
+    # `supabase backups restore -t` reaches restore-pitr; a second before the window is refused with
+    # the reason, and nothing runs (restore.yml itself is run in tests/integration/role/test_backup.py)
+    early = supabase(
+        supabase_clients, api, api.token, "backups", "restore", "--project-ref", api.ref, "-t", "1000000000",
+        "--yes", tmp=tmp_path,
+    )  # fmt: skip
+    assert early.returncode != 0
+    assert "before the recovery window" in early.stdout + early.stderr, early.stderr[-2000:]
+    status, project, _ = api.request("GET", f"/v1/projects/{api.ref}")
+    assert (status, project["status"]) == (200, "ACTIVE_HEALTHY")
+    assert json.loads(cli(api, "backups", "list", api.ref, "--json").stdout) == listed
+    for text in (made.stdout, made.stderr, shown.stdout, json.dumps(official), early.stdout, early.stderr):
         assert LIVE_DB_PASS not in text
 
 

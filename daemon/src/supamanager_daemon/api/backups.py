@@ -87,8 +87,35 @@ def choose_restore_backup(project: dict[str, Any]) -> str:
     return "restore_backup"
 
 
+def check_restore_target(manifests: list[dict[str, Any]], params: dict[str, int]) -> None:
+    """What restore.yml would refuse after stopping nothing, refused before it runs: a backup id that
+    is not a completed backup, a second before the recovery window (the end of the oldest completed
+    backup), a project with no completed backup."""
+    completed = [m for m in manifests if m.get("status") == "COMPLETED"]
+    if "backup_id" in params:
+        if params["backup_id"] not in {m["id"] for m in completed}:
+            raise InvalidState(
+                f"no completed backup {params['backup_id']} of this project (GET .../database/backups lists them)",
+                code="backup_not_found",
+            )
+        return
+    ends = [m["base_end"] for m in completed if isinstance(m.get("base_end"), int)]
+    if not ends:
+        raise InvalidState("this project has no completed backup to restore from", code="no_backup")
+    if params["recovery_time_target_unix"] < min(ends):
+        raise InvalidState(
+            f"{params['recovery_time_target_unix']} is before the recovery window, which starts at {min(ends)}"
+            " (unix seconds)",
+            code="outside_recovery_window",
+        )
+
+
 async def _restore(request: web.Request, params: dict[str, int]) -> Reply:
     ref = path_ref(request)
+    project = await load_project(request)
+    choose_restore_backup(project)  # the project's status first; the store checks it again atomically
+    manifests = await asyncio.to_thread(read_backups, request.app[keys.SETTINGS], ref)
+    check_restore_target(manifests, params)
     _project, op = await record(
         request, lambda: request.app[keys.STORE].start_operation(ref, choose_restore_backup, params)
     )
