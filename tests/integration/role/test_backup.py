@@ -8,7 +8,9 @@ with its start and its closing backup is the expensive step; the suite has three
    own repository, the source untouched;
 3. a restore in place to the latest point after the database and its volume are lost: every row,
    the last one written just before the kill (waited for in the agent's WAL, not slept for);
-4. a backup killed mid-way (nothing listed, the next succeeds), a corrupted archive marked FAILED;
+4. a backup killed mid-way (nothing listed, the next succeeds and is copied into a restic repository:
+   its snapshot tagged with the project and the backup, whole, encrypted), a corrupted archive
+   marked FAILED;
 5. a paused project's backup (it stays paused), then its delete with the final backup (a paused
    project's, the database started alone) and the restore of the deleted project: its rows and
    keys are back;
@@ -234,7 +236,7 @@ def test_restore_to_the_latest_point_after_the_database_and_its_volume_are_lost(
     assert int(restored["new_backup_id"]) > int(restored["backup_id"])
 
 
-def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds(project, host):
+def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds_and_is_copied_off_the_host(project, host):
     ref = project["ref"]
     varfile = host.root.parent / f"vars-{ref}-kill.json"
     varfile.write_text(json.dumps({**host.vars, **LIGHT, "project_ref": ref}))
@@ -261,10 +263,36 @@ def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds(pr
     proc.wait()
     listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
     assert [b["id"] for b in listed["backups"]] == before
-    after = fact(host, "backup", ref, "supabase_backup", project["outputs"])
+    # The next backup, copied off the host too: a restic repository (Debian's restic, a local path).
+    off_host, password = host.root.parent / "restic", host.root.parent / "restic.pass"
+    password.write_text(secrets.token_hex(16))
+    password.chmod(0o600)
+    project["secrets"].append(password.read_text())
+    restic = ["restic", "--repo", str(off_host), "--password-file", str(password), "--no-cache"]
+    run([*restic, "init"], env=None)
+    after = fact(
+        host,
+        "backup",
+        ref,
+        "supabase_backup",
+        project["outputs"],
+        supabase_backup_restic_repository=str(off_host),
+        supabase_backup_restic_password_file=str(password),
+    )
     assert after["status"] == "COMPLETED"
     assert not list(archive.glob(".tmp-*"))
     assert not [n for n in docker_names("container", ref) if n.endswith("-backup-take")]
+    snapshots = json.loads(run([*restic, "snapshots", "--json"], env=None).stdout)
+    assert [set(s["tags"]) for s in snapshots] == [{f"supamanager-{ref}", f"backup-{after['id']}"}]
+    manifest = archive / str(after["id"]) / "backup.json"
+    copied = run([*restic, "dump", snapshots[0]["id"], str(manifest)], env=None).stdout
+    assert copied == manifest.read_text()
+    # encrypted: no file of the restic repository holds the manifest, or the settings' archive, in clear
+    sealed = (archive / str(after["id"]) / "settings.tar.enc").read_bytes()[:64]
+    for path in off_host.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b'"base_end"' not in data and sealed not in data, path
 
 
 def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):
