@@ -73,6 +73,13 @@ options:
       - Secrets to keep, name -> length. A kept value is returned as it is; a missing one is generated.
     type: dict
     default: {}
+  predating:
+    description:
+      - Values for secrets of O(generate) that came after a project's kept secrets were first written, name -> value
+        (the value such a project has run with, upstream's default). Used only when C(secrets.json) exists and lacks
+        the name; a new project generates every secret.
+    type: dict
+    default: {}
   db_volume:
     description:
       - The name of the project's database volume. When it exists and C(secrets.json) does not, the run fails.
@@ -220,13 +227,17 @@ def read_json(path):
     return data
 
 
-def plan_secrets(kept, generate):
-    """Kept values where present and non-empty, new ones for the rest; (secrets, names generated)."""
+def plan_secrets(kept, generate, predating=None):
+    """Kept values where present and non-empty, for an older kept file the predating value of a name it
+    lacks, new ones for the rest; (secrets, names generated)."""
     out, fresh = {}, []
     for name, length in sorted(generate.items()):
         value = (kept or {}).get(name)
         if isinstance(value, str) and value:
             out[name] = value
+        elif kept and name in (predating or {}):
+            out[name] = str(predating[name])
+            fresh.append(name)
         else:
             out[name] = _jwt_keys.generate_secret(int(length))
             fresh.append(name)
@@ -311,7 +322,7 @@ def present(p, api, check_mode, result):
             "The volume {} exists but {} does not: a new POSTGRES_PASSWORD would not match the database. Restore the "
             "secrets file, or delete the project with delete_volumes=true.".format(p["db_volume"], secrets_path)
         )
-    secrets, fresh = plan_secrets(kept, p["generate"])
+    secrets, fresh = plan_secrets(kept, p["generate"], p["predating"])
     if ensure_private_dir(p["secrets_dir"], check_mode):
         result["changed"] = True
     mode = os.stat(secrets_path).st_mode & 0o777 if kept is not None else None
@@ -371,6 +382,7 @@ def main():
             secrets_dir=dict(type="path", required=True),
             existing=dict(type="bool", default=False),
             generate=dict(type="dict", default={}),
+            predating=dict(type="dict", default={}, no_log=True),
             db_volume=dict(type="str"),
             jwt_issuer=dict(type="str", default="supabase"),
             jwt_expiry_days=dict(type="int", default=1825),

@@ -11,8 +11,10 @@ import textwrap
 import pytest
 import yaml
 
-from tests.conftest import VENV_BIN, run
+from tests.conftest import REPO, VENV_BIN, run
 from tests.integration.role.conftest import one_line
+
+DEFAULTS = REPO / "roles" / "project" / "defaults" / "main.yml"
 
 SECRETS = {
     "jwt_secret": "test-jwt-secret-0123456789-abcdefghijklmnopq",
@@ -51,6 +53,14 @@ def render(tmp_path, venv_env, ref, **extra):
                     name: supamanager.supabase.project
                     tasks_from: "{{ item }}"
                   loop: [env.yml, definition.yml, render.yml]
+                # The role writes them in the module run that starts the services (project_services,
+                # with the same module_utils); here, without Docker, project_files writes them.
+                - name: Write what the role rendered
+                  supamanager.supabase.project_files:
+                    path: "{{ _supabase_project_dir }}"
+                    directories: "{{ _supabase_directories }}"
+                    files: "{{ _supabase_files }}"
+                  no_log: true
             """
         )
     )
@@ -188,6 +198,27 @@ def test_config_files_are_rendered_without_secrets(rendered):
     assert vector["transforms"]["router"]["route"]["db"] == '.appname == "supamanager-render-test-db"'
     for secret in SECRETS.values():
         assert secret not in proc.stdout
+
+
+def test_healthcheck_timing_follows_the_engine(rendered, tmp_path, venv_env):
+    """Docker 20.10 (this host) has no start_interval and compose refuses it there: only the interval.
+    On Docker 25 and later Docker checks every start_interval while a container starts."""
+    project_dir, _ = rendered
+    old_engine = yaml.safe_load((project_dir / "docker-compose.yml").read_text())["services"]
+    newer, _ = render(tmp_path, venv_env, "render-docker25", _supabase_engine_start_interval=True)
+    new_engine = yaml.safe_load((newer / "docker-compose.yml").read_text())["services"]
+    defaults = yaml.safe_load(DEFAULTS.read_text())
+    for name, service in old_engine.items():
+        if name == "rest":
+            continue
+        check = service["healthcheck"]
+        assert check["interval"] == "5s", name
+        assert "start_interval" not in check, name
+        assert new_engine[name]["healthcheck"]["interval"] == "60s", name
+        assert new_engine[name]["healthcheck"]["start_interval"] == defaults["supabase_healthcheck_start_interval"]
+        assert new_engine[name]["healthcheck"]["start_period"] == defaults["supabase_healthcheck_start_period"]
+        assert new_engine[name]["healthcheck"]["test"] == check["test"], name
+    compose_config(newer, venv_env)
 
 
 def test_logs_can_be_turned_off(tmp_path, venv_env):

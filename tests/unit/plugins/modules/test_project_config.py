@@ -42,6 +42,7 @@ def params(tmp_path, **extra):
         "secrets_dir": str(tmp_path / "secrets" / "shop"),
         "existing": False,
         "generate": dict(GENERATE),
+        "predating": {},
         "db_volume": "supamanager-shop-db-data",
         "jwt_issuer": "supabase",
         "jwt_expiry_days": 1825,
@@ -92,6 +93,16 @@ def test_a_missing_secret_is_added_kept_ones_stay(tmp_path):
     assert again["changed"]
     assert len(again["secrets"]["SECRET_KEY_BASE"]) == 64
     assert again["secrets"]["POSTGRES_PASSWORD"] == first["secrets"]["POSTGRES_PASSWORD"]
+
+
+def test_an_older_project_gets_the_predating_value_a_new_one_a_fresh_secret(tmp_path):
+    # DB_ENC_KEY came after the first kept files: a project created before ran with upstream's value.
+    predating = {"DB_ENC_KEY": "supabaserealtime"}
+    present(params(tmp_path))
+    older = present(params(tmp_path, generate={**GENERATE, "DB_ENC_KEY": 16}, predating=predating))
+    assert older["secrets"]["DB_ENC_KEY"] == "supabaserealtime"
+    fresh = present(params(tmp_path / "new", generate={**GENERATE, "DB_ENC_KEY": 16}, predating=predating))
+    assert fresh["secrets"]["DB_ENC_KEY"] != "supabaserealtime" and len(fresh["secrets"]["DB_ENC_KEY"]) == 16
 
 
 def test_check_mode_writes_nothing(tmp_path):
