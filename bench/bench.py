@@ -96,7 +96,14 @@ class Bench:
         log(f"{name}: {took:.1f}s")
         return took
 
-    def playbook(self, name: str, ref: str, *extra: str) -> float:
+    def role_vars(self) -> dict[str, Any]:
+        """Variables every playbook run and the daemon's jobs get: the port range, the interval."""
+        out: dict[str, Any] = dict(self.ports)
+        if self.args.healthcheck_interval:
+            out["supabase_healthcheck_interval"] = self.args.healthcheck_interval
+        return out
+
+    def playbook(self, name: str, ref: str, *extra: str, root: pathlib.Path | None = None) -> float:
         return self.timed(
             f"{name}-{ref}",
             [
@@ -107,9 +114,9 @@ class Bench:
                 "-e",
                 f"supabase_image_registry={REGISTRY}",
                 "-e",
-                f"supamanager_root={self.root}",
+                f"supamanager_root={root or self.root}",
                 "-e",
-                json.dumps(self.ports),
+                json.dumps(self.role_vars()),
                 *extra,
             ],
         )
@@ -192,9 +199,7 @@ class Bench:
         if self.args.max_jobs:
             env["SUPAMANAGER_MAX_JOBS"] = str(self.args.max_jobs)
         config = self.work / "supamanagerd.toml"
-        playbook_vars: dict[str, Any] = dict(self.ports)
-        if self.args.healthcheck_interval:
-            playbook_vars["supabase_healthcheck_interval"] = self.args.healthcheck_interval
+        playbook_vars = self.role_vars()
         # JSON strings and numbers are valid TOML values.
         config.write_text("[playbook_vars]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in playbook_vars.items()))
         env["SUPAMANAGER_CONFIG"] = str(config)
@@ -304,7 +309,9 @@ class Bench:
         together = [ref for ref in healthy if all_healthy(containers(ref))]
         result["healthy_together"] = len(together)
         # What N healthy projects cost the host at rest (healthchecks, idle services), in % of all cores.
-        result["settled_cpu_pct"] = psutil.cpu_percent(interval=20)
+        result["settled_cpu_pct"] = psutil.cpu_percent(interval=self.args.settle_window)
+        if n == max(self.args.scale) and self.args.checks_off:
+            result.update(self.healthchecks_off(list(ops)))
         _, hz, _ = http("GET", f"{base}/healthz")
         result["daemon_polls"] = hz["polls"]
         result["daemon_docker_calls"] = hz["docker_api_calls"]
@@ -322,6 +329,45 @@ class Bench:
         for ref in ops:
             sweep(ref)
         return result
+
+    def healthchecks_off(self, refs: list[str]) -> dict[str, Any]:
+        """The same settled projects with Docker's healthchecks disabled, measured like the step.
+
+        Each project is converged again (resume.yml on the daemon's root) with every healthcheck
+        replaced by NONE: its containers are recreated without one and started in order (the role's
+        start needs no healthcheck). The difference to the step's settled CPU is what the checks
+        cost; the stand-ins' own idle work is in both figures.
+        """
+        off = {name: {"test": ["NONE"]} for name in SERVICES}
+        extra = ["-e", json.dumps({"supabase_healthcheck_overrides": off})]
+        jobs = self.args.max_jobs or 4
+        t0 = time.perf_counter()
+        errors: list[str] = []
+
+        def converge(batch: list[str]) -> None:
+            for ref in batch:
+                try:
+                    self.playbook("resume", ref, *extra, root=self.daemon_root)
+                except RuntimeError as exc:
+                    errors.append(str(exc)[:300])
+
+        threads = [threading.Thread(target=converge, args=(refs[i::jobs],)) for i in range(jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out: dict[str, Any] = {"checks_off_converge_s": time.perf_counter() - t0}
+        if errors:
+            out["note"] = f"checks off: {len(errors)} resumes failed: {errors[0]}"
+            return out
+        running = sum(
+            1 for ref in refs if all(v == "none" for v in containers(ref).values()) and len(containers(ref)) == 13
+        )
+        time.sleep(self.args.settle_window)  # the restarted services settle first
+        out["settled_cpu_pct_checks_off"] = psutil.cpu_percent(interval=self.args.settle_window)
+        out["checks_off_running"] = running
+        log(f"checks off: {json.dumps(out)}")
+        return out
 
     def idle_latency(self, base: str, token: str) -> dict[str, float]:
         lat = []
@@ -435,7 +481,10 @@ class Bench:
         from supamanager_daemon.store import Store
 
         out = []
-        docker = DockerClient("/var/run/docker.sock", timeout=60)
+        host = os.environ.get("DOCKER_HOST", "")
+        docker = DockerClient(
+            host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock", timeout=60
+        )
         made = 0
         try:
             for n in (1, 10, 50):
@@ -515,6 +564,7 @@ class Bench:
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> None:
         steps = {"lifecycle"} if self.args.quick else set(self.args.steps)
+        self.results["lifecycle_healthcheck_interval"] = self.args.healthcheck_interval or "the role's default"
         rounds = 1 if self.args.quick else self.args.rounds if "lifecycle" in steps else 0
         lifecycle = []
         for i in range(rounds):
@@ -542,7 +592,7 @@ class Bench:
         if "scale" in steps:
             base, token = self.start_daemon()
             self.results["max_jobs"] = self.args.max_jobs or 4
-            self.results["healthcheck_interval"] = self.args.healthcheck_interval or "5s"
+            self.results["healthcheck_interval"] = self.args.healthcheck_interval or "the role's default"
             self.results["idle_get"] = self.idle_latency(base, token)
             scale = []
             for n in self.args.scale:
@@ -728,7 +778,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--healthcheck-interval",
         default="",
-        help="supabase_healthcheck_interval for the daemon's projects, e.g. 20s (default: the role's, 5s)",
+        help="supabase_healthcheck_interval for every project (playbooks and the daemon's), e.g. 60s"
+        " (default: the role's: 5s on Docker older than 25, 60s on 25 and later)",
+    )
+    parser.add_argument(
+        "--no-checks-off",
+        dest="checks_off",
+        action="store_false",
+        help="skip measuring the largest scale step again with every healthcheck disabled",
+    )
+    parser.add_argument(
+        "--settle-window", type=float, default=20, help="seconds of each settled-CPU measurement (default 20)"
     )
     parser.add_argument(
         "--port-base", type=int, default=0, help="host ports from here (+999); default random 20000-28000"
