@@ -108,6 +108,13 @@ def containers(ref):
     return {row["Names"].removeprefix(f"supamanager-{ref}-"): row for row in rows}
 
 
+def started_at(ref):
+    """service -> when Docker last started its container."""
+    names = [row["Names"] for row in containers(ref).values()]
+    inspected = json.loads(run(["docker", "inspect", *names], env=None).stdout)
+    return {c["Config"]["Labels"]["supamanager.service"]: c["State"]["StartedAt"] for c in inspected}
+
+
 def query(env, sql, params=()):
     """Runs SQL through the project's published transaction pooler port, as postgres.<tenant>."""
     with psycopg.connect(
@@ -312,6 +319,14 @@ def test_lifecycle_keeps_the_data(project, host):
     restarted = host.playbook("restart", ref, verbosity=2)
     project["outputs"].append(restarted.stdout + restarted.stderr)
     assert host.status(ref)["status"] == "ACTIVE_HEALTHY"
+    assert query(env, "select note from kept") == [("before pause",)]
+
+    # The daemon's heal: only db, and the pooler, whose depends_on says restart after db.
+    before = started_at(ref)
+    healed = host.playbook("restart", ref, supabase_restart_services=["db"])
+    project["outputs"].append(healed.stdout + healed.stderr)
+    after = started_at(ref)
+    assert {name for name in after if after[name] != before[name]} == {"db", "supavisor"}
     assert query(env, "select note from kept") == [("before pause",)]
 
     assert run_twice("delete")[1] == 0
