@@ -100,8 +100,9 @@ class Host:
             "supabase_port_registry": str(root / "ports.json"),
             "supabase_port_range_start": start,
             "supabase_port_range_end": start + PORT_BLOCK - 1,
-            # One short interval so waves become healthy quickly on a busy 2-core machine.
-            "supabase_healthcheck_interval": "2s",
+            # The role's healthcheck interval: the start no longer waits for Docker's tick (the role
+            # runs each check itself while a service starts), and on a busy 2-core machine checks at
+            # 2 s (Python starts in some stand-ins) starved the services they were checking.
             # Generous: other suites share the 2 cores and slow every step down.
             "supabase_health_timeout": 300,
         }

@@ -41,8 +41,8 @@ def test_failed_create_leaves_nothing(host):
     out = one_line(proc.stdout)
     assert f"Creating project {ref} failed" in out
     # Compose's own reason: the image could not be pulled from the registry.
-    assert "docker compose (present) failed: " in out
-    assert "nonexistent.invalid" in out.split("docker compose (present) failed: ")[1]
+    assert "docker compose create failed: " in out
+    assert "nonexistent.invalid" in out.split("docker compose create failed: ")[1]
     assert "Everything this run made was removed" in out
     # What this run made before compose: its files and its ports. Docker holds nothing of the
     # project yet when the pull fails (kept checked, should compose ever create the network
@@ -59,13 +59,20 @@ def test_unhealthy_service_fails_the_create_with_its_last_check(host):
     # imgproxy depends on nothing, so it starts at once; a check that always fails makes it unhealthy.
     ref = random_ref("u")
     failing = {"imgproxy": {"test": ["CMD", "sh", "-c", "echo imgproxy-check-says-no; exit 1"], "retries": 1}}
+    # The start waits out a failing check until its deadline (a slow boot on a starved host fails
+    # its first checks too, and compose's fail-fast would fail it): a short deadline here.
     proc = host.playbook(
-        "create", ref, check=False, supabase_logs_enabled=False, supabase_healthcheck_overrides=failing
+        "create",
+        ref,
+        check=False,
+        supabase_logs_enabled=False,
+        supabase_healthcheck_overrides=failing,
+        supabase_health_timeout=90,
     )
     assert proc.returncode != 0
     out = one_line(proc.stdout)
     assert f"Creating project {ref} failed" in out
-    reason = out.split("docker compose (present) failed: ")[1]
+    reason = out.split("Starting the services failed: ")[1]
     # imgproxy ran, on the project's network: the rollback had containers, a network and volumes to remove.
     assert "imgproxy: running, health unhealthy, last check: imgproxy-check-says-no" in reason
     assert "Everything this run made was removed" in out
