@@ -82,8 +82,17 @@ options:
     default: {}
   db_volume:
     description:
-      - The name of the project's database volume. When it exists and C(secrets.json) does not, the run fails.
+      - The name of the project's database volume. When it exists and C(secrets.json) does not, the run fails (unless
+        O(db_password) is given).
     type: str
+  db_password:
+    description:
+      - The database password the caller chose. It replaces the kept C(POSTGRES_PASSWORD) and is kept in its place;
+        for an existing database it is a change, which the caller sets inside the database (the role's
+        C(tasks/db_password.yml)). Empty keeps (or, for a new project, generates) the password.
+      - The caller validates it; it is never returned in a message.
+    type: str
+    default: ""
   jwt_issuer:
     description:
       - The C(iss) claim of the API keys.
@@ -159,6 +168,12 @@ existed:
     - Whether the project had directories or labelled Docker objects before this run (V(present)). Returned with a
       failure too, so that the caller rolls back only a project this run began.
   returned: always
+  type: bool
+db_existed:
+  description:
+    - Whether O(db_volume) existed before this run (V(present)). Its roles have the passwords they were given when it
+      was made, which the caller sets again from the kept one.
+  returned: success
   type: bool
 engine_version:
   description: The Docker engine's version (C(docker version)'s server version).
@@ -317,12 +332,15 @@ def present(p, api, check_mode, result):
                     p["project"], p["secrets_dir"]
                 )
             )
-    if kept is None and p["db_volume"] and volume_exists(api, p["db_volume"]):
+    result["db_existed"] = bool(p["db_volume"]) and volume_exists(api, p["db_volume"])
+    if kept is None and result["db_existed"] and not p["db_password"]:
         raise ConfigError(
             "The volume {} exists but {} does not: a new POSTGRES_PASSWORD would not match the database. Restore the "
             "secrets file, or delete the project with delete_volumes=true.".format(p["db_volume"], secrets_path)
         )
     secrets, fresh = plan_secrets(kept, p["generate"], p["predating"])
+    if p["db_password"]:
+        secrets["POSTGRES_PASSWORD"] = p["db_password"]
     if ensure_private_dir(p["secrets_dir"], check_mode):
         result["changed"] = True
     mode = os.stat(secrets_path).st_mode & 0o777 if kept is not None else None
@@ -384,6 +402,7 @@ def main():
             generate=dict(type="dict", default={}),
             predating=dict(type="dict", default={}, no_log=True),
             db_volume=dict(type="str"),
+            db_password=dict(type="str", default="", no_log=True),
             jwt_issuer=dict(type="str", default="supabase"),
             jwt_expiry_days=dict(type="int", default=1825),
             port_registry=dict(type="path", required=True),

@@ -96,6 +96,9 @@ options:
     description:
       - With V(restarted), restart only these services, and with them every service whose C(depends_on) says
         C(restart) after one of them (Compose's rule), in dependency order, and wait for their health alone.
+      - With V(present), start only these services and what they depend on, and wait for their health alone (the
+        role sets the database's passwords before the other services log in). C(docker compose create) still
+        makes every container.
       - Empty means all.
     type: list
     elements: str
@@ -261,6 +264,17 @@ def restart_followers(labels_by_service, names):
                     out.add(service)
                     grown = True
                     break
+    return out
+
+
+def with_dependencies(deps, names):
+    """names, with every service they depend on, transitively."""
+    out, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo.extend(deps.get(name, {}))
     return out
 
 
@@ -665,12 +679,15 @@ def run(module, api):
         raise ServicesError("project {} has no containers".format(p["project"]))
 
     only = None
-    if state == "restarted" and p["services"]:
+    if p["services"]:
         unknown = sorted(set(p["services"]) - set(project.containers))
         if unknown:
             raise ServicesError("project {} has no service {}".format(p["project"], ", ".join(unknown)))
-        labels = dict((n, (c.get("Labels") or {}).get(DEPENDS_LABEL)) for n, c in project.containers.items())
-        only = restart_followers(labels, p["services"])
+        if state == "restarted":
+            labels = dict((n, (c.get("Labels") or {}).get(DEPENDS_LABEL)) for n, c in project.containers.items())
+            only = restart_followers(labels, p["services"])
+        else:
+            only = with_dependencies(project.deps(), p["services"])
     if state == "restarted":
         # Stop (dependants first), then start as a resume does: each service once its
         # dependencies are ready again, which a plain ordered restart does not wait for.

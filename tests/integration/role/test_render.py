@@ -216,13 +216,22 @@ def test_healthcheck_timing_follows_the_engine(rendered, tmp_path, venv_env):
         assert "start_interval" not in check, name
         assert new_engine[name]["healthcheck"]["interval"] == "60s", name
         assert new_engine[name]["healthcheck"]["start_interval"] == defaults["supabase_healthcheck_start_interval"]
-        assert new_engine[name]["healthcheck"]["start_period"] == defaults["supabase_healthcheck_start_period"]
+        assert new_engine[name]["healthcheck"]["start_period"] == defaults["supabase_healthcheck_start_interval_period"]
         assert new_engine[name]["healthcheck"]["test"] == check["test"], name
+    # The old engine keeps each service's own start period (meta's, for the real postgres-meta).
+    assert old_engine["meta"]["healthcheck"]["start_period"] == "120s"
     compose_config(newer, venv_env)
 
 
-def test_logs_can_be_turned_off(tmp_path, venv_env):
-    project_dir, _ = render(tmp_path, venv_env, "render-nologs", supabase_logs_enabled=False)
+def test_logs_can_be_turned_off_and_a_loaded_host_gets_one_start_period(tmp_path, venv_env):
+    """Without the logging pair; supabase_healthcheck_start_period (a very loaded host's patience)
+    becomes every healthcheck's start period, meta's own too (one render for both)."""
+    project_dir, _ = render(
+        tmp_path, venv_env, "render-nologs", supabase_logs_enabled=False, supabase_healthcheck_start_period="600s"
+    )
+    rendered_file = yaml.safe_load((project_dir / "docker-compose.yml").read_text())["services"]
+    checks = [service["healthcheck"] for service in rendered_file.values() if "healthcheck" in service]
+    assert len(checks) == 10 and all(check["start_period"] == "600s" for check in checks)
     config = compose_config(project_dir, venv_env)
     assert len(config["services"]) == 11
     assert "analytics" not in config["services"] and "vector" not in config["services"]

@@ -44,6 +44,7 @@ def params(tmp_path, **extra):
         "generate": dict(GENERATE),
         "predating": {},
         "db_volume": "supamanager-shop-db-data",
+        "db_password": "",
         "jwt_issuer": "supabase",
         "jwt_expiry_days": 1825,
         "port_registry": str(tmp_path / "ports.json"),
@@ -116,6 +117,25 @@ def test_a_new_password_for_an_old_database_is_refused(tmp_path):
     with pytest.raises(pc.ConfigError, match=r"exists but .*secrets\.json does not"):
         present(params(tmp_path), FakeEngine(volume=True, objects=True))
     assert not os.path.exists(params(tmp_path)["secrets_dir"])
+
+
+def test_a_chosen_password_replaces_the_kept_one_and_is_kept(tmp_path):
+    first = present(params(tmp_path))
+    assert first["db_existed"] is False
+    chosen = present(params(tmp_path, db_password="chosen.Pass-1"), FakeEngine(volume=True, objects=True))
+    assert chosen["changed"] and chosen["db_existed"] is True
+    assert chosen["secrets"]["POSTGRES_PASSWORD"] == "chosen.Pass-1"
+    assert chosen["secrets"]["VAULT_ENC_KEY"] == first["secrets"]["VAULT_ENC_KEY"]
+    kept = json.loads(pathlib.Path(params(tmp_path)["secrets_dir"], "secrets.json").read_text())
+    assert kept["POSTGRES_PASSWORD"] == "chosen.Pass-1"
+    # The next run without one keeps the chosen password; with the same one nothing changes.
+    assert present(params(tmp_path))["secrets"]["POSTGRES_PASSWORD"] == "chosen.Pass-1"
+    assert present(params(tmp_path, db_password="chosen.Pass-1"))["changed"] is False
+
+
+def test_an_old_database_without_kept_secrets_takes_a_chosen_password(tmp_path):
+    result = present(params(tmp_path, db_password="chosen.Pass-1"), FakeEngine(volume=True, objects=True))
+    assert result["db_existed"] is True and result["secrets"]["POSTGRES_PASSWORD"] == "chosen.Pass-1"
 
 
 def test_existing_requires_the_compose_file_and_the_secrets(tmp_path):

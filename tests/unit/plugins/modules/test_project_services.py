@@ -270,3 +270,16 @@ def test_a_slow_probe_is_waited_for_never_doubled():
     assert starter.run() == []
     assert running["max"] == 1
     assert len(finish_at) >= 2
+
+
+def test_a_start_of_some_services_brings_what_they_need_and_nothing_else():
+    """present with services (the database alone, before its passwords are set): its dependencies start too."""
+    engine = FakeEngine(SERVICES)
+    project = ps.Project(engine, "p")
+    only = ps.with_dependencies(project.deps(), ["db"])
+    assert only == {"db", "vector"}
+    assert ps.with_dependencies(project.deps(), ["storage"]) == {"storage", "rest", "db", "vector"}
+    starter = ps.Starter(engine, project, time.time() + 30, probe_interval=0.05, only=only)
+    assert starter.run() == []
+    assert sorted(engine.started_at) == ["db", "vector"]
+    assert ps.wait_docker_healthy(project, time.time() + 5, only=only) == []
