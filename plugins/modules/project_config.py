@@ -90,7 +90,8 @@ options:
       - The database password the caller chose. It replaces the kept C(POSTGRES_PASSWORD) and is kept in its place;
         for an existing database it is a change, which the caller sets inside the database (the role's
         C(tasks/db_password.yml)). Empty keeps (or, for a new project, generates) the password.
-      - The caller validates it; it is never returned in a message.
+      - The caller validates it. It is not returned (RV(secrets) leaves C(POSTGRES_PASSWORD) out), since the caller
+        has it and Ansible would mask the value of a C(no_log) option in every result anyway.
     type: str
     default: ""
   jwt_issuer:
@@ -181,7 +182,8 @@ engine_version:
   type: str
   sample: 20.10.24
 secrets:
-  description: The kept secrets, name -> value (V(present)).
+  description:
+    - The kept secrets, name -> value (V(present)); without C(POSTGRES_PASSWORD) when O(db_password) is given.
   returned: success
   type: dict
 jwt:
@@ -348,7 +350,8 @@ def present(p, api, check_mode, result):
         result["written"].append(secrets_path)
         if not check_mode:
             write_atomically(secrets_path, json.dumps(secrets, indent=2, sort_keys=True) + "\n", 0o600)
-    result["secrets"] = secrets
+    # A no_log option's value is masked wherever it appears in the result: the caller has it.
+    result["secrets"] = dict((k, v) for k, v in secrets.items() if not (p["db_password"] and k == "POSTGRES_PASSWORD"))
 
     keys_path = os.path.join(p["secrets_dir"], KEYS_FILE)
     _jwt_keys.validate_expiry_days(p["jwt_expiry_days"])
