@@ -107,15 +107,22 @@ def test_a_rollback_keeps_the_volumes_of_a_project_that_came_up(host, came_up):
     ref = random_ref("rb")
     host.refs.add(ref)
     volume = f"supamanager-{ref}-db-data"
-    # A project's file, its volume made by Compose as a create makes it: the rollback's `compose
-    # down` must not take it either.
+    # A project's file, its container and volume made by Compose as a create makes them (labelled
+    # with the project, as the role's definition labels them): the rollback's removal of the
+    # containers and network must not take the volume either.
     project_dir = host.root / "projects" / ref
     project_dir.mkdir(parents=True)
     (project_dir / "docker-compose.yml").write_text(
         json.dumps(
             {
                 "name": f"supamanager-{ref}",
-                "services": {"db": {"image": "standin.local/base:bookworm", "volumes": ["db-data:/data"]}},
+                "services": {
+                    "db": {
+                        "image": "standin.local/base:bookworm",
+                        "labels": {"supamanager.project": ref},
+                        "volumes": ["db-data:/data"],
+                    }
+                },
                 "volumes": {"db-data": {"name": volume, "labels": {"supamanager.project": ref}}},
             }
         )
