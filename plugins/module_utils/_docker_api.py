@@ -107,6 +107,22 @@ class DockerAPI:
     def remove_network(self, name):
         self.request("DELETE", f"/networks/{quote(name)}", ok=(200, 204, 404))
 
+    def network(self, name):
+        return self.request("GET", f"/networks/{quote(name)}")
+
+    def disconnect(self, network, container):
+        """Take container off network (forced: also one that has stopped); gone or off already is fine."""
+        try:
+            self.request(
+                "POST",
+                f"/networks/{quote(network)}/disconnect",
+                body={"Container": container, "Force": True},
+                ok=(200, 204, 404),
+            )
+        except DockerError as exc:
+            if "is not connected" not in str(exc):  # Docker 20.10 answers 500 for it
+                raise
+
     def remove_volume(self, name):
         self.request("DELETE", f"/volumes/{quote(name)}", ok=(200, 204, 404))
 

@@ -23,7 +23,8 @@ description:
     healthcheck) is ready once its container runs.
   - V(stopped) stops every container, the services that depend on others first, each level at once; V(restarted)
     stops them so and starts them again as V(present) does; V(absent) stops and removes the project's containers and
-    network, and with O(remove_volumes) its volumes.
+    network (a container that is not the project's is disconnected from it, not removed), and with O(remove_volumes)
+    its volumes.
   - With O(files), V(present) first writes the project's files (one module run for the files and the start).
   - Only objects that carry the label C(supamanager.project=<project>) are touched.
   - O(gateway_url) is asked with O(gateway_headers) until it answers 200, after the services are healthy.
@@ -233,6 +234,8 @@ SERVICE_LABEL = "com.docker.compose.service"
 DEPENDS_LABEL = "com.docker.compose.depends_on"
 # While none of a container's exposed ports accepts connections, its healthcheck command runs at most this often.
 REFUSED_PROBE_EVERY = 2.0
+# A network the engine refuses to remove (an endpoint that lingers after its container went) is tried again.
+NETWORK_TRIES, NETWORK_RETRY_DELAY = 6, 2.0
 
 
 class ServicesError(Exception):
@@ -563,6 +566,24 @@ def stop_all(api, project, only=None):
     return sorted(stopped)
 
 
+def remove_network(api, network_id):
+    """Remove a network of the project. What is still attached (a container that is not the project's) is
+    disconnected first, and as Docker 20.10 can still count an endpoint of a container it has just removed
+    ("has active endpoints"), a refusal is tried again, NETWORK_TRIES times in all."""
+    for attempt in range(NETWORK_TRIES):
+        try:
+            for container in api.network(network_id).get("Containers") or {}:
+                api.disconnect(network_id, container)
+            api.remove_network(network_id)
+            return
+        except DockerError as exc:
+            if exc.status == 404:
+                return
+            if attempt == NETWORK_TRIES - 1:
+                raise
+        time.sleep(NETWORK_RETRY_DELAY)
+
+
 def describe_not_ready(api, project, names):
     """One line per service that is not ready: state, health, last health output."""
     lines = []
@@ -649,7 +670,7 @@ def run(module, api):
                 removed.append(c["Names"][0].lstrip("/"))
             label = "{}={}".format(PROJECT_LABEL, p["project"])
             for net in api.networks(label):
-                api.remove_network(net["Id"])
+                remove_network(api, net["Id"])
                 removed.append(net["Name"])
             if p["remove_volumes"]:
                 for vol in api.volumes(label):

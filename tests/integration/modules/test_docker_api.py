@@ -1,5 +1,6 @@
 """The collection's small Docker client (module_utils/_docker_api.py) against the real engine:
-list by label, inspect, exec and its exit code, stop, remove, networks, volumes, errors."""
+list by label, inspect, exec and its exit code, stop, remove, networks (and disconnecting from them),
+volumes, errors."""
 
 import secrets
 import subprocess
@@ -54,6 +55,11 @@ def test_list_inspect_exec_stop_remove(labelled):
     api.start(name)
     assert api.inspect(name)["State"]["Running"] is True
     assert [n["Name"] for n in api.networks(label)] == [name]
+    [attached] = api.network(name)["Containers"]
+    assert attached == info["Id"]
+    api.disconnect(name, name)
+    assert api.network(name)["Containers"] == {} and api.inspect(name)["State"]["Running"] is True
+    api.disconnect(name, name)  # not attached any more: fine
     assert [v["Name"] for v in api.volumes(label)] == [name]
     api.remove(name, volumes=True)
     assert api.containers(label) == []

@@ -31,6 +31,9 @@ class Engine(FakeEngine):
         self.vols = ["supamanager-p-db-data"]
         self.removed = []
         self.states = {}  # name -> inspect State to report instead of the computed one
+        self.attached = []  # containers on the network that are not the project's
+        self.disconnected = []
+        self.refusals = 0  # times the engine still counts an endpoint of a removed container
         if running:
             for name in services:
                 self.start(name)
@@ -53,7 +56,19 @@ class Engine(FakeEngine):
     def networks(self, label):
         return [{"Id": f"id-{n}", "Name": n} for n in self.nets]
 
+    def network(self, network_id):
+        if network_id.removeprefix("id-") not in self.nets:
+            raise DockerError("no such network", 404)
+        return {"Containers": dict.fromkeys(self.attached)}
+
+    def disconnect(self, network_id, container):
+        self.attached.remove(container)
+        self.disconnected.append(container)
+
     def remove_network(self, network_id):
+        if self.attached or self.refusals:
+            self.refusals = max(0, self.refusals - 1)
+            raise DockerError("network p_default has active endpoints", 403)
         self.nets.remove(network_id.removeprefix("id-"))
 
     def volumes(self, label):
@@ -132,6 +147,24 @@ def test_absent_stops_dependants_first_removes_the_project_then_finds_nothing_to
     assert again["removed"] == ["supamanager-p-db-data"] and engine.vols == []
     last = ps.run(Module(state="absent", remove_volumes=True), engine)
     assert (last["changed"], last["stopped"], last["removed"]) == (False, [], [])
+
+
+def test_absent_disconnects_a_foreign_container_and_outlasts_a_lingering_endpoint(monkeypatch):
+    """Someone else's container on the project's network is disconnected (it keeps running), and a removal
+    the engine refuses for an endpoint that lingers (Docker 20.10) is tried again; the daemon e2e shows
+    both on the real engine."""
+    monkeypatch.setattr(ps, "NETWORK_RETRY_DELAY", 0)
+    engine = Engine(SERVICES, running=True)
+    engine.attached, engine.refusals = ["foreign"], 2
+    result = ps.run(Module(state="absent"), engine)
+    assert engine.disconnected == ["foreign"] and "foreign" not in engine.removed
+    assert engine.nets == [] and result["removed"][-1] == "p_default"
+    assert ps.remove_network(engine, "id-p_default") is None  # gone meanwhile: nothing to do
+    # An engine that keeps refusing: the last refusal is the failure.
+    engine = Engine(SERVICES, running=True)
+    engine.refusals = ps.NETWORK_TRIES
+    with pytest.raises(DockerError, match="active endpoints"):
+        ps.run(Module(state="absent"), engine)
 
 
 def test_stopped_reports_each_service_and_an_engine_that_refuses_a_stop():
