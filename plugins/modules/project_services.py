@@ -235,7 +235,8 @@ DEPENDS_LABEL = "com.docker.compose.depends_on"
 # While none of a container's exposed ports accepts connections, its healthcheck command runs at most this often.
 REFUSED_PROBE_EVERY = 2.0
 # A network the engine refuses to remove (an endpoint that lingers after its container went) is tried again.
-NETWORK_TRIES, NETWORK_RETRY_DELAY = 6, 2.0
+NETWORK_TRIES = 6
+NETWORK_RETRY_DELAY = 2.0
 
 
 class ServicesError(Exception):
