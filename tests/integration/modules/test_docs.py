@@ -32,8 +32,8 @@ from tests.conftest import run
             "project_config",
             {"project", "state", "project_dir", "secrets_dir", "existing", "generate", "db_volume", "port_registry"}
             | {"jwt_issuer", "jwt_expiry_days", "port_names", "port_range_start", "port_range_end", "bind_address"}
-            | {"remove_secrets", "docker_host"},
-            {"existed", "engine_version", "secrets", "jwt", "ports", "written", "removed"},
+            | {"remove_secrets", "docker_host", "db_password", "predating"},
+            {"existed", "db_existed", "engine_version", "secrets", "jwt", "ports", "written", "removed"},
         ),
     ],
 )
