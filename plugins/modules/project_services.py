@@ -448,8 +448,9 @@ class Starter:
         # Each failed probe doubles the wait before the next, up to REFUSED_PROBE_EVERY: a service
         # that takes long to start is not probed at full rate all that time.
         delay = self.probe_interval
-        # A probe still running after its timeout (a starved host): the next one waits for it, so
-        # that probes never pile up in a container and slow down the service they wait for.
+        # A probe still running after its timeout (a starved host) is a failed check, as Docker
+        # counts it, whatever it exits with later; the next one waits for it to end, so that probes
+        # never pile up in a container and slow down the service they wait for.
         pending = None
         while time.time() <= self.deadline:
             began = time.time()
@@ -459,15 +460,13 @@ class Starter:
                 return
             if pending is not None:
                 try:
-                    result = self.api.exec_inspect(pending)
+                    still_running = self.api.exec_inspect(pending).get("Running")
                 except DockerError:
-                    result = {"Running": False, "ExitCode": None}
-                if result.get("Running"):
+                    still_running = False
+                if still_running:
                     time.sleep(delay)
                     continue
                 pending = None
-                if result.get("ExitCode") == 0:
-                    return
             due = listening(info) is not False or began - last_exec >= REFUSED_PROBE_EVERY
             if state.get("Running") and not state.get("Restarting") and due:
                 last_exec = began
@@ -475,7 +474,9 @@ class Starter:
                     exec_id = self.api.exec_start(cid, command)
                 except DockerError:
                     exec_id = None  # restarting, or just exited: try again at the next tick
-                while exec_id and time.time() - began < timeout:
+                # The check's timeout counts from its own start, as Docker's does.
+                exec_began = time.time()
+                while exec_id and time.time() - exec_began < timeout:
                     result = self.api.exec_inspect(exec_id)
                     if not result.get("Running"):
                         if result.get("ExitCode") == 0:

@@ -235,24 +235,25 @@ def test_a_restart_of_some_services_leaves_the_others_alone():
     assert ps.wait_docker_healthy(project, time.time() + 5, only={"db", "storage"}) == []
 
 
-def test_a_slow_probe_is_waited_for_never_doubled():
-    """On a starved host a probe outlives its timeout: no second one starts in that container until it ends."""
-    engine = FakeEngine({"db": ("", True, 0.6)})
-    running = {"n": 0, "max": 0}
-    finish_at = {}
+def slow_probes(engine, durations):
+    """The fake engine's checks take durations[i] seconds (the last one from then on) and exit 0 once db is
+    ready; its healthcheck timeout is 0.1 s. Returns the probes' bookkeeping."""
+    probes = {"running": 0, "max": 0, "finish_at": {}, "ended_ok_after_timeout": 0}
 
     def exec_start(name, cmd):
-        running["n"] += 1
-        running["max"] = max(running["max"], running["n"])
-        exec_id = f"{name}-{len(finish_at)}"
-        finish_at[exec_id] = time.time() + 0.3  # longer than the check's timeout below
+        probes["running"] += 1
+        probes["max"] = max(probes["max"], probes["running"])
+        n = len(probes["finish_at"])
+        exec_id = f"{name}-{n}"
+        probes["finish_at"][exec_id] = time.time() + durations[min(n, len(durations) - 1)]
         return exec_id
 
     def exec_inspect(exec_id):
+        finish_at = probes["finish_at"]
         if time.time() < finish_at[exec_id]:
             return {"Running": True}
         if finish_at[exec_id] > 0:
-            running["n"] -= 1
+            probes["running"] -= 1
             finish_at[exec_id] = 0
         return {"Running": False, "ExitCode": 0 if engine.ready("db") else 1}
 
@@ -265,11 +266,32 @@ def test_a_slow_probe_is_waited_for_never_doubled():
         return info
 
     engine.inspect = quick_timeout
+    return probes
+
+
+def test_a_slow_probe_is_waited_for_never_doubled():
+    """On a starved host a probe outlives its timeout: no second one starts in that container until it
+    ends, and only a probe that passes within its timeout makes the service ready."""
+    engine = FakeEngine({"db": ("", True, 0)})
+    probes = slow_probes(engine, [0.3, 0.3, 0.01])  # two outlive the 0.1 s timeout (and exit 0), then fast
     project = ps.Project(engine, "p")
     starter = ps.Starter(engine, project, time.time() + 10, probe_interval=0.02)
     assert starter.run() == []
-    assert running["max"] == 1
-    assert len(finish_at) >= 2
+    assert probes["max"] == 1
+    assert len(probes["finish_at"]) == 3  # the third, the first in time, made it ready
+    assert starter.ready_at["db"] >= 0.6
+
+
+def test_a_check_that_passes_only_after_its_timeout_never_counts_as_ready():
+    """Docker counts a check that outlives its timeout as failed, whatever it exits with later: so does
+    the readiness probe (a service whose every check is too slow is not ready)."""
+    engine = FakeEngine({"db": ("", True, 0), "rest": ("db:service_healthy:false", False, 0)})
+    probes = slow_probes(engine, [0.3])
+    project = ps.Project(engine, "p")
+    starter = ps.Starter(engine, project, time.time() + 1.5, probe_interval=0.02)
+    assert starter.run() == ["db", "rest"]
+    assert len(probes["finish_at"]) >= 2 and probes["max"] == 1
+    assert "rest" not in engine.started_at
 
 
 def test_a_start_of_some_services_brings_what_they_need_and_nothing_else():
