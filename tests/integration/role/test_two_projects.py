@@ -107,9 +107,9 @@ def test_a_rollback_keeps_the_volumes_of_a_project_that_came_up(host, came_up):
     ref = random_ref("rb")
     host.refs.add(ref)
     volume = f"supamanager-{ref}-db-data"
-    # A project's file, its container and volume made by Compose as a create makes them (labelled
-    # with the project, as the role's definition labels them): the rollback's removal of the
-    # containers and network must not take the volume either.
+    # A project's file, its container, network and volume made by Compose as a create makes them
+    # (labelled with the project, as the role's definition labels them): the rollback's removal of
+    # the containers and network must not take the volume either.
     project_dir = host.root / "projects" / ref
     project_dir.mkdir(parents=True)
     (project_dir / "docker-compose.yml").write_text(
@@ -123,6 +123,7 @@ def test_a_rollback_keeps_the_volumes_of_a_project_that_came_up(host, came_up):
                         "volumes": ["db-data:/data"],
                     }
                 },
+                "networks": {"default": {"name": f"supamanager-{ref}", "labels": {"supamanager.project": ref}}},
                 "volumes": {"db-data": {"name": volume, "labels": {"supamanager.project": ref}}},
             }
         )
@@ -136,6 +137,7 @@ def test_a_rollback_keeps_the_volumes_of_a_project_that_came_up(host, came_up):
     try:
         host.playbook("delete", ref, delete_volumes=True, delete_as_rollback=True)
         assert docker_names("volume", ref) == ([volume] if came_up else [])
+        assert docker_names("container", ref) == [] and docker_names("network", ref) == []
         assert (secrets_dir / "secrets.json").exists() == came_up
     finally:
         run(["docker", "volume", "rm", "-f", volume], env=None, check=False)
