@@ -29,7 +29,14 @@ def failing(tmp_path):
     root.mkdir()
     # imgproxy depends on nothing and starts at once; a check that always fails makes it unhealthy.
     failing_check = {"imgproxy": {"test": ["CMD", "sh", "-c", f"echo {CHECK_OUTPUT}; exit 1"], "retries": 1}}
-    playbook_vars = {**PLAYBOOK_VARS, "supabase_logs_enabled": False, "supabase_healthcheck_overrides": failing_check}
+    # The create waits for readiness until supabase_health_timeout (300 s by default) before it fails:
+    # 90 s is enough for the other services here and saves the rest.
+    playbook_vars = {
+        **PLAYBOOK_VARS,
+        "supabase_logs_enabled": False,
+        "supabase_healthcheck_overrides": failing_check,
+        "supabase_health_timeout": 90,
+    }
     d = Daemon(tmp_path, COLLECTION, root, playbook_vars=playbook_vars)
     yield d
     d.stop()

@@ -45,7 +45,8 @@ OVERRIDES = {
 }
 CLI = pathlib.Path(sys.executable).parent / "supamanager"
 # A backoff above the poll interval and the load's latency (a few seconds here), so the doubling shows.
-HEAL = {"heal_delay": 4, "heal_backoff": 6, "heal_backoff_max": 30, "heal_attempts": 3, "heal_timeout": 120}
+# heal_timeout: each heal of the service that keeps failing waits for it that long.
+HEAL = {"heal_delay": 4, "heal_backoff": 6, "heal_backoff_max": 30, "heal_attempts": 3, "heal_timeout": 60}
 
 
 @pytest.fixture(scope="module")
