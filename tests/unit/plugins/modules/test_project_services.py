@@ -91,6 +91,7 @@ class FakeEngine:
         self.execs = {}
         self.stopped = []
         self.calls = 0
+        self.check_timeout = 1.0  # seconds, the healthcheck's Timeout that inspect reports
 
     def containers(self, label):
         out = []
@@ -118,7 +119,11 @@ class FakeEngine:
         running = bool(self.running.get(name))
         return {
             "State": {"Running": running, "Status": "running" if running else "exited"},
-            "Config": {"Healthcheck": {"Test": ["CMD", "check"], "Timeout": 10**9} if checked else None},
+            "Config": {
+                "Healthcheck": {"Test": ["CMD", "check"], "Timeout": int(self.check_timeout * 10**9)}
+                if checked
+                else None
+            },
         }
 
     def start(self, name):
@@ -258,14 +263,7 @@ def slow_probes(engine, durations):
         return {"Running": False, "ExitCode": 0 if engine.ready("db") else 1}
 
     engine.exec_start, engine.exec_inspect = exec_start, exec_inspect
-    inspect = engine.inspect
-
-    def quick_timeout(name):
-        info = inspect(name)
-        info["Config"]["Healthcheck"]["Timeout"] = int(0.1 * 10**9)
-        return info
-
-    engine.inspect = quick_timeout
+    engine.check_timeout = 0.1
     return probes
 
 

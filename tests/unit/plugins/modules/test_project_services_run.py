@@ -330,14 +330,7 @@ def test_probe_errors_are_retried_until_the_service_answers():
         return exec_inspect(exec_id)
 
     engine.exec_start, engine.exec_inspect = flaky_start, flaky_inspect
-    inspect = engine.inspect
-
-    def short_timeout(name):
-        info = inspect(name)
-        info["Config"]["Healthcheck"]["Timeout"] = int(0.05 * 10**9)
-        return info
-
-    engine.inspect = short_timeout
+    engine.check_timeout = 0.05
     project = ps.Project(engine, "p")
     starter = ps.Starter(engine, project, time.time() + 10, probe_interval=0.02)
     assert starter.run() == []
