@@ -268,6 +268,34 @@ async def test_health_needs_known_services(client):
     ]
 
 
+async def test_an_organization_s_projects_are_sorted_paged_and_their_query_checked(client):
+    for name in ("beta", "alpha", "gamma"):
+        _, op_id = await create(client, {"name": name})
+        assert (await wait_operation(client, op_id))["state"] == "succeeded"
+    base = "/v1/organizations/default/projects"
+
+    async def names(query: str) -> list[str]:
+        resp = await client.get(base + query, headers=AUTH)
+        assert resp.status == 200, await resp.text()
+        return [p["name"] for p in (await resp.json())["projects"]]
+
+    assert await names("") == ["alpha", "beta", "gamma"]  # the document's default: name_asc
+    assert await names("?sort=name_desc") == ["gamma", "beta", "alpha"]
+    assert await names("?sort=created_asc") == ["beta", "alpha", "gamma"]
+    assert await names("?sort=created_desc&limit=2") == ["gamma", "alpha"]
+    assert await names("?offset=1&limit=1") == ["beta"]
+    status = (await (await client.get(base, headers=AUTH)).json())["projects"][0]["status"]
+    other = "INACTIVE" if status != "INACTIVE" else "ACTIVE_HEALTHY"
+    assert await names(f"?statuses={other},{status}") == ["alpha", "beta", "gamma"]
+    assert await names(f"?statuses={other}") == []
+    # A scalar given twice, a sort or a page size the document does not allow, an empty status: 400.
+    cases = {"?search=a&search=b": "search", "?sort=size": "sort", "?limit=101": "limit", "?statuses=": "statuses.0"}
+    for query, field in cases.items():
+        resp = await client.get(base + query, headers=AUTH)
+        body = await resp.json()
+        assert (resp.status, body["details"]["field"]) == (400, field), body
+
+
 async def test_delete_keeping_the_volumes_tells_the_playbook_so(client, settings):
     # The role's side (delete_volumes false keeps the four volumes) is test_project.py's lifecycle.
     project, op_id = await create(client)

@@ -116,6 +116,11 @@ def _operation(op: Operation, refs: dict) -> dict[str, Any]:
     responses = {str(op.status): success}
     # Every route that needs the token: 401 for a wrong one, 429 for an address that failed too often.
     errors = set(op.errors) | (set() if op.open else {401, 429})
+    # Input the route parses can be wrong (400); a body can be larger than the daemon reads (413).
+    if op.query is not None or op.body is not None:
+        errors.add(400)
+    if op.body is not None:
+        errors.add(413)
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_MEANING.get(status, "Error."),

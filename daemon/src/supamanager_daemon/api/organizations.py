@@ -95,6 +95,10 @@ async def organization_projects(request: web.Request, query: OrganizationProject
         projects = [p for p in projects if query.search.lower() in p["name"].lower()]
     if query.statuses:
         projects = [p for p in projects if p["status"] in query.statuses]
+    field, direction = query.sort.split("_")
+    projects.sort(
+        key=lambda p: (p["name"] if field == "name" else p["created_at"], p["ref"]), reverse=direction == "desc"
+    )
     page = projects[query.offset : query.offset + query.limit]
     return {
         "projects": [

@@ -210,7 +210,7 @@ def _is_list(annotation: Any) -> bool:
 
 
 def parse_query(model: type[pydantic.BaseModel], request: web.Request) -> pydantic.BaseModel:
-    """Query parameters into their model; a list field takes repeated and comma-separated values."""
+    """Query parameters into their model; a list field takes repeated and comma-separated values, others one."""
     values: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         key = field.alias or name
@@ -219,10 +219,17 @@ def parse_query(model: type[pydantic.BaseModel], request: web.Request) -> pydant
         if _is_list(field.annotation):
             items: list[str] = []
             for raw in request.query.getall(key):
-                items.extend(v.strip() for v in raw.split(",") if v.strip())
+                # An empty item ("a,,b", "x=") is validated like any other, so refused: not dropped.
+                items.extend(v.strip() for v in raw.split(","))
             values[key] = items
         else:
-            values[key] = request.query[key]
+            given = request.query.getall(key)
+            if len(given) > 1:
+                # Taking the first (or last) of two values would answer a question nobody asked.
+                raise InvalidRequest(
+                    f"query parameter '{key}' is given more than once", code="repeated_parameter", field=key
+                )
+            values[key] = given[0]
     try:
         return model.model_validate(values)
     except pydantic.ValidationError as exc:

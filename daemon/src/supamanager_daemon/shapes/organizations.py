@@ -83,7 +83,9 @@ class OrganizationProjectsResponse(BaseModel):
 
 class OrganizationProjectsQuery(Query):
     offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: int = Field(default=100, ge=1, le=100)
     search: str | None = Field(default=None, max_length=256, description="Part of the project's name.")
-    sort: str | None = Field(default=None, description="Accepted for compatibility; ignored (oldest first).")
+    sort: Literal["name_asc", "name_desc", "created_asc", "created_desc"] = Field(
+        default="name_asc", description="The order of the projects."
+    )
     statuses: list[ProjectStatus] | None = Field(default=None, description="Only projects in these statuses.")
