@@ -56,6 +56,7 @@ _PLAYBOOK = """---
           'rollback': delete_as_rollback | default(None), 'extra': fake_extra | default(None),
           'password': supabase_postgres_password | default(None),
           'backup_kind': supabase_backup_kind | default(None),
+          'restore_point': supabase_backup_restore_point | default(None),
           'public_host': supabase_public_host}} | to_json }}}}"
         mode: "0600"
 {body}
@@ -100,7 +101,9 @@ _BACKUP_BODY = """    - name: Make the backup's directory
       ansible.builtin.copy:
         dest: "{{ fake_backup_dir.path }}/backup.json"
         content: "{{ {'id': fake_backup_dir.path | basename | int, 'status': 'COMPLETED',
-          'inserted_at': '2026-12-01T00:00:00Z', 'kind': supabase_backup_kind} | to_json }}"
+          'inserted_at': '2026-12-01T00:00:00Z', 'kind': supabase_backup_kind,
+          'base_end': (fake_backup_dir.path | basename | int) + 1,
+          'restore_point': supabase_backup_restore_point | default(None)} | to_json }}"
         mode: "0600"
 """
 

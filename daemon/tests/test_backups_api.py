@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import json
 import time
 
@@ -13,7 +14,9 @@ import jsonschema
 from conftest import AUTH, wait_operation
 from openapi_check import checked
 from supamanager_daemon import keys
+from supamanager_daemon.api.backups import restore_points
 from supamanager_daemon.app import create_app
+from supamanager_daemon.operations import backup_schedule
 from test_daemon_api import create
 
 # The list shape, as the official Management API document defines it.
@@ -254,32 +257,94 @@ async def test_a_backup_now_is_an_operation_that_runs_backup_yml_while_the_proje
     assert "playbooks/backup.yml" in answer["message"]
 
 
-async def test_the_schedule_backs_up_each_healthy_project_once_its_newest_backup_is_older_than_the_interval(
-    aiohttp_client, settings
-):
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, backup_interval=3600)))
+def time_of_day(unix: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(unix))
+
+
+async def test_the_schedule_is_the_projects_own_else_the_daemons_default_and_patch_sets_it(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, backup_schedule_for="03:30:00")))
+    ref = await active(client)
+    url = f"/v1/projects/{ref}/database/backups/schedule"
+    project = await client.app[keys.STORE].get_project(ref)
+    resp, body = await checked(client, "GET", url, headers=AUTH)
+    assert (resp.status, body) == (200, {"schedule_for": "03:30:00", "updated_at": project["created_at"]})
+    for bad in ("4:00:00", "24:00:00", "04:60:00", "04:00", "04:00:00\n", " 04:00:00", 400):
+        resp, body = await checked(client, "PATCH", url, headers=AUTH, json={"schedule_for": bad})
+        assert resp.status == 400, (bad, body)
+    resp, body = await checked(client, "PATCH", url, headers=AUTH, json={"schedule_for": "04:00:00", "x": 1})
+    assert resp.status == 400
+    resp, body = await checked(client, "GET", url, headers=AUTH)
+    assert body["schedule_for"] == "03:30:00"  # nothing refused was kept
+    resp, body = await checked(client, "PATCH", url, headers=AUTH, json={"schedule_for": "23:59:59"})
+    assert resp.status == 200 and body["schedule_for"] == "23:59:59" and body["updated_at"] > project["created_at"]
+    resp, got = await checked(client, "GET", url, headers=AUTH)
+    assert (resp.status, got) == (200, body)
+    assert await client.app[keys.STORE].backup_schedules() == {ref: body}
+    absent = "/v1/projects/abcdefghijklmnopqrst/database/backups/schedule"
+    assert (await checked(client, "GET", absent, headers=AUTH))[0].status == 404
+    resp, _ = await checked(client, "PATCH", absent, headers=AUTH, json={"schedule_for": "04:00:00"})
+    assert resp.status == 404
+    # a project's own schedule goes with it
+    resp, _ = await checked(client, "DELETE", f"/v1/projects/{ref}", headers=AUTH)
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert await client.app[keys.STORE].backup_schedules() == {}
+
+
+async def test_without_a_default_a_project_has_no_schedule_until_patched(client):
+    ref = await active(client)
+    resp, body = await checked(client, "GET", f"/v1/projects/{ref}/database/backups/schedule", headers=AUTH)
+    assert (resp.status, body["code"]) == (404, "backup_schedule_not_found")
+    assert await client.app[keys.BACKUP_SCHEDULE].run_once(now=time.time() + 3 * 86400) == []
+
+
+async def test_the_schedule_backs_up_each_healthy_project_daily_at_its_time(aiohttp_client, settings):
+    """The default schedule (an hour ago's time of day), and one project's own (half an hour from
+    now): a time already passed when it was set first runs the next day; a newer backup, a paused
+    project or a backup just attempted is not due."""
+    start = time.time()
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(settings, backup_schedule_for=time_of_day(start - 3600)))
+    )
     schedule = client.app[keys.BACKUP_SCHEDULE]
     await schedule.stop()  # driven by hand here; the loop itself: the next test
-    due, recent, paused = await active(client), await active(client), await active(client)
-    write_backup(settings.root, recent, int(time.time()) - 60, "COMPLETED", 1)
-    write_backup(settings.root, due, int(time.time()) - 4000, "COMPLETED", 1)
+    default, own, paused = await active(client), await active(client), await active(client)
+    write_backup(settings.root, own, int(start) - 60, "COMPLETED", 1)
+    resp, _ = await checked(
+        client, "PATCH", f"/v1/projects/{own}/database/backups/schedule", headers=AUTH,
+        json={"schedule_for": time_of_day(start + 1800)},
+    )  # fmt: skip
+    assert resp.status == 200
     resp, _ = await checked(client, "POST", f"/v1/projects/{paused}/pause", headers=AUTH)
     await wait_operation(client, resp.headers["X-Operation-Id"])
 
-    assert await schedule.run_once() == [due]
-    ops = [op for op in await client.app[keys.STORE].operations_for(due) if op["kind"] == "backup"]
+    assert await schedule.run_once() == []  # the default's time has passed today: its first run is tomorrow
+    assert await schedule.run_once(now=start + 3600) == [own]
+    ops = [op for op in await client.app[keys.STORE].operations_for(own) if op["kind"] == "backup"]
     assert [op["params"] for op in ops] == [{"scheduled": True}]
     assert (await wait_operation(client, ops[0]["id"]))["state"] == "succeeded"
-    assert json.loads((settings.root / f"vars-{due}-backup.json").read_text())["backup_kind"] == "scheduled"
-    # its new backup is recent; the others' are too, or the project is paused
-    assert await schedule.run_once() == []
-    assert sorted(await schedule.run_once(now=time.time() + 3700)) == sorted([due, recent])
+    assert json.loads((settings.root / f"vars-{own}-backup.json").read_text())["backup_kind"] == "scheduled"
+    assert await schedule.run_once(now=start + 3700) == []
+    # tomorrow: the default's project, which has no backup; `own` was backed up after its time
+    write_backup(settings.root, own, int(start + 86400) - 120, "COMPLETED", 1)
+    assert await schedule.run_once(now=start + 86400) == [default]
+    assert await schedule.run_once(now=start + 86400 + 60) == []
+    for op in await client.app[keys.STORE].operations_for(default):
+        await wait_operation(client, op["id"])
+    assert sorted(await schedule.run_once(now=start + 2 * 86400 + 3600)) == sorted([default, own])
 
 
-async def test_the_schedule_runs_by_itself_and_a_failed_backup_shows_in_the_metrics(aiohttp_client, settings):
+async def test_the_schedule_runs_by_itself_and_a_failed_backup_shows_in_the_metrics(
+    aiohttp_client, settings, monkeypatch
+):
+    monkeypatch.setattr(backup_schedule, "TICK", 0.2)
     (settings.root / "fail-backup").touch()
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, backup_interval=0.5)))
+    client = await aiohttp_client(create_app(settings))
     ref = await active(client)
+    resp, _ = await checked(
+        client, "PATCH", f"/v1/projects/{ref}/database/backups/schedule", headers=AUTH,
+        json={"schedule_for": time_of_day(time.time() + 2)},
+    )  # fmt: skip
+    assert resp.status == 200
     deadline = time.monotonic() + 300
     while not (ops := [o for o in await client.app[keys.STORE].operations_for(ref) if o["kind"] == "backup"]):
         assert time.monotonic() < deadline, "the schedule started no backup"
@@ -289,5 +354,69 @@ async def test_the_schedule_runs_by_itself_and_a_failed_backup_shows_in_the_metr
     text = await (await client.get("/metrics")).text()
     assert 'supamanager_jobs_total{kind="backup",result="failure"} 1' in text
     assert 'supamanager_backups{status="FAILED"} 1' in text
-    # the failed attempt is not repeated before an interval has passed, and the fake published one
+    # the failed attempt is not repeated before the next day's time, and the fake published one
     assert 'supamanager_backups{status="COMPLETED"} 1' in text
+    assert len([o for o in await client.app[keys.STORE].operations_for(ref) if o["kind"] == "backup"]) == 1
+
+
+async def test_a_restore_point_is_a_named_backup_pending_then_available(client, settings):
+    ref = await active(client)
+    url = f"/v1/projects/{ref}/database/backups/restore-point"
+    for bad in ("", "a b", "x" * 21, "../etc", "-a", "a;b", 7):
+        resp, body = await checked(client, "POST", url, headers=AUTH, json={"name": bad})
+        assert resp.status == 400, (bad, body)
+    resp, _ = await checked(client, "POST", url, headers=AUTH, json={})
+    assert resp.status == 400
+    absent = "/v1/projects/abcdefghijklmnopqrst/database/backups/restore-point"
+    assert (await checked(client, "POST", absent, headers=AUTH, json={"name": "p"}))[0].status == 404
+    resp, body = await checked(client, "GET", url, headers=AUTH)
+    assert (resp.status, body["code"]) == (404, "restore_point_not_found")
+    assert [op["kind"] for op in await client.app[keys.STORE].operations_for(ref)] == ["create"]
+
+    (settings.root / "hold").touch()
+    resp, body = await checked(client, "POST", url, headers=AUTH, json={"name": "before-upgrade"})
+    assert (resp.status, body) == (201, {"name": "before-upgrade", "status": "PENDING", "completed_on": None})
+    op_id = resp.headers["X-Operation-Id"]
+    resp, body = await checked(client, "GET", url, headers=AUTH, params={"name": "before-upgrade"})
+    assert (resp.status, body["status"]) == (200, "PENDING")
+    (settings.root / "hold").unlink()
+    op = await wait_operation(client, op_id)
+    assert (op["kind"], op["state"], op["params"]) == ("backup", "succeeded", {"restore_point": "before-upgrade"})
+    assert json.loads((settings.root / f"vars-{ref}-backup.json").read_text())["restore_point"] == "before-upgrade"
+    resp, body = await checked(client, "GET", url, headers=AUTH, params={"name": "before-upgrade"})
+    backup_id = (await checked(client, "GET", f"/v1/projects/{ref}/database/backups", headers=AUTH))[1]["backups"][0][
+        "id"
+    ]
+    assert resp.status == 200 and body["status"] == "AVAILABLE" and body["backup_id"] == backup_id
+    assert body["completed_on"] == datetime.datetime.fromtimestamp(backup_id + 1, datetime.UTC).isoformat()
+    assert (await checked(client, "GET", url, headers=AUTH))[1] == body  # no name: the newest
+    resp, body = await checked(client, "POST", url, headers=AUTH, json={"name": "before-upgrade"})
+    assert (resp.status, body["code"]) == (409, "restore_point_exists")
+    resp, body = await checked(client, "GET", url, headers=AUTH, params={"name": "nope"})
+    assert resp.status == 404
+    resp, _ = await checked(client, "POST", f"/v1/projects/{ref}/pause", headers=AUTH)
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    resp, body = await checked(client, "POST", url, headers=AUTH, json={"name": "paused"})
+    assert resp.status == 400 and "healthy" in body["message"]
+
+
+def test_a_restore_points_status_follows_its_backup_and_its_operation():
+    def op(name, state):
+        return {"kind": "backup", "state": state, "params": {"restore_point": name}}
+
+    operations = [op("ran", "running"), op("broke", "failed"), op("pruned", "succeeded"), op("kept", "succeeded")]
+    operations.append({"kind": "restore_backup", "state": "running", "params": {"backup_id": 5}})
+    manifests = [
+        {"id": 10, "status": "COMPLETED", "base_end": 12, "restore_point": "kept"},
+        {"id": 20, "status": "FAILED", "base_end": 22, "restore_point": "bad-check"},
+        {"id": 30, "status": "COMPLETED", "base_end": 31},
+    ]
+    points = restore_points(manifests, operations)
+    assert {name: p["status"] for name, p in points.items()} == {
+        "ran": "PENDING",
+        "broke": "FAILED",
+        "pruned": "REMOVED",
+        "kept": "AVAILABLE",
+        "bad-check": "FAILED",
+    }
+    assert points["kept"]["completed_on"] == "1970-01-01T00:00:12+00:00" and points["bad-check"]["completed_on"] is None

@@ -92,6 +92,23 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
         await wait_operation(client, resp.headers["X-Operation-Id"])
         await call(client, "POST", f"/v1/projects/{ref}/database/backups/{path}", 400, json={})
         await call(client, "POST", f"/v1/projects/abcdefghijklmnopqrst/database/backups/{path}", 404, json=body)
+    schedule, absent = f"/v1/projects/{ref}/database/backups/schedule", "/v1/projects/abcdefghijklmnopqrst"
+    await call(client, "GET", schedule, 404)  # no default schedule in these settings, none of its own
+    _, set_to = await call(client, "PATCH", schedule, 200, json={"schedule_for": "04:00:00"})
+    _, got = await call(client, "GET", schedule, 200)
+    assert got == set_to and got["schedule_for"] == "04:00:00"
+    await call(client, "PATCH", schedule, 400, json={"schedule_for": "4am"})
+    await call(client, "PATCH", f"{absent}/database/backups/schedule", 404, json={"schedule_for": "04:00:00"})
+    await call(client, "GET", f"{absent}/database/backups/schedule", 404)
+    point = f"/v1/projects/{ref}/database/backups/restore-point"
+    resp, made = await call(client, "POST", point, 201, json={"name": "before-upgrade"})
+    assert made["status"] == "PENDING"
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    _, got = await call(client, "GET", f"{point}?name=before-upgrade", 200)
+    assert got["status"] == "AVAILABLE"
+    await call(client, "POST", point, 400, json={"name": "x" * 21})
+    await call(client, "POST", f"{absent}/database/backups/restore-point", 404, json={"name": "p"})
+    await call(client, "GET", f"{point}?name=nope", 404)
 
     # The database password: an operation whose job gets the new password (never the store).
     resp, changed = await call(

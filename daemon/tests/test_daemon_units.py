@@ -205,7 +205,9 @@ def test_settings_file_then_env_override(tmp_path):
         ({"SUPAMANAGER_POLL_INTERVAL": "-1"}, "poll_interval"),
         ({"SUPAMANAGER_SQL_STATEMENT_TIMEOUT": "0"}, "sql_statement_timeout"),
         ({"SUPAMANAGER_SQL_MAX_RESULT_BYTES": "0"}, "sql_max_result_bytes"),
-        ({"SUPAMANAGER_BACKUP_INTERVAL": "-1"}, "backup_interval"),
+        ({"SUPAMANAGER_BACKUP_SCHEDULE_FOR": "4:00"}, "backup_schedule_for"),
+        ({"SUPAMANAGER_BACKUP_SCHEDULE_FOR": "04:00:00 "}, "backup_schedule_for"),
+        ({"SUPAMANAGER_BACKUP_INTERVAL": "86400"}, "SUPAMANAGER_BACKUP_SCHEDULE_FOR"),
     ],
 )
 def test_settings_reject_bad_values(environ, needle):

@@ -137,6 +137,20 @@ def test_backups_list_and_delete_with_a_final_backup(daemon):
     assert waited.returncode == 0, waited.stderr
     assert json.loads((daemon.root / f"vars-{ref}-restore.json").read_text())["backup_id"] == "1796100000"
     assert cli(daemon, "backups", "restore", ref).returncode != 0  # a target is required
+    # the schedule: none by default; --set gives the project its own daily time
+    shown = cli(daemon, "backups", "schedule", ref)
+    assert shown.returncode == 1 and "no backup schedule" in shown.stderr, shown.stderr
+    bad = cli(daemon, "backups", "schedule", ref, "--set", "4am")
+    assert bad.returncode == 1 and "schedule_for" in bad.stderr, bad.stderr
+    set_to = cli(daemon, "backups", "schedule", ref, "--set", "04:30:00")
+    assert set_to.returncode == 0 and "daily backup at 04:30:00 UTC" in set_to.stdout, set_to.stderr
+    shown = json.loads(cli(daemon, "backups", "schedule", ref, "--json").stdout)
+    assert shown["schedule_for"] == "04:30:00"
+    # a restore point is a backup: the daemon takes it of a healthy project only (this one is UNKNOWN)
+    point = cli(daemon, "backups", "restore-point", ref, "before-upgrade")
+    assert point.returncode == 1 and "healthy project" in point.stderr, point.stderr
+    missing = cli(daemon, "backups", "restore-point", ref)
+    assert missing.returncode == 1 and "no restore point" in missing.stderr, missing.stderr
     deleted = cli(daemon, "projects", "delete", ref, "--backup", "--wait")
     assert deleted.returncode == 0, deleted.stderr
     recorded = json.loads((daemon.root / f"vars-{ref}-delete.json").read_text())

@@ -349,6 +349,35 @@ def cmd_backups_restore(client: Client, args) -> int:
     return _accepted(client, args, {"ref": args.ref}, headers, f"restoring project {args.ref}")
 
 
+def cmd_backups_schedule(client: Client, args) -> int:
+    path = _ref_path(args.ref, "/database/backups/schedule")
+    if args.set is not None:
+        body, _ = client.call("PATCH", path, {"schedule_for": args.set})
+    else:
+        body, _ = client.call("GET", path)
+    if args.json:
+        _print_json(body)
+    else:
+        print(f"daily backup at {_safe(body['schedule_for'])} UTC (set {_safe(body['updated_at'])})")
+    return 0
+
+
+def cmd_backups_restore_point(client: Client, args) -> int:
+    path = _ref_path(args.ref, "/database/backups/restore-point")
+    if args.name is None or args.show:
+        query = "" if args.name is None else "?" + urllib.parse.urlencode({"name": args.name})
+        body, _ = client.call("GET", path + query)
+        if args.json:
+            _print_json(body)
+        else:
+            _print_table([body], ["name", "status", "completed_on", "backup_id"])
+        return 0
+    body, headers = client.call("POST", path, {"name": args.name})
+    return _accepted(
+        client, args, {**body, "ref": args.ref}, headers, f"restore point {args.name} of project {args.ref}"
+    )
+
+
 def cmd_operation_get(client: Client, args) -> int:
     op, _ = client.call("GET", f"/v1/operations/{urllib.parse.quote(args.op_id, safe='')}")
     if args.json:
@@ -571,6 +600,17 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--id", type=int, help="the backup's id (backups list)")
     target.add_argument("-t", "--time", type=int, help="the point in time, unix seconds")
     p.set_defaults(func=cmd_backups_restore)
+    p = sub.add_parser("schedule", help="the time of day (UTC) of the daily backup; --set changes it", parents=[common])
+    p.add_argument("ref", help="project ref")
+    p.add_argument("--set", metavar="HH:MM:SS", help="the new time of day, UTC")
+    p.set_defaults(func=cmd_backups_schedule)
+    p = sub.add_parser(
+        "restore-point", help="make a named restore point (a backup), or --show one", parents=[common, waiting]
+    )
+    p.add_argument("ref", help="project ref")
+    p.add_argument("name", nargs="?", help="its name (1-20 of A-Z a-z 0-9 . _ -); omitted: show the newest")
+    p.add_argument("--show", action="store_true", help="show the restore point instead of making it")
+    p.set_defaults(func=cmd_backups_restore_point)
 
     ops = groups.add_parser("operations", help="follow operations", parents=[common])
     sub = ops.add_subparsers(dest="command", required=True)

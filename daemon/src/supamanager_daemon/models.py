@@ -98,6 +98,17 @@ def is_ref(value: str) -> bool:
     return bool(REF_RE.fullmatch(value))
 
 
+# A daily backup's time of day, UTC, as the Management API writes it (`schedule_for`, "04:00:00").
+TIME_OF_DAY_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+# A restore point's name: it is written into a backup's manifest and passed to backup.yml, so it is
+# kept to letters, digits and . _ - (at most 20, as upstream).
+RESTORE_POINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}")
+
+
+def is_time_of_day(value: str) -> bool:
+    return bool(TIME_OF_DAY_RE.fullmatch(value))
+
+
 # Names are display data only: any printable text, never evaluated anywhere.
 NAME_MAX = 256
 # What a terminal acts on instead of printing: C0 and C1 controls (escape sequences), DEL, and the

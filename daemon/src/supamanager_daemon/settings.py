@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from . import tokens
+from . import models, tokens
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ class Settings:
     heal_backoff_max: float = 900.0
     heal_attempts: int = 5
     heal_timeout: float = 120.0
-    # The backup schedule (operations/backup_schedule.py): a healthy project whose newest backup is
-    # older than this many seconds is backed up (backup.yml). 0: no schedule (the default).
-    backup_interval: float = 0.0
+    # The backup schedule (operations/backup_schedule.py): the time of day (UTC, HH:MM:SS) of the
+    # daily backup of a project that has no schedule of its own (PATCH .../database/backups/schedule
+    # gives it one). "": only the projects with their own schedule are backed up (the default).
+    backup_schedule_for: str = ""
     # Caps for a shared host: open event streams, projects, and failed authentications per client
     # address and minute (then 429); finished operations older than this many days are pruned.
     max_event_streams: int = 64
@@ -150,7 +151,9 @@ def _coerce(name: str, value: Any) -> Any:
     )
     if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
-    if name in ("heal_delay", "heal_backoff_max", "backup_interval") and value < 0:
+    if name == "backup_schedule_for" and value and not models.is_time_of_day(value):
+        raise SettingsError("setting 'backup_schedule_for' must be a time of day, HH:MM:SS (UTC), or empty")
+    if name in ("heal_delay", "heal_backoff_max") and value < 0:
         raise SettingsError(f"setting {name!r} must not be negative")
     return value
 
@@ -171,6 +174,11 @@ def load_settings(config_path: str | os.PathLike | None = None, environ: Mapping
         if unknown:
             raise SettingsError(f"unknown setting(s) in {config_path}: {', '.join(unknown)}")
         values.update(data)
+    if environ.get("SUPAMANAGER_BACKUP_INTERVAL"):
+        # Gone (a daily time per project now): refused rather than ignored, so no schedule is lost unseen.
+        raise SettingsError(
+            "SUPAMANAGER_BACKUP_INTERVAL is replaced by SUPAMANAGER_BACKUP_SCHEDULE_FOR (HH:MM:SS, UTC)"
+        )
     for var, name in ENV_VARS.items():
         if var in environ and environ[var] != "":
             values[name] = environ[var]

@@ -1,18 +1,31 @@
 """Routes of the Database backups tag. Reads answer from the host's backup repository directly;
 restores are operations (kind restore_backup: restore.yml in place, with a backup id or a time), and
-so is a backup taken now (kind backup: backup.yml; ours, also what the daemon's schedule starts)."""
+so is a backup taken now (kind backup: backup.yml; ours, also what the daemon's schedule starts) and a
+restore point (a backup that carries its name). The schedule is the daemon's own state (the store):
+setting it changes nothing on the host, so it is answered at once."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 from typing import Any
 
 from aiohttp import web
 
 from .. import keys, models
-from ..errors import InvalidState
+from ..errors import Conflict, InvalidState, NotFound
+from ..operations.backup_schedule import schedule_of
 from ..projects.files import read_backups, wal_streamed
-from ..shapes.backups import V1BackupsResponse, V1RestoreBackupBody, V1RestorePitrBody
+from ..shapes.backups import (
+    RestorePointQuery,
+    V1BackupScheduleResponse,
+    V1BackupsResponse,
+    V1RestoreBackupBody,
+    V1RestorePitrBody,
+    V1RestorePointPostBody,
+    V1RestorePointResponse,
+    V1UpdateBackupScheduleBody,
+)
 from .projects import OPERATION_HEADER, accepted, load_project, path_ref, record
 from .routing import Api, Reply
 
@@ -150,3 +163,119 @@ async def restore_pitr(request: web.Request, body: V1RestorePitrBody) -> Reply:
 )
 async def restore_backup(request: web.Request, body: V1RestoreBackupBody) -> Reply:
     return await _restore(request, {"backup_id": body.id})
+
+
+# -- the schedule ---------------------------------------------------------------------------------
+@api.get(
+    "/v1/projects/{ref}/database/backups/schedule",
+    "v1-get-backup-schedule",
+    "Gets the backup schedule for a project",
+    description="The time of day (UTC) of the project's daily backup: its own (PATCH), else the daemon's"
+    " SUPAMANAGER_BACKUP_SCHEDULE_FOR. 404 when it has neither (the daemon then never backs it up by itself).",
+    response=V1BackupScheduleResponse,
+    errors=(404,),
+)
+async def get_backup_schedule(request: web.Request) -> dict[str, str]:
+    project = await load_project(request)
+    own = await request.app[keys.STORE].get_backup_schedule(project["ref"])
+    schedule = schedule_of(project, own, request.app[keys.SETTINGS].backup_schedule_for)
+    if schedule is None:
+        raise NotFound(
+            f"project {project['ref']} has no backup schedule (PATCH it, or set SUPAMANAGER_BACKUP_SCHEDULE_FOR)",
+            code="backup_schedule_not_found",
+        )
+    return schedule
+
+
+@api.patch(
+    "/v1/projects/{ref}/database/backups/schedule",
+    "v1-update-backup-schedule",
+    "Updates the backup schedule time for a project",
+    description="Sets the time of day (UTC, HH:MM:SS) of the project's daily backup, kept in the daemon's store."
+    " If that time has already passed today, the first backup at it is tomorrow's.",
+    body=V1UpdateBackupScheduleBody,
+    response=V1BackupScheduleResponse,
+    errors=(400, 404),
+)
+async def update_backup_schedule(request: web.Request, body: V1UpdateBackupScheduleBody) -> dict[str, str]:
+    return await request.app[keys.STORE].set_backup_schedule(path_ref(request), body.schedule_for)
+
+
+# -- restore points -------------------------------------------------------------------------------
+def _iso(unix: int) -> str:
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat()
+
+
+def restore_points(manifests: list[dict[str, Any]], operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """name -> the restore point, oldest first. A published backup carrying the name says AVAILABLE
+    (FAILED when its checks failed); else its operation says PENDING while it runs, FAILED when it
+    failed, REMOVED when it succeeded and the retention has pruned its backup since."""
+    points: dict[str, dict[str, Any]] = {}
+    for op in operations:  # oldest first
+        name = op["params"].get("restore_point") if op["kind"] == "backup" else None
+        if name:
+            status = {"succeeded": "REMOVED", "failed": "FAILED"}.get(op["state"], "PENDING")
+            points[name] = {"name": name, "status": status, "completed_on": None}
+    for manifest in manifests:
+        name = manifest.get("restore_point")
+        if name:
+            ok = manifest.get("status") == "COMPLETED" and isinstance(manifest.get("base_end"), int)
+            points[name] = {
+                "name": name,
+                "status": "AVAILABLE" if ok else "FAILED",
+                "completed_on": _iso(manifest["base_end"]) if ok else None,
+                "backup_id": manifest["id"],
+            }
+    return points
+
+
+async def _restore_points(request: web.Request, ref: str) -> dict[str, dict[str, Any]]:
+    manifests = await asyncio.to_thread(read_backups, request.app[keys.SETTINGS], ref)
+    operations = await request.app[keys.STORE].operations_for(ref)
+    return restore_points(manifests, operations)
+
+
+@api.post(
+    "/v1/projects/{ref}/database/backups/restore-point",
+    "v1-create-restore-point",
+    "Initiates a creation of a restore point for a database",
+    description="A named point to come back to: a backup of the healthy project (backup.yml, as an operation)"
+    " whose manifest carries the name. Answers at once, PENDING, with the operation to follow; once published,"
+    " GET .../restore-point?name= says AVAILABLE and .../backups/restore with its backup id returns to it.",
+    body=V1RestorePointPostBody,
+    response=V1RestorePointResponse,
+    status=201,
+    errors=(400, 404, 409),
+    headers=OPERATION_HEADER,
+)
+async def create_restore_point(request: web.Request, body: V1RestorePointPostBody) -> Reply:
+    project = await load_project(request)
+    choose_backup(project)
+    existing = (await _restore_points(request, project["ref"])).get(body.name)
+    if existing is not None and existing["status"] in ("AVAILABLE", "PENDING"):
+        raise Conflict(f"restore point {body.name!r} exists ({existing['status']})", code="restore_point_exists")
+    _project, op = await record(
+        request,
+        lambda: request.app[keys.STORE].start_operation(project["ref"], choose_backup, {"restore_point": body.name}),
+    )
+    return accepted({"name": body.name, "status": "PENDING", "completed_on": None}, op)
+
+
+@api.get(
+    "/v1/projects/{ref}/database/backups/restore-point",
+    "v1-get-restore-point",
+    "Get restore points for project",
+    description="The restore point `name` (omitted: the newest): PENDING, AVAILABLE, FAILED or REMOVED.",
+    query=RestorePointQuery,
+    response=V1RestorePointResponse,
+    errors=(404,),
+)
+async def get_restore_point(request: web.Request, query: RestorePointQuery) -> dict[str, Any]:
+    project = await load_project(request)
+    points = await _restore_points(request, project["ref"])
+    point = points.get(query.name) if query.name is not None else next(reversed(points.values()), None)
+    if point is None:
+        raise NotFound(
+            f"no restore point {query.name or ''!r} in project {project['ref']}", code="restore_point_not_found"
+        )
+    return point

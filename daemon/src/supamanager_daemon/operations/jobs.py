@@ -120,6 +120,9 @@ class JobScheduler:
         if op["kind"] == "backup":
             # Recorded in the backup's manifest: taken on request, or by the daemon's schedule.
             extravars["supabase_backup_kind"] = "scheduled" if op["params"].get("scheduled") else "manual"
+            if op["params"].get("restore_point"):
+                # A restore point: its name (checked by the shape, and by the role) goes into the manifest.
+                extravars["supabase_backup_restore_point"] = str(op["params"]["restore_point"])
         if playbook == "delete.yml":
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
             # A rollback takes the volumes of a project that never came up (they hold nothing), but

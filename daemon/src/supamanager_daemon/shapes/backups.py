@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from .common import Request, omitted
+from .. import models
+from .common import Query, Request, omitted
 
 BackupStatus = Literal["COMPLETED", "FAILED", "PENDING", "REMOVED", "ARCHIVED", "CANCELLED"]
 
@@ -48,3 +49,48 @@ class V1RestorePitrBody(Request):
 
 class V1RestoreBackupBody(Request):
     id: int = Field(ge=0, le=BACKUP_ID_MAX, description="The backup to restore, as the backups list names it.")
+
+
+class V1BackupScheduleResponse(BaseModel):
+    schedule_for: str = Field(description="Time of day of the daily backup, in UTC. Format: HH:MM:SS.")
+    updated_at: str = Field(
+        description="When the schedule was last set (ISO 8601); a project on the daemon's default: its creation."
+    )
+
+
+class V1UpdateBackupScheduleBody(Request):
+    schedule_for: str = Field(description="Time of day of the daily backup, in UTC. Format: HH:MM:SS.")
+
+    @field_validator("schedule_for")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not models.is_time_of_day(value):
+            raise ValueError("Invalid schedule_for format: a time of day HH:MM:SS (UTC), e.g. 04:00:00")
+        return value
+
+
+class V1RestorePointPostBody(Request):
+    name: str = Field(max_length=20, description="The restore point's name, unique in the project.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not models.RESTORE_POINT_RE.fullmatch(value):
+            raise ValueError(
+                "a restore point's name: 1 to 20 letters, digits, '.', '_' or '-', a letter or digit first"
+            )
+        return value
+
+
+class RestorePointQuery(Query):
+    name: str | None = Field(default=None, max_length=20, description="The restore point; omitted, the newest.")
+
+
+class V1RestorePointResponse(BaseModel):
+    name: str
+    status: Literal["AVAILABLE", "PENDING", "REMOVED", "FAILED"] = Field(
+        description="PENDING while its backup is taken; AVAILABLE once published and checked (a restore of"
+        " that backup returns to it); FAILED when its backup failed or its checks did; REMOVED once pruned."
+    )
+    completed_on: str | None = Field(description="When the point was reached (the end of its base backup), ISO 8601.")
+    backup_id: int | None = omitted("Ours: the backup that holds the point (POST .../backups/restore with it).")

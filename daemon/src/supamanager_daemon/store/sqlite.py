@@ -102,6 +102,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at TEXT NOT NULL,
     revoked_at TEXT
 );
+-- a project's own backup schedule (PATCH .../database/backups/schedule): the time of day (UTC,
+-- HH:MM:SS) of its daily backup; a project without a row follows the daemon's default
+CREATE TABLE IF NOT EXISTS backup_schedules (
+    ref TEXT PRIMARY KEY,
+    schedule_for TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
     playbook TEXT PRIMARY KEY,
@@ -444,6 +451,7 @@ class Store:
                 db.execute("DELETE FROM projects WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM project_ids WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM healing WHERE ref = ?", (op["ref"],))
+                db.execute("DELETE FROM backup_schedules WHERE ref = ?", (op["ref"],))
             else:
                 status = kind.done if ok else kind.failed
                 db.execute(
@@ -532,6 +540,39 @@ class Store:
                 self._put_healing(db, ref, services=services)
 
         await self._call(self._tx, tx)
+
+    # -- backup schedules -------------------------------------------------------------------------
+    async def backup_schedules(self) -> dict[str, dict[str, str]]:
+        """ref -> {schedule_for, updated_at} of every project with a schedule of its own."""
+        rows = await self._call(lambda: self._db.execute("SELECT * FROM backup_schedules").fetchall())
+        return {r["ref"]: {"schedule_for": r["schedule_for"], "updated_at": r["updated_at"]} for r in rows}
+
+    async def get_backup_schedule(self, ref: str) -> dict[str, str] | None:
+        """A project's own schedule, None when it has none; ProjectNotFound when there is no such project."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
+                raise ProjectNotFound(ref)
+            row = db.execute("SELECT schedule_for, updated_at FROM backup_schedules WHERE ref = ?", (ref,)).fetchone()
+            return _row(row)
+
+        return await self._call(self._tx, tx)
+
+    async def set_backup_schedule(self, ref: str, schedule_for: str) -> dict[str, str]:
+        """Give a project its own daily backup time (HH:MM:SS, UTC, checked by the caller)."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
+                raise ProjectNotFound(ref)
+            at = now_iso()
+            db.execute(
+                "INSERT INTO backup_schedules (ref, schedule_for, updated_at) VALUES (?, ?, ?) ON CONFLICT (ref)"
+                " DO UPDATE SET schedule_for = excluded.schedule_for, updated_at = excluded.updated_at",
+                (ref, schedule_for, at),
+            )
+            return {"schedule_for": schedule_for, "updated_at": at}
+
+        return await self._call(self._tx, tx)
 
     # -- organizations ----------------------------------------------------------------------------
     async def list_organizations(self) -> list[dict[str, Any]]:
