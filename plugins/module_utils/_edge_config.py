@@ -6,8 +6,12 @@
 
 An edge directory (default <supamanager_root>/edge/) holds:
   settings.json      what the edge role decided (ports, TLS mode, admin socket, storage); no secret
-  routes/<name>.json one per route: {"name", "hosts", "upstream"}; the project role writes its own
+  routes/<name>.json one per route: {"name", "hosts", "upstream"} and, for a project, "pooler":
+                     {"tenant": ref, "session": host:port, "transaction": host:port}; the project
+                     role writes its own
   caddy.json         built from the two above by build_config(); Caddy runs it (caddy run --config)
+  pooler-routes.json every route's pooler by tenant, built by pooler_routes(); the Postgres front
+                     (roles/edge/files/pooler_front.py) reads it again whenever it changes
 The same caddy.json is loaded into a running Caddy through its admin API (POST /load, a graceful
 switch: open connections are not dropped), so a restart and a live change give the same result.
 Private to this collection.
@@ -30,6 +34,9 @@ ROUTE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 HOST_NAME = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 UPSTREAM = re.compile(r"(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9.-]+):(\d{1,5})")
 TLS_MODES = ("internal", "acme", "files")
+# A project ref (roles/project/tasks/validate.yml): the suffix of a pooler user name, postgres.<ref>.
+TENANT = re.compile(r"[a-z][a-z0-9-]{1,38}[a-z0-9]")
+POOLER_MODES = ("session", "transaction")
 
 
 class EdgeConfigError(Exception):
@@ -51,7 +58,43 @@ def check_route(route):
     match = UPSTREAM.fullmatch(upstream) if isinstance(upstream, str) else None
     if not match or not 0 < int(match.group(3)) < 65536:
         raise EdgeConfigError(f"route {name}: upstream {upstream!r} is not host:port")
-    return {"name": name, "hosts": sorted(set(hosts)), "upstream": upstream}
+    checked = {"name": name, "hosts": sorted(set(hosts)), "upstream": upstream}
+    if route.get("pooler"):
+        checked["pooler"] = _check_pooler(name, route["pooler"])
+    return checked
+
+
+def _check_pooler(name, pooler):
+    if not isinstance(pooler, dict) or set(pooler) - {"tenant", *POOLER_MODES}:
+        raise EdgeConfigError(f"route {name}: pooler takes tenant, session and transaction only")
+    tenant = pooler.get("tenant", "")
+    if not isinstance(tenant, str) or not TENANT.fullmatch(tenant):
+        raise EdgeConfigError(f"route {name}: pooler tenant {tenant!r} is not a project ref")
+    checked = {"tenant": tenant}
+    for mode in POOLER_MODES:
+        address = pooler.get(mode)
+        match = UPSTREAM.fullmatch(address) if isinstance(address, str) else None
+        if not match or not 0 < int(match.group(3)) < 65536:
+            raise EdgeConfigError(f"route {name}: pooler {mode} {address!r} is not host:port")
+        checked[mode] = address
+    return checked
+
+
+def pooler_routes(routes):
+    """What the Postgres front reads: {"tenants": {ref: {"session", "transaction"}}} (pure, unit-tested)."""
+    tenants, owner = {}, {}
+    for route in sorted((check_route(r) for r in routes), key=lambda r: r["name"]):
+        pooler = route.get("pooler")
+        if not pooler:
+            continue
+        if pooler["tenant"] in tenants:
+            first = owner[pooler["tenant"]]
+            raise EdgeConfigError(
+                f"pooler tenant {pooler['tenant']} is claimed by both route {first} and route {route['name']}"
+            )
+        tenants[pooler["tenant"]] = {mode: pooler[mode] for mode in POOLER_MODES}
+        owner[pooler["tenant"]] = route["name"]
+    return {"tenants": tenants}
 
 
 def check_settings(settings):
@@ -67,6 +110,12 @@ def check_settings(settings):
         raise EdgeConfigError("TLS mode acme needs acme_directory")
     if tls["mode"] == "files" and not tls.get("certificate_files"):
         raise EdgeConfigError("TLS mode files needs certificate_files (certificate and key paths)")
+    pooler = settings.get("pooler") or {}
+    if pooler.get("host"):
+        if not HOST_NAME.fullmatch(pooler["host"]):
+            raise EdgeConfigError(f"pooler host {pooler['host']!r} is not a lowercase DNS name")
+        if pooler.get("managed_certificate") and tls["mode"] == "files":
+            raise EdgeConfigError("with TLS mode files the pooler host needs its own certificate and key files")
 
 
 def _static(status, headers=None):
@@ -178,6 +227,13 @@ def build_config(settings, routes):
             "load_files": [{"certificate": f["certificate"], "key": f["key"]} for f in tls["certificate_files"]]
         }
 
+    pooler = settings.get("pooler") or {}
+    if pooler.get("host") and pooler.get("managed_certificate"):
+        # Caddy obtains and renews the pooler host's certificate, from the same issuer as the
+        # projects' (the Postgres front reads it from storage); not on demand: the name is known now.
+        tls_app["certificates"] = {"automate": [pooler["host"]]}
+        automation["policies"].insert(0, {"subjects": [pooler["host"]], "issuers": automation_policy["issuers"]})
+
     config = {
         "admin": {"listen": f"unix/{settings['admin_socket']}"},
         "storage": {"module": "file_system", "root": settings["storage"]},
@@ -263,6 +319,13 @@ def remove_certificates(storage, hosts):
                 os.rmdir(directory)
 
 
+def _read_text(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return handle.read()
+
+
 def _text(data):
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -304,11 +367,11 @@ def apply(root, route=None, state="present", name=None, check_mode=False, requir
             removed = routes.pop(route_name, None)
         config = build_config(settings, list(routes.values()))
         config_text = _text(config)
-        old_text = None
-        if os.path.exists(config_path):
-            with open(config_path) as handle:
-                old_text = handle.read()
+        old_text = _read_text(config_path)
         config_changed = old_text != config_text
+        pooler_path = os.path.join(root, "pooler-routes.json")
+        pooler_text = _text(pooler_routes(list(routes.values())))
+        pooler_changed = _read_text(pooler_path) != pooler_text
         running = caddy_answers(settings["admin_socket"])
         if require_running and not running:
             raise EdgeConfigError(
@@ -325,6 +388,8 @@ def apply(root, route=None, state="present", name=None, check_mode=False, requir
                 remove_certificates(settings["storage"], check_route(removed)["hosts"])
             if config_changed:
                 write_atomically(config_path, config_text, 0o644)
+            if pooler_changed:
+                write_atomically(pooler_path, pooler_text, 0o644)
             if running:
                 # Caddy compares with what it runs: an identical config is a no-op.
                 status, text = admin_request(settings["admin_socket"], "POST", "/load", config)
@@ -333,9 +398,10 @@ def apply(root, route=None, state="present", name=None, check_mode=False, requir
                 loaded = True
     served = sorted(h for r in routes.values() for h in r["hosts"])
     return {
-        "changed": route_changed or config_changed,
+        "changed": route_changed or config_changed or pooler_changed,
         "route_changed": route_changed,
         "config_changed": config_changed,
+        "pooler_routes_changed": pooler_changed,
         "running": running,
         "loaded": loaded,
         "config_path": config_path,

@@ -48,6 +48,26 @@ options:
     description:
       - Where the route sends requests, V(host:port), e.g. the project's gateway on loopback V(127.0.0.1:54321).
     type: str
+  pooler:
+    description:
+      - The project's own pooler, for the host's TLS Postgres front (roles/edge): a connection whose user name ends in
+        C(.<tenant>) goes to O(pooler.session) or O(pooler.transaction) by the port it came to.
+      - Kept in O(root)/pooler-routes.json, which the front reads again when it changes. Omit it for a route that is
+        not a project's.
+    type: dict
+    suboptions:
+      tenant:
+        description: The project's ref (the suffix of C(postgres.<ref>)).
+        type: str
+        required: true
+      session:
+        description: The project's session-mode pooler, V(host:port).
+        type: str
+        required: true
+      transaction:
+        description: The project's transaction-mode pooler, V(host:port).
+        type: str
+        required: true
   state:
     description:
       - V(present) adds or updates the route, V(absent) removes it (an absent route is fine).
@@ -76,6 +96,10 @@ EXAMPLES = r"""
     name: project-shop
     hosts: [shop.example.com]
     upstream: 127.0.0.1:54321
+    pooler:
+      tenant: shop
+      session: 127.0.0.1:54322
+      transaction: 127.0.0.1:54323
 
 - name: Remove it
   supamanager.supabase.edge_route:
@@ -99,6 +123,10 @@ running:
   type: bool
 loaded:
   description: Whether the configuration was loaded into the running Caddy (an identical one is a no-op for Caddy).
+  returned: success
+  type: bool
+pooler_routes_changed:
+  description: Whether C(pooler-routes.json), what the Postgres front reads, was written (or would be).
   returned: success
   type: bool
 config_path:
@@ -125,6 +153,14 @@ def main():
             name=dict(type="str"),
             hosts=dict(type="list", elements="str", default=[]),
             upstream=dict(type="str"),
+            pooler=dict(
+                type="dict",
+                options=dict(
+                    tenant=dict(type="str", required=True),
+                    session=dict(type="str", required=True),
+                    transaction=dict(type="str", required=True),
+                ),
+            ),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             require_running=dict(type="bool", default=False),
         ),
@@ -135,6 +171,8 @@ def main():
     route = None
     if p["name"] is not None and p["state"] == "present":
         route = {"name": p["name"], "hosts": p["hosts"], "upstream": p["upstream"] or ""}
+        if p["pooler"]:
+            route["pooler"] = p["pooler"]
     try:
         result = apply(
             p["root"],

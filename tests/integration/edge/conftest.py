@@ -7,10 +7,13 @@ own connections to 127.0.0.1 (curl --resolve, or a socket with the name as SNI):
 
 import http.client
 import json
+import os
 import secrets
 import shutil
 import socket
+import socketserver
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -27,6 +30,7 @@ if str(COLLECTIONS) not in sys.path:
 from ansible_collections.supamanager.supabase.plugins.module_utils import _edge_config  # noqa: E402
 
 DOMAIN = "edge.test"
+POOLER_HOST = f"pooler.{DOMAIN}"
 
 
 def free_port():
@@ -73,6 +77,31 @@ class Edge:
 
     def unroute(self, name):
         return _edge_config.apply(str(self.dir), state="absent", name=name)
+
+    def pooler_route(self, name, tenant, session, transaction):
+        """A route whose pooler sends postgres.<tenant> to these two addresses."""
+        pooler = {"tenant": tenant, "session": session, "transaction": transaction}
+        return _edge_config.apply(
+            str(self.dir), {"name": name, "hosts": [f"{name}.{DOMAIN}"], "upstream": session, "pooler": pooler}
+        )
+
+    def psql(self, user, password, mode="session", sql="select 1", sslmode="verify-full", cafile=None):
+        """The real psql (postgresql-15 client) to the Postgres front: (exit code, stdout, stderr).
+
+        host is the pooler's name (what verify-full checks the certificate against); hostaddr
+        stands for the DNS record that points it at this machine."""
+        port = self.vars[f"supamanager_edge_pooler_{mode}_port"]
+        conninfo = (
+            f"host={self.vars['supamanager_edge_pooler_host']} hostaddr=127.0.0.1 port={port} user={user} "
+            f"dbname=postgres sslmode={sslmode} sslrootcert={cafile or self.ca_file} connect_timeout=20"
+        )
+        # Only what psql needs: no ~/.pgpass, no service file, no PG* of the caller's.
+        env = {"PATH": os.environ["PATH"], "PGPASSWORD": password, "PGPASSFILE": "/dev/null", "LC_ALL": "C"}
+        proc = subprocess.run(
+            ["psql", conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        return proc.returncode, proc.stdout.strip(), proc.stderr.strip()
 
     @property
     def ca_file(self):
@@ -157,6 +186,35 @@ class Upstream:
         self.server.server_close()
 
 
+class FakePooler:
+    """A TCP service standing for a project's pooler: it reads the StartupMessage the front
+    forwards, remembers its user name, and refuses it with an ErrorResponse naming itself, which
+    psql prints. Used where a real project is not needed; test_edge_project.py reaches a real one."""
+
+    def __init__(self, name):
+        fake = self
+        self.name, self.users = name, []
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                head = self.request.recv(4, socket.MSG_WAITALL)
+                body = self.request.recv(struct.unpack("!I", head)[0] - 4, socket.MSG_WAITALL)
+                items = body[4:].split(b"\0")
+                user = dict(zip(items[0:-2:2], items[1:-2:2], strict=True)).get(b"user", b"").decode()
+                fake.users.append(user)
+                fields = b"SFATAL\0C28000\0M" + f"fake pooler {fake.name} got {user}".encode() + b"\0\0"
+                self.request.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="session")
 def caddy_installed():
     assert shutil.which("caddy"), "Debian's caddy package is missing: scripts/system-packages installs it (bindep.txt)"
@@ -175,7 +233,8 @@ def stop_edge(edge):
 @pytest.fixture(scope="session")
 def edge(tmp_path_factory, venv_env, caddy_installed):
     """One edge with Caddy's internal CA, shared by the session's edge tests. Its daemon route
-    (supamanager_edge_api_host) goes to a trivial upstream standing for supamanagerd."""
+    (supamanager_edge_api_host) goes to a trivial upstream standing for supamanagerd; its
+    Postgres front listens on two free ports for POOLER_HOST."""
     daemon = Upstream("supamanagerd")
     try:
         e = start_edge(
@@ -184,6 +243,9 @@ def edge(tmp_path_factory, venv_env, caddy_installed):
             "edge",
             supamanager_edge_api_host=f"api.{DOMAIN}",
             supamanager_edge_api_upstream=daemon.address,
+            supamanager_edge_pooler_host=POOLER_HOST,
+            supamanager_edge_pooler_session_port=free_port(),
+            supamanager_edge_pooler_transaction_port=free_port(),
         )
         try:
             yield e
@@ -197,8 +259,8 @@ def edge(tmp_path_factory, venv_env, caddy_installed):
 def upstreams():
     made = []
 
-    def make(name):
-        made.append(Upstream(name))
+    def make(name, kind=None):
+        made.append((kind or Upstream)(name))
         return made[-1]
 
     yield make

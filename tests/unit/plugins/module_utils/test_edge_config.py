@@ -120,6 +120,55 @@ def test_bad_settings_are_refused(settings, message):
         ec.build_config(settings, [])
 
 
+POOLER = {"tenant": "shop", "session": "127.0.0.1:54322", "transaction": "127.0.0.1:54323"}
+
+
+def test_the_pooler_routes_map_each_tenant_to_its_two_ports():
+    other = {**ROUTE, "name": "project-b", "hosts": ["b.example.com"], "pooler": {**POOLER, "tenant": "bee"}}
+    plain = {**ROUTE, "name": "api", "hosts": ["api.example.com"]}
+    assert ec.pooler_routes([{**ROUTE, "pooler": POOLER}, other, plain]) == {
+        "tenants": {
+            "shop": {"session": "127.0.0.1:54322", "transaction": "127.0.0.1:54323"},
+            "bee": {"session": "127.0.0.1:54322", "transaction": "127.0.0.1:54323"},
+        }
+    }
+    with pytest.raises(ec.EdgeConfigError, match="pooler tenant shop is claimed by both"):
+        ec.pooler_routes([{**ROUTE, "pooler": POOLER}, {**other, "pooler": POOLER}])
+
+
+@pytest.mark.parametrize(
+    "pooler, message",
+    [
+        ({**POOLER, "tenant": "Shop"}, "is not a project ref"),
+        ({**POOLER, "tenant": "shop\n"}, "is not a project ref"),
+        ({**POOLER, "tenant": 7}, "is not a project ref"),
+        ({**POOLER, "session": "127.0.0.1"}, "pooler session"),
+        ({**POOLER, "transaction": "127.0.0.1:65536"}, "pooler transaction"),
+        ({**POOLER, "user": "x"}, "tenant, session and transaction only"),
+        ("shop", "tenant, session and transaction only"),
+    ],
+)
+def test_bad_pooler_routes_are_refused(pooler, message):
+    with pytest.raises(ec.EdgeConfigError, match=message):
+        ec.check_route({**ROUTE, "pooler": pooler})
+
+
+def test_the_pooler_host_gets_a_certificate_from_the_edge_issuer_unless_it_has_its_own():
+    managed = {**SETTINGS, "pooler": {"host": "pooler.example.com", "managed_certificate": True}}
+    tls = ec.build_config(managed, [ROUTE])["apps"]["tls"]
+    assert tls["certificates"] == {"automate": ["pooler.example.com"]}
+    # Its own policy comes first and is not on demand: the name is known in advance.
+    assert tls["automation"]["policies"][0] == {"subjects": ["pooler.example.com"], "issuers": [{"module": "internal"}]}
+    assert tls["automation"]["policies"][1]["on_demand"] is True
+    own = {**SETTINGS, "pooler": {"host": "pooler.example.com", "managed_certificate": False}}
+    assert "certificates" not in ec.build_config(own, [ROUTE])["apps"]["tls"]
+    files = {"mode": "files", "certificate_files": [{"certificate": "/c.pem", "key": "/k.pem"}]}
+    with pytest.raises(ec.EdgeConfigError, match="pooler host needs its own certificate"):
+        ec.build_config({**managed, "tls": files}, [ROUTE])
+    with pytest.raises(ec.EdgeConfigError, match="pooler host 'pooler' is not"):
+        ec.build_config({**SETTINGS, "pooler": {"host": "pooler"}}, [ROUTE])
+
+
 def test_one_name_cannot_belong_to_two_routes():
     with pytest.raises(ec.EdgeConfigError, match="claimed by both"):
         ec.build_config(SETTINGS, [ROUTE, {**ROUTE, "name": "project-other"}])
@@ -145,6 +194,19 @@ def test_apply_writes_the_route_and_config_and_is_idempotent_without_caddy(tmp_p
         json.loads((root / "settings.json").read_text()), [ROUTE]
     )
     assert ec.apply(str(root), ROUTE)["changed"] is False
+
+
+def test_apply_keeps_the_pooler_routes_file_with_the_routes(tmp_path):
+    root = edge_dir(tmp_path)
+    added = ec.apply(str(root), {**ROUTE, "pooler": POOLER})
+    assert added["pooler_routes_changed"] is True
+    assert json.loads((root / "pooler-routes.json").read_text()) == {
+        "tenants": {"shop": {"session": "127.0.0.1:54322", "transaction": "127.0.0.1:54323"}}
+    }
+    assert ec.apply(str(root), {**ROUTE, "pooler": POOLER})["changed"] is False
+    removed = ec.apply(str(root), state="absent", name="project-shop")
+    assert removed["pooler_routes_changed"] is True
+    assert json.loads((root / "pooler-routes.json").read_text()) == {"tenants": {}}
 
 
 def test_removing_a_route_removes_its_file_and_its_certificates(tmp_path):
