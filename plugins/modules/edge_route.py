@@ -50,8 +50,8 @@ options:
     type: str
   pooler:
     description:
-      - The project's own pooler, for the host's TLS Postgres front (roles/edge): a connection whose user name ends in
-        C(.<tenant>) goes to O(pooler.session) or O(pooler.transaction) by the port it came to.
+      - The project's own pooler, for the host's TLS Postgres front (role supamanager.supabase.edge). A connection whose
+        user name ends in C(.<tenant>) goes to O(pooler.session) or O(pooler.transaction), by the port it came to.
       - Kept in O(root)/pooler-routes.json, which the front reads again when it changes. Omit it for a route that is
         not a project's.
     type: dict
