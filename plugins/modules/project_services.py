@@ -19,6 +19,10 @@ description:
     doubles the wait, up to 2 seconds; never two at once in a container); the moment it
     succeeds, the services that wait for it start. C(docker compose up --wait) waits for Docker's first check instead,
     which an engine older than 25 runs one full healthcheck interval after the start, for each dependency level.
+  - Fails as soon as Docker gives its own verdict on a service, as C(docker compose up --wait) does, with the
+    service's last healthcheck output. The verdict is V(unhealthy) (its healthcheck failed C(retries) times in a row,
+    in a check Docker ran during this run, not an older one) or exited and not restarting. A service whose health is
+    still V(starting) (a slow start, or within its start period) is waited for until O(timeout).
   - Services start concurrently wherever the dependencies allow. A V(service_started) dependency (a service without a
     healthcheck) is ready once its container runs.
   - V(stopped) stops every container, the services that depend on others first, each level at once; V(restarted)
@@ -106,7 +110,8 @@ options:
     default: []
   timeout:
     description:
-      - Seconds the whole start may take, until every service is healthy and the gateway answers.
+      - Seconds the whole start may take, until every service is healthy and the gateway answers (less when Docker
+        gives up on a service first).
     type: int
     default: 300
   probe_interval:
@@ -306,6 +311,30 @@ def health_of(summary):
     return "none"
 
 
+def last_check(state):
+    """When Docker's last healthcheck of a container began (its Health.Log), '' when none ran."""
+    log = (state.get("Health") or {}).get("Log") or []
+    return (log[-1].get("Start") or "") if log else ""
+
+
+def given_up(state, since):
+    """Docker's own verdict that a container will not come up by itself, or None while it may.
+
+    V(unhealthy): its healthcheck failed C(retries) times in a row (out of the start period), in a
+    check that began after C(since), the last check seen when the wait began: a container that
+    was unhealthy before this run is judged by Docker's next check, not its old verdict (a start
+    resets the health to starting but keeps the log). V(exited): it stopped and Docker will not
+    start it again (while a restart policy brings it back, its status is restarting). C(docker
+    compose up --wait) fails on both at once; a container still starting is waited for until the
+    deadline.
+    """
+    if state.get("Status") in ("exited", "dead") and not state.get("Running"):
+        return "exited"
+    if (state.get("Health") or {}).get("Status") == "unhealthy" and last_check(state) != since:
+        return "unhealthy"
+    return None
+
+
 def dependency_order(deps):
     """Services in levels: each level depends only on earlier ones. ServicesError on a cycle."""
     remaining = dict((name, set(d for d in ds if d in deps)) for name, ds in deps.items())
@@ -365,6 +394,11 @@ class Starter:
         self.ready_at = {}
         self.acted = []
         self.errors = {}
+        # service -> Docker's verdict (given_up), and the last check each had when its wait began
+        self.gave_up = {}
+        self.since = {}
+        # Set on the first verdict: every other service stops waiting, the start has failed.
+        self.abort = threading.Event()
         self.lock = threading.Lock()
 
     def run(self):
@@ -384,11 +418,23 @@ class Starter:
             with self.lock:
                 self.errors[name] = str(exc)
 
+    def _waiting(self):
+        return time.time() <= self.deadline and not self.abort.is_set()
+
     def _wait_for(self, name, events):
         while not events[name].wait(0.05):
-            if time.time() > self.deadline:
+            if not self._waiting():
                 return False
         return True
+
+    def _judge(self, name, state):
+        """True (and the start aborted) once Docker gave its verdict on the service."""
+        verdict = given_up(state, self.since.get(name, ""))
+        if verdict:
+            with self.lock:
+                self.gave_up[name] = verdict
+            self.abort.set()
+        return bool(verdict)
 
     def _service(self, name):
         if self.only is not None and name not in self.only:
@@ -406,6 +452,7 @@ class Starter:
         state = info["State"]
         command = probe_command(info["Config"].get("Healthcheck"))
         health = (state.get("Health") or {}).get("Status")
+        self.since[name] = last_check(state)
         if not state.get("Running"):
             self.api.start(cid)
             self._acted(name)
@@ -414,11 +461,11 @@ class Starter:
             return
         self.started_evt[name].set()
         if command is None:
-            self._wait_running(cid)
+            ready = self._wait_running(name, cid)
         else:
             timeout = (info["Config"]["Healthcheck"].get("Timeout") or 30 * 10**9) / 1e9
-            self._probe(cid, command, timeout)
-        if time.time() <= self.deadline:
+            ready = self._probe(name, cid, command, timeout)
+        if ready:
             self._ready(name)
 
     def _acted(self, name):
@@ -430,14 +477,20 @@ class Starter:
         self.started_evt[name].set()
         self.ready_evt[name].set()
 
-    def _wait_running(self, cid):
-        while time.time() <= self.deadline:
-            if self.api.inspect(cid)["State"].get("Running"):
-                return
+    def _wait_running(self, name, cid):
+        while self._waiting():
+            state = self.api.inspect(cid)["State"]
+            if state.get("Running"):
+                return True
+            if self._judge(name, state):
+                return False
             time.sleep(self.probe_interval)
+        return False
 
-    def _probe(self, cid, command, timeout):
-        """Run the healthcheck command until it exits 0 (or Docker's own check said healthy).
+    def _probe(self, name, cid, command, timeout):
+        """Run the healthcheck command until it exits 0 (or Docker's own check said healthy): True.
+        False at the deadline, on Docker's verdict that it will not come up (given_up), or when
+        another service's verdict aborted the start.
 
         An exec costs the engine far more CPU than a TCP connect, and a dozen services probing at
         once slow their own start on a small host: while none of the container's exposed ports
@@ -452,12 +505,14 @@ class Starter:
         # counts it, whatever it exits with later; the next one waits for it to end, so that probes
         # never pile up in a container and slow down the service they wait for.
         pending = None
-        while time.time() <= self.deadline:
+        while self._waiting():
             began = time.time()
             info = self.api.inspect(cid)
             state = info["State"]
             if (state.get("Health") or {}).get("Status") == "healthy":
-                return
+                return True
+            if self._judge(name, state):
+                return False
             if pending is not None:
                 try:
                     still_running = self.api.exec_inspect(pending).get("Running")
@@ -476,17 +531,18 @@ class Starter:
                     exec_id = None  # restarting, or just exited: try again at the next tick
                 # The check's timeout counts from its own start, as Docker's does.
                 exec_began = time.time()
-                while exec_id and time.time() - exec_began < timeout:
+                while exec_id and time.time() - exec_began < timeout and not self.abort.is_set():
                     result = self.api.exec_inspect(exec_id)
                     if not result.get("Running"):
                         if result.get("ExitCode") == 0:
-                            return
+                            return True
                         exec_id = None
                         break
                     time.sleep(0.05)
                 pending = exec_id
                 delay = min(delay * 2, max(REFUSED_PROBE_EVERY, self.probe_interval))
             time.sleep(max(0.0, delay - (time.time() - began)))
+        return False
 
 
 def listening(info, timeout=0.2):
@@ -511,16 +567,27 @@ def listening(info, timeout=0.2):
     return False if refused else None
 
 
-def wait_docker_healthy(project, deadline, only=None):
-    """Until every container (of only) runs healthy by Docker's own check (or has none); those that do not."""
+def wait_docker_healthy(project, deadline, only=None, since=None):
+    """Until every container (of only) runs healthy by Docker's own check (or has none), or Docker gave
+    its verdict on one (given_up, each judged against since[service], else the last check it had when
+    this wait first saw it unwell): (those that do not, {service: verdict})."""
+    since = dict(since or {})
     while True:
         bad = [
             name
             for name, c in project.refresh().items()
             if (only is None or name in only) and (c["State"] != "running" or health_of(c) not in ("healthy", "none"))
         ]
-        if not bad or time.time() > deadline:
-            return bad
+        verdicts = {}
+        for name in bad:
+            c = project.containers[name]
+            if c["State"] != "running" or health_of(c) == "unhealthy":
+                state = project.api.inspect(c["Id"])["State"]
+                verdict = given_up(state, since.setdefault(name, last_check(state)))
+                if verdict:
+                    verdicts[name] = verdict
+        if not bad or verdicts or time.time() > deadline:
+            return bad, verdicts
         time.sleep(0.25)
 
 
@@ -608,6 +675,15 @@ def describe_not_ready(api, project, names):
             line += ", last check: {}".format((log[-1].get("Output") or "").strip()[:300])
         lines.append(line)
     return "; ".join(lines)
+
+
+def gave_up_message(api, project, timeout, verdicts, not_ready):
+    """The failure when Docker gave up on services: each with its state and last check, then the
+    others that were not ready yet."""
+    described = describe_not_ready(api, project, verdicts)
+    msg = f"given up by Docker (unhealthy, or exited and not restarting), not waiting out the {timeout}s: {described}"
+    others = sorted(set(not_ready) - set(verdicts))
+    return msg + ("; not ready yet: " + ", ".join(others) if others else "")
 
 
 def compose_create(module, params):
@@ -726,6 +802,8 @@ def run(module, api):
     result["changed"] = (
         result["changed"] or bool(starter.acted) or any(before.get(n, (None,))[0] != cid for n, cid in after.items())
     )
+    if starter.gave_up:
+        raise ServicesError(gave_up_message(api, project, p["timeout"], starter.gave_up, not_ready))
     if not_ready or starter.errors:
         msg = describe_not_ready(api, project, set(not_ready) | set(starter.errors))
         errors = "; ".join("{}: {}".format(*kv) for kv in sorted(starter.errors.items()))
@@ -734,8 +812,10 @@ def run(module, api):
         )
 
     t2 = time.time()
-    unhealthy = wait_docker_healthy(project, deadline, only)
+    unhealthy, verdicts = wait_docker_healthy(project, deadline, only, starter.since)
     result["timings"]["docker_healthy"] = round(time.time() - t2, 2)
+    if verdicts:
+        raise ServicesError(gave_up_message(api, project, p["timeout"], verdicts, unhealthy))
     if unhealthy:
         raise ServicesError(
             "not healthy by Docker's healthcheck within {}s: {}".format(

@@ -117,8 +117,10 @@ class FakeEngine:
     def inspect(self, name):
         _, checked, _ = self.services[name]
         running = bool(self.running.get(name))
+        # Docker's: a container that never ran is "created", one that ran and stopped "exited"
+        status = "running" if running else "exited" if name in self.started_at else "created"
         return {
-            "State": {"Running": running, "Status": "running" if running else "exited"},
+            "State": {"Running": running, "Status": status},
             "Config": {
                 "Healthcheck": {"Test": ["CMD", "check"], "Timeout": int(self.check_timeout * 10**9)}
                 if checked
@@ -237,7 +239,7 @@ def test_a_restart_of_some_services_leaves_the_others_alone():
     assert starter.run() == []
     assert sorted(starter.acted) == ["db", "storage"]
     assert sorted(starter.ready_at) == ["db", "storage"]
-    assert ps.wait_docker_healthy(project, time.time() + 5, only={"db", "storage"}) == []
+    assert ps.wait_docker_healthy(project, time.time() + 5, only={"db", "storage"}) == ([], {})
 
 
 def slow_probes(engine, durations):
@@ -302,4 +304,4 @@ def test_a_start_of_some_services_brings_what_they_need_and_nothing_else():
     starter = ps.Starter(engine, project, time.time() + 30, probe_interval=0.05, only=only)
     assert starter.run() == []
     assert sorted(engine.started_at) == ["db", "vector"]
-    assert ps.wait_docker_healthy(project, time.time() + 5, only=only) == []
+    assert ps.wait_docker_healthy(project, time.time() + 5, only=only) == ([], {})

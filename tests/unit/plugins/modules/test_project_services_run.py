@@ -34,6 +34,9 @@ class Engine(FakeEngine):
         self.attached = []  # containers on the network that are not the project's
         self.disconnected = []
         self.refusals = 0  # times the engine still counts an endpoint of a removed container
+        # name -> [(seconds after its start, inspect State it reports from then on), ...]: Docker's
+        # health verdicts and exits over time
+        self.after_start = {}
         if running:
             for name in services:
                 self.start(name)
@@ -47,6 +50,10 @@ class Engine(FakeEngine):
         info = super().inspect(name)
         info["State"]["ExitCode"] = 0  # Docker's for a container that never ran, too
         info["State"].update(self.states.get(name, {}))
+        at = self.started_at.get(name)
+        for after, state in self.after_start.get(name, []):
+            if at is not None and time.time() - at >= after:
+                info["State"].update(state)
         return info
 
     def remove(self, name, volumes=False):
@@ -235,7 +242,7 @@ def test_a_service_that_never_gets_ready_is_named_with_its_state_exit_code_and_l
         ps.run(Module(project_dir=str(tmp_path), timeout=1), engine)
     assert str(failed.value) == (
         "not ready within 1s: db: exited, health unhealthy, exit code 3, last check: pg_isready: no response; "
-        "rest: exited, health none, exit code 0"
+        "rest: created, health none"
     )
     assert "rest" not in engine.started_at and time.time() - start < 10
 
@@ -252,9 +259,7 @@ def test_engine_errors_while_starting_are_named_after_the_services(tmp_path):
     engine.start = refuse
     with pytest.raises(ps.ServicesError) as failed:
         ps.run(Module(project_dir=str(tmp_path), timeout=1), engine)
-    assert str(failed.value) == (
-        "not ready within 1s: db: exited, health none, exit code 0 (db: no such image: supabase/postgres)"
-    )
+    assert str(failed.value) == ("not ready within 1s: db: created, health none (db: no such image: supabase/postgres)")
     project = ps.Project(engine, "p")
     engine.inspect = gone
     assert ps.describe_not_ready(engine, project, ["db", "auth"]) == (
@@ -272,6 +277,83 @@ def test_ready_by_its_probe_but_unhealthy_by_docker_fails_naming_it(tmp_path):
     engine.containers = unhealthy
     with pytest.raises(ps.ServicesError, match=r"^not healthy by Docker's healthcheck within 1s: db: running, health"):
         ps.run(Module(project_dir=str(tmp_path), timeout=1), engine)
+
+
+def unhealthy(start, output):
+    """The inspect State of a container Docker found unhealthy in a check that began at start."""
+    return {"Health": {"Status": "unhealthy", "Log": [{"Start": start, "ExitCode": 1, "Output": output}]}}
+
+
+def test_docker_s_unhealthy_verdict_fails_the_start_at_once_with_the_last_check(tmp_path):
+    """compose up --wait's fail-fast: once Docker marks a starting service unhealthy (its check failed
+    `retries` times in a row) the start fails then, not at the deadline; what waits for it never starts.
+    (Real engine: tests/integration/role/test_two_projects.py and daemon/tests/test_daemon_real_failure.py.)"""
+    engine = Engine({"db": ("", True, 3600), "rest": ("db:service_healthy:false", False, 0), "imgproxy": QUICK["db"]})
+    engine.after_start["db"] = [(0.3, unhealthy("2026-12-02T09:00:05.1Z", "pg_isready: no response\n"))]
+    start = time.time()
+    with pytest.raises(ps.ServicesError) as failed:
+        ps.run(Module(project_dir=str(tmp_path), timeout=60), engine)
+    assert str(failed.value) == (
+        "given up by Docker (unhealthy, or exited and not restarting), not waiting out the 60s: "
+        "db: running, health unhealthy, last check: pg_isready: no response; not ready yet: rest"
+    )
+    assert time.time() - start < 10
+    assert "rest" not in engine.started_at
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_container_that_exited_for_good_fails_the_start_at_once(tmp_path, checked):
+    """Exited and not restarting (Docker would show Restarting while a restart policy brings it back)."""
+    engine = Engine({"db": ("", checked, 3600)})
+    engine.after_start["db"] = [(0.0, {"Running": False, "Status": "exited", "ExitCode": 2})]
+    start = time.time()
+    with pytest.raises(ps.ServicesError) as failed:
+        ps.run(Module(project_dir=str(tmp_path), timeout=60), engine)
+    assert str(failed.value).endswith("not waiting out the 60s: db: exited, health none, exit code 2")
+    assert time.time() - start < 10
+
+
+def test_a_container_docker_restarts_or_a_service_still_starting_is_waited_for(tmp_path):
+    """No verdict yet: a restart policy bringing a crashed container back (Restarting), and failed checks
+    while the health is still starting (a slow start, or its start period). Both come up in time."""
+    engine = Engine({"db": ("", True, 1.0), "auth": ("", True, 1.0)})
+    engine.after_start["db"] = [
+        (0.0, {"Running": False, "Status": "restarting", "Restarting": True, "ExitCode": 1}),
+        (0.5, {"Running": True, "Status": "running", "Restarting": False}),
+    ]
+    starting = {"Status": "starting", "FailingStreak": 0, "Log": [{"Start": "t1", "ExitCode": 1, "Output": "no"}]}
+    engine.after_start["auth"] = [(0.2, {"Health": starting})]
+    result = ps.run(Module(project_dir=str(tmp_path), timeout=60), engine)
+    assert sorted(result["ready_s"]) == ["auth", "db"]
+    assert min(result["ready_s"].values()) >= 1.0
+
+
+def test_an_unhealthy_verdict_from_before_the_run_is_not_taken_for_a_new_one(tmp_path):
+    """A running service unhealthy before this run (a create re-run): its probe passing makes it ready; only a
+    check Docker runs during the wait can fail it. So too in the wait for Docker's own healthy."""
+    engine = Engine({"db": ("", True, 0)}, running=True)
+    engine.states["db"] = unhealthy("old", "down then")
+    project = ps.Project(engine, "p")
+    starter = ps.Starter(engine, project, time.time() + 10, probe_interval=0.02)
+    assert starter.run() == [] and starter.gave_up == {}
+    assert starter.since == {"db": "old"}
+
+    listed = engine.containers
+    engine.containers = lambda label: [dict(c, Status="Up 1 hour (unhealthy)") for c in listed(label)]
+    assert ps.wait_docker_healthy(project, time.time() + 0.5) == (["db"], {})  # only the old verdict: waited out
+    # A check after the wait began that failed too: Docker's verdict, at once.
+    threading.Timer(0.3, engine.states.update, ({"db": unhealthy("new", "down now")},)).start()
+    start = time.time()
+    assert ps.wait_docker_healthy(project, time.time() + 30, since=starter.since) == (["db"], {"db": "unhealthy"})
+    assert time.time() - start < 10
+    # The module's run: the same verdict in its wait for Docker's healthy fails it, naming the check.
+    threading.Timer(0.5, engine.states.update, ({"db": unhealthy("newer", "down again")},)).start()
+    start = time.time()
+    with pytest.raises(
+        ps.ServicesError, match=r"^given up by Docker .* db: running, health unhealthy, last check: down again$"
+    ):
+        ps.run(Module(project_dir=str(tmp_path), timeout=30), engine)
+    assert time.time() - start < 10
 
 
 class Gateway(http.server.BaseHTTPRequestHandler):
