@@ -54,8 +54,10 @@ def access_token(daemon):
 def supabase(clients, daemon, token: str, *args: str, tmp) -> subprocess.CompletedProcess:
     profile = tmp / "p.yaml"
     if not profile.exists():
-        out = cli(daemon, "profile")
+        # With pooler_host, which the official CLI checks (an RFC 1123 name) when it reads the file.
+        out = cli(daemon, "profile", "--pooler-host", "pooler.example.com")
         assert out.returncode == 0, out.stderr
+        assert 'pooler_host: "example.com"' in out.stdout
         profile.write_text(out.stdout)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "SUPAMANAGER_"))}
     env.update(SUPABASE_ACCESS_TOKEN=token, HOME=str(tmp), SUPABASE_TELEMETRY_DISABLED="1", DO_NOT_TRACK="1")

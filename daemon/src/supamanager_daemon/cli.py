@@ -481,27 +481,89 @@ _HOSTNAME = re.compile(
 )
 
 
-def profile_yaml(name: str, url: str, project_host: str) -> str:
-    """A profile file for the official Supabase CLI (`supabase --profile <file> ...`), pointing at us."""
+# The public suffix list of Debian's `publicsuffix` package (bindep.txt): what the official CLI's
+# check of a pooler's domain is computed from too (tldts, the list's ICANN section).
+PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat"
+
+
+def registrable_domain(host: str, psl_path: str = PUBLIC_SUFFIX_LIST) -> str | None:
+    """The host's eTLD+1 (`pooler.example.co.uk` -> `example.co.uk`), by the public suffix list's
+    ICANN rules; without the list, by its default rule (the last label is the public suffix).
+    None when the host is itself a public suffix."""
+    rules: set[str] = set()
+    wildcards: set[str] = set()
+    exceptions: set[str] = set()
+    try:
+        with open(psl_path, encoding="utf-8") as handle:
+            for line in handle:
+                rule = line.strip().lower()
+                if rule.startswith("// ===begin private domains==="):
+                    break
+                if not rule or rule.startswith("//"):
+                    continue
+                if rule.startswith("!"):
+                    exceptions.add(rule[1:])
+                elif rule.startswith("*."):
+                    wildcards.add(rule[2:])
+                else:
+                    rules.add(rule)
+    except FileNotFoundError:
+        pass
+    labels = host.lower().rstrip(".").split(".")
+    suffix_len = 1  # the default rule, "*"
+    for i in range(len(labels)):
+        candidate = labels[i:]
+        name = ".".join(candidate)
+        if name in exceptions:
+            suffix_len = len(candidate) - 1
+            break
+        if name in rules or (len(candidate) > 1 and ".".join(candidate[1:]) in wildcards):
+            suffix_len = len(candidate)
+            break
+    if len(labels) <= suffix_len:
+        return None
+    return ".".join(labels[-(suffix_len + 1) :])
+
+
+def profile_yaml(name: str, url: str, project_host: str, pooler_host: str | None = None) -> str:
+    """A profile file for the official Supabase CLI (`supabase --profile <file> ...`), pointing at us.
+
+    pooler_host is the host name of the edge's Postgres front; the profile carries its registrable
+    domain, which the official CLI requires of every pooler address it is given (as the hosted
+    profile says supabase.com for aws-0-<region>.pooler.supabase.com)."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
         raise CliError("--name must be 1-63 lowercase letters, digits or '-'", EXIT_USAGE)
     if not _HOSTNAME.fullmatch(project_host):
         raise CliError(f"--project-host must be a host name, not {project_host!r}", EXIT_USAGE)
+    entries = [("name", name), ("api_url", url), ("dashboard_url", url), ("project_host", project_host)]
+    if pooler_host:
+        domain = registrable_domain(pooler_host) if _HOSTNAME.fullmatch(pooler_host) else None
+        if domain is None:
+            raise CliError(f"--pooler-host must be a host name below a public suffix, not {pooler_host!r}", EXIT_USAGE)
+        entries.append(("pooler_host", domain))
     # JSON strings are YAML scalars: nothing in a URL can break the file.
-    return "".join(
-        f"{key}: {json.dumps(value)}\n"
-        for key, value in (
-            ("name", name),
-            ("api_url", url),
-            ("dashboard_url", url),
-            ("project_host", project_host),
-        )
-    )
+    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in entries)
+
+
+def edge_hosts(edge_root: str) -> tuple[str, str]:
+    """(base domain, pooler host) from an edge's settings.json (roles/edge writes it; no secret)."""
+    path = os.path.join(edge_root, "settings.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            settings = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--edge-root: cannot read {path}: {exc}", EXIT_USAGE) from exc
+    if not isinstance(settings, dict):
+        raise CliError(f"--edge-root: {path} is not the edge's settings", EXIT_USAGE)
+    pooler = settings.get("pooler") or {}
+    return str(settings.get("base_domain") or ""), str(pooler.get("host") or "") if isinstance(pooler, dict) else ""
 
 
 def cmd_profile(args) -> int:
-    project_host = args.project_host or os.environ.get("SUPAMANAGER_PUBLIC_HOST") or "localhost"
-    sys.stdout.write(profile_yaml(args.name, args.url_value, project_host))
+    edge_domain, edge_pooler = edge_hosts(args.edge_root) if args.edge_root else ("", "")
+    project_host = args.project_host or edge_domain or os.environ.get("SUPAMANAGER_PUBLIC_HOST") or "localhost"
+    pooler_host = args.pooler_host or edge_pooler or os.environ.get("SUPAMANAGER_POOLER_HOST") or None
+    sys.stdout.write(profile_yaml(args.name, args.url_value, project_host, pooler_host))
     return 0
 
 
@@ -583,7 +645,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="supamanager profile > p.yaml; SUPABASE_ACCESS_TOKEN=<token> supabase --profile p.yaml orgs list",
     )
     p.add_argument("--name", default="supamanager", help="the profile's name (default supamanager)")
-    p.add_argument("--project-host", help="host of the projects (default $SUPAMANAGER_PUBLIC_HOST or localhost)")
+    p.add_argument(
+        "--project-host",
+        help="host of the projects, https://<ref>.<project host> (default: the edge's base domain with --edge-root, "
+        "else $SUPAMANAGER_PUBLIC_HOST or localhost)",
+    )
+    p.add_argument(
+        "--pooler-host",
+        help="host name of the edge's Postgres front; the profile gets its registrable domain (default: the edge's "
+        "with --edge-root, else $SUPAMANAGER_POOLER_HOST, else none)",
+    )
+    p.add_argument(
+        "--edge-root",
+        help="read the base domain and the pooler host from this edge's settings (e.g. /var/lib/supamanager/edge)",
+    )
     p.set_defaults(func=cmd_profile, offline=True)
 
     backups = groups.add_parser("backups", help="a project's backups", parents=[common])
