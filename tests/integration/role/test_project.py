@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.conftest import VENV_BIN, run
-from tests.integration.role.conftest import changed_count, changed_tasks, docker_names, random_ref
+from tests.integration.role.conftest import changed_count, changed_tasks, docker_names, one_line, random_ref
 
 SERVICES = {
     "vector",
@@ -293,6 +293,37 @@ def test_pause_of_absent_project_fails_clearly(host):
     proc = host.playbook("pause", random_ref("absent"), check=False)
     assert proc.returncode != 0
     assert "does not exist" in proc.stdout
+
+
+def test_a_failed_create_of_a_project_that_existed_rolls_nothing_back(project, host):
+    """A create re-run on an existing project that fails (here imgproxy's check always fails, so Docker
+    marks it unhealthy) removes nothing: every container, the network, volumes, files, secrets, ports
+    and rows stay. It leaves imgproxy failing; the lifecycle test that follows converges it again."""
+    ref, env = project["ref"], project["env"]
+    query(env, "create table kept_on_failure (note text)")
+    query(env, "insert into kept_on_failure values ('before the failed create')")
+    before = containers(ref)
+    volumes, networks = docker_names("volume", ref), docker_names("network", ref)
+    files = sorted(p.name for p in host.project_dir(ref).iterdir())
+    ports = json.loads((host.root / "ports.json").read_text())["projects"][ref]
+    failing = {"imgproxy": {"test": ["CMD", "sh", "-c", "echo imgproxy-check-says-no; exit 1"], "retries": 1}}
+    failed = host.playbook(
+        "create", ref, check=False, supabase_healthcheck_overrides=failing, supabase_health_timeout=90
+    )
+    project["outputs"].append(failed.stdout + failed.stderr)
+    assert failed.returncode != 0
+    out = one_line(failed.stdout)
+    assert "imgproxy: running, health unhealthy, last check: imgproxy-check-says-no" in out
+    assert "The project existed before this run: its volumes, files and secrets are kept." in out
+    after = containers(ref)
+    assert sorted(after) == sorted(before)
+    assert {name: row["State"] for name, row in after.items()} == dict.fromkeys(before, "running")
+    assert after["imgproxy"]["ID"] != before["imgproxy"]["ID"]  # the run got as far as recreating it
+    assert (docker_names("volume", ref), docker_names("network", ref)) == (volumes, networks)
+    assert sorted(p.name for p in host.project_dir(ref).iterdir()) == files
+    assert (host.root / "secrets" / ref / "came-up").exists()
+    assert json.loads((host.root / "ports.json").read_text())["projects"][ref] == ports
+    assert query(env, "select note from kept_on_failure") == [("before the failed create",)]
 
 
 def test_lifecycle_keeps_the_data(project, host):
