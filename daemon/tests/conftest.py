@@ -204,6 +204,8 @@ def supabase_clients() -> SupabaseClients:
 # document, test_database_api.py their behaviour and the official CLI's flows on it.
 LIVE_TOKEN = "sbp_" + secrets.token_hex(20)  # the official CLI takes only tokens of this form
 LIVE_DB_PASS = "live-db-Pass_" + secrets.token_hex(6)
+# Seconds between usage points of the live daemon (test_daemon_usage.py waits for a fresh one).
+LIVE_USAGE_INTERVAL = 10
 LIVE_PLAYBOOK_VARS = {
     "supabase_port_range_start": 28100,
     "supabase_port_range_end": 28999,
@@ -234,6 +236,7 @@ def live_project(tmp_path_factory, supabase_clients):
         token=LIVE_TOKEN,
         sql_statement_timeout=3,
         sql_max_result_bytes=100_000,
+        usage_interval=LIVE_USAGE_INTERVAL,
         playbook_vars=LIVE_PLAYBOOK_VARS,
     )
     daemon.start()

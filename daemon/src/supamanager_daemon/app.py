@@ -14,10 +14,12 @@ from .auth import FailedAuthLimiter, auth_middleware
 from .fleet.docker import DockerClient
 from .fleet.healing import Healer, Policy
 from .fleet.poller import Poller
+from .fleet.usage import UsageCollector
 from .middleware import error_middleware
 from .operations.backup_schedule import BackupSchedule
 from .operations.jobs import JobScheduler
-from .projectdb import ProjectDatabases
+from .projectdb import ProjectDatabases, Target, project_target
+from .projects.files import project_info, read_env
 from .settings import Settings, ensure_api_token
 from .store import Store
 from .tokens import TokenRegistry
@@ -50,6 +52,30 @@ async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
     poller.start()
     yield
     await poller.stop()
+
+
+async def usage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The usage collector, beside the poller: started and stopped with it. Its own Docker client,
+    so that /healthz counts its calls apart from the poll's (the bench divides those by polls)."""
+    settings = app[keys.SETTINGS]
+
+    def target(project: dict) -> Target | None:
+        ref = project["ref"]
+        return project_target(project_info(settings, ref), read_env(settings, ref), ref)
+
+    collector = UsageCollector(
+        app[keys.STORE],
+        DockerClient(settings.docker_socket),
+        app[keys.PROJECT_DBS],
+        target,
+        interval=settings.usage_interval,
+        retention_seconds=settings.usage_retention_days * 86400,
+    )
+    app[keys.USAGE] = collector
+    collector.start()
+    yield
+    await collector.stop()
+    await collector.docker.close()
 
 
 async def direct_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -100,7 +126,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.AUTH_LIMITER] = FailedAuthLimiter(settings.auth_failures_per_minute)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
-    app.cleanup_ctx.extend([store_ctx, docker_ctx, direct_ctx, poller_ctx, jobs_ctx])
+    app.cleanup_ctx.extend([store_ctx, docker_ctx, direct_ctx, poller_ctx, usage_ctx, jobs_ctx])
     # Every route, documented: api/<tag>.py, shapes/<tag>.py (openapi.py derives /openapi.json).
     api.setup(app)
     metrics.setup(app)

@@ -320,6 +320,57 @@ def cmd_health(client: Client, args) -> int:
     return 0 if all(h["healthy"] for h in health) else EXIT_FAILED
 
 
+def _size(value: float | None) -> str:
+    """Bytes for a person: 512 B, 3.4 MiB, 1.2 GiB; - when unknown."""
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _cpu(seconds: float | None, share: float | None = None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s" + ("" if share is None else f" ({share:.2f} cores)")
+
+
+def cmd_usage(client: Client, args) -> int:
+    usage, _ = client.call("GET", _ref_path(args.ref, f"/usage?hours={args.hours}"))
+    if args.json:
+        _print_json(usage)
+        return 0
+    latest = usage["latest"]
+    if latest is None:
+        print(f"no usage collected yet (a point every {usage['interval_seconds']:g} s)")
+        return 0
+    rows = {
+        "collected_at": latest["collected_at"],
+        "cpu": _cpu(latest["cpu_seconds"], latest["cpu_share"]),
+        "memory": _size(latest["memory_bytes"]),
+        "memory_limit": _size(latest["memory_limit_bytes"]) if latest["memory_limit_bytes"] else "none",
+        "disk": _size(latest["disk_bytes"]),
+        "database_size": _size(latest["database_size_bytes"]),
+        "connections": "-" if latest["connections"] is None else latest["connections"],
+    }
+    for key, value in rows.items():
+        print(f"{key + ':':<15}{_safe(value)}")
+    if latest["containers"]:
+        print()
+        table = [
+            {"service": c["service"], "cpu": _cpu(c["cpu_seconds"]), "memory": _size(c["memory_bytes"]),
+             "peak": _size(c["memory_peak_bytes"])}
+            for c in latest["containers"]
+        ]  # fmt: skip
+        _print_table(table, ["service", "cpu", "memory", "peak"])
+    if latest["volumes"]:
+        print()
+        _print_table([{"volume": v["name"], "disk": _size(v["bytes"])} for v in latest["volumes"]], ["volume", "disk"])
+    return 0
+
+
 def cmd_backups_list(client: Client, args) -> int:
     body, _ = client.call("GET", _ref_path(args.ref, "/database/backups"))
     if args.json:
@@ -621,6 +672,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "health":
             p.add_argument("--service", dest="services", action="append", choices=HEALTH_SERVICES)
 
+    p = sub.add_parser("usage", help="what the project uses: CPU, memory, disk, database size", parents=[common])
+    p.add_argument("ref", help="project ref")
+    p.add_argument("--hours", type=int, default=24, help="history to fetch with --json (default 24)")
+    p.set_defaults(func=cmd_usage)
     p = sub.add_parser("healing", help="whether the daemon heals the project, and what it tried", parents=[common])
     p.add_argument("ref", help="project ref")
     switch = p.add_mutually_exclusive_group()

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .auth import FailedAuthLimiter
     from .fleet.docker import DockerClient
     from .fleet.poller import Poller
+    from .fleet.usage import UsageCollector
     from .operations.backup_schedule import BackupSchedule
     from .operations.jobs import JobScheduler
     from .projectdb import ProjectDatabases
@@ -25,6 +26,7 @@ AUTH_LIMITER: web.AppKey[FailedAuthLimiter] = web.AppKey("auth_limiter")
 STORE: web.AppKey[Store] = web.AppKey("store")
 DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")
+USAGE: web.AppKey[UsageCollector] = web.AppKey("usage")
 JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")
 BACKUP_SCHEDULE: web.AppKey[BackupSchedule] = web.AppKey("backup_schedule")
 # The daemon's direct paths into projects: SQL pools, and HTTP to their gateways (postgres-meta).

@@ -4,7 +4,10 @@ Ten metric families do not justify a client library. Counters and histograms liv
 (they restart at zero with the daemon, as Prometheus expects); the projects-by-status gauge is
 read from the store at scrape time, so it never drifts from what GET /v1/projects shows, and the
 backups-by-status gauge from the backup repository, as GET .../database/backups lists them.
-/metrics is open like /healthz: it carries counts, never a name, a key or a token.
+/metrics is open like /healthz: it carries counts, never a name, a key or a token. The per-project
+series carry the label `ref` only (one series per project and family: bounded by max_projects);
+their figures are the usage collector's latest point (fleet/usage.py), a figure it could not read
+is left out rather than given as 0.
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
 # What a backup's manifest can say (project_backup): a published backup is one of these.
 BACKUP_STATUSES = ("COMPLETED", "FAILED")
+# A project that should run and does not, as the poll sees it: supamanager_project_unhealthy is 1.
+UNHEALTHY_STATUSES = frozenset({models.ACTIVE_UNHEALTHY, models.UNKNOWN, models.REMOVED})
+# Per-project usage families: (name, type, the point's field, help).
+USAGE_FAMILIES = (
+    ("supamanager_project_cpu_seconds_total", "counter", "cpu_seconds", "CPU seconds of its running containers."),
+    ("supamanager_project_memory_bytes", "gauge", "memory_bytes", "Memory charged to the project's containers."),
+    ("supamanager_project_memory_limit_bytes", "gauge", "memory_limit_bytes",
+     "The project's memory limit (its containers' limits summed), when every container has one."),
+    ("supamanager_project_disk_bytes", "gauge", "disk_bytes", "Disk in use by the project's volumes."),
+    ("supamanager_project_database_size_bytes", "gauge", "database_size_bytes", "pg_database_size of its database."),
+    ("supamanager_project_database_connections", "gauge", "connections", "Client connections to its database."),
+)  # fmt: skip
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -108,6 +123,8 @@ class Metrics:
         jobs_queued: int,
         orphan_refs: int = 0,
         backups: dict[str, int] | None = None,
+        usage: dict[str, dict[str, Any]] | None = None,
+        usage_counts: tuple[int, int] = (0, 0),
     ) -> str:
         lines: list[str] = []
 
@@ -148,6 +165,23 @@ class Metrics:
         family("supamanager_backups", "gauge", "Published backups of the projects, by status (FAILED: a check failed).")
         for status, n in sorted({**dict.fromkeys(BACKUP_STATUSES, 0), **(backups or {})}.items()):
             lines.append(f"supamanager_backups{_labels({'status': status})} {n}")
+        family(
+            "supamanager_project_unhealthy", "gauge", "1 while the poll sees the project unhealthy, unknown or gone."
+        )
+        for project in sorted(projects, key=lambda p: p["ref"]):
+            unhealthy = int(project["status"] in UNHEALTHY_STATUSES)
+            lines.append(f"supamanager_project_unhealthy{_labels({'ref': project['ref']})} {unhealthy}")
+        known = {p["ref"] for p in projects}
+        points = sorted((ref, point) for ref, point in (usage or {}).items() if ref in known)
+        for name, kind, field, help_ in USAGE_FAMILIES:
+            family(name, kind, help_)
+            for ref, point in points:
+                if point.get(field) is not None:
+                    lines.append(f"{name}{_labels({'ref': ref})} {_num(point[field])}")
+        family("supamanager_usage_collections_total", "counter", "Usage collections done.")
+        lines.append(f"supamanager_usage_collections_total {usage_counts[0]}")
+        family("supamanager_usage_errors_total", "counter", "Usage collections that failed (Docker unreachable, ...).")
+        lines.append(f"supamanager_usage_errors_total {usage_counts[1]}")
         return "\n".join(lines) + "\n"
 
 
@@ -169,8 +203,16 @@ async def render(app: web.Application) -> str:
     the backups-by-status gauge from the host's backup repository."""
     projects = await app[keys.STORE].list_projects()
     backups = await asyncio.to_thread(count_backups, app[keys.SETTINGS], [p["ref"] for p in projects])
-    jobs = app[keys.JOBS]
-    return app[METRICS].render(projects, jobs.running, jobs.queued, len(app[keys.POLLER].orphan_refs), backups)
+    jobs, usage = app[keys.JOBS], app[keys.USAGE]
+    return app[METRICS].render(
+        projects,
+        jobs.running,
+        jobs.queued,
+        len(app[keys.POLLER].orphan_refs),
+        backups,
+        usage.latest,
+        (usage.cycles, usage.errors),
+    )
 
 
 def setup(app: web.Application) -> None:

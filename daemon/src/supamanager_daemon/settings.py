@@ -60,6 +60,9 @@ class Settings:
     # daily backup of a project that has no schedule of its own (PATCH .../database/backups/schedule
     # gives it one). "": only the projects with their own schedule are backed up (the default).
     backup_schedule_for: str = ""
+    # Usage per project (fleet/usage.py): a point every usage_interval seconds, kept this many days.
+    usage_interval: float = 300.0
+    usage_retention_days: float = 7.0
     # Caps for a shared host: open event streams, projects, and failed authentications per client
     # address and minute (then 429); finished operations older than this many days are pruned.
     max_event_streams: int = 64
@@ -148,6 +151,8 @@ def _coerce(name: str, value: Any) -> Any:
         "heal_backoff",
         "heal_timeout",
         "sql_statement_timeout",
+        "usage_interval",
+        "usage_retention_days",
     )
     if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")

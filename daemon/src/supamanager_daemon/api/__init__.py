@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, database, fleet, operations, organizations, platform, projects, tokens
+from . import backups, database, fleet, operations, organizations, platform, projects, tokens, usage
 from .routing import Operation, add_routes
 
 # In the order the document lists them.
@@ -20,6 +20,7 @@ TAGS = (
     backups.api,
     operations.api,
     fleet.api,
+    usage.api,
     tokens.api,
     platform.api,
 )

@@ -17,6 +17,7 @@ from aiohttp import web
 from .. import keys, models
 from ..errors import DomainError, InvalidState, Unavailable
 from ..projectdb import Target, migrations, roles
+from ..projectdb.targets import LOCAL, project_target
 from ..projects.files import project_info, read_env
 from ..shapes.database import (
     CreateRoleBody,
@@ -38,8 +39,6 @@ from .routing import Api, Reply
 
 api = Api("Database", "SQL, migrations, types and connection details of a project's own database.")
 
-# Where the daemon reaches a project's host ports: the host it runs on.
-LOCAL = "127.0.0.1"
 # The statuses in which a project's database runs (UNKNOWN: Docker does not answer; try anyway).
 _RUNNING = frozenset({models.ACTIVE_HEALTHY, models.ACTIVE_UNHEALTHY, models.RESTARTING, models.UNKNOWN})
 _IDEMPOTENCY_HEADER = {
@@ -84,16 +83,10 @@ async def _target(request: web.Request) -> tuple[str, Target]:
     _running(project)
     ref = project["ref"]
     info, env = await _files(request, ref)
-    port = (info.get("ports") or {}).get("postgres")
-    if not port or not env.get("POSTGRES_PASSWORD"):
+    target = project_target(info, env, ref)
+    if target is None:
         raise Unavailable(f"project {ref} has no database port yet", code="project_not_ready")
-    return ref, Target(
-        host=LOCAL,
-        port=int(port),
-        user=f"postgres.{env.get('POOLER_TENANT_ID') or ref}",
-        password=env["POSTGRES_PASSWORD"],
-        dbname=env.get("POSTGRES_DB") or "postgres",
-    )
+    return ref, target
 
 
 # -- SQL ----------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ async def healthz(request: web.Request) -> dict:
         "docker": "error" if poller.last_error else "ok",
         "polls": poller.polls,
         "docker_api_calls": request.app[keys.DOCKER].calls,
+        "usage_cycles": request.app[keys.USAGE].cycles,
+        "usage_docker_api_calls": request.app[keys.USAGE].docker.calls,
         "jobs_running": jobs.running,
         "jobs_queued": jobs.queued,
     }

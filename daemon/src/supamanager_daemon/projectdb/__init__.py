@@ -1,6 +1,7 @@
 """The project's own database, reached by the daemon directly: queries, migrations, login roles."""
 
 from .pools import DatabaseUnavailable, ProjectDatabases, ProjectDbError, QueryTimeout, ResultTooLarge, SqlError, Target
+from .targets import project_target
 
 __all__ = [
     "DatabaseUnavailable",
@@ -10,4 +11,5 @@ __all__ = [
     "ResultTooLarge",
     "SqlError",
     "Target",
+    "project_target",
 ]

@@ -59,6 +59,8 @@ class Healthz(BaseModel):
     status: Literal["ok"]
     docker: Literal["ok", "error"]
     polls: int
-    docker_api_calls: int
+    docker_api_calls: int = Field(description="Docker API requests of the poller and the API.")
+    usage_cycles: int = Field(description="Usage collections done (fleet/usage.py).")
+    usage_docker_api_calls: int = Field(description="Docker API requests of the usage collector: 2 per cycle.")
     jobs_running: int
     jobs_queued: int

@@ -109,6 +109,13 @@ CREATE TABLE IF NOT EXISTS backup_schedules (
     schedule_for TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- usage points per project (fleet/usage.py), one per collection cycle, pruned by age
+CREATE TABLE IF NOT EXISTS usage (
+    ref TEXT NOT NULL,
+    at REAL NOT NULL,
+    point TEXT NOT NULL,
+    PRIMARY KEY (ref, at)
+);
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
     playbook TEXT PRIMARY KEY,
@@ -452,6 +459,7 @@ class Store:
                 db.execute("DELETE FROM project_ids WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM healing WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM backup_schedules WHERE ref = ?", (op["ref"],))
+                db.execute("DELETE FROM usage WHERE ref = ?", (op["ref"],))
             else:
                 status = kind.done if ok else kind.failed
                 db.execute(
@@ -573,6 +581,30 @@ class Store:
             return {"schedule_for": schedule_for, "updated_at": at}
 
         return await self._call(self._tx, tx)
+
+    # -- usage --------------------------------------------------------------------------------
+    async def add_usage(self, points: dict[str, dict[str, Any]], at: float, keep_seconds: float) -> None:
+        """Store a cycle's points (ref -> point) at unix time at, except for a project deleted
+        meanwhile (its points went with it); forget every point older than keep_seconds."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO usage (ref, at, point) SELECT ?, ?, ? WHERE EXISTS"
+                " (SELECT 1 FROM projects WHERE ref = ?)",
+                [(ref, at, json.dumps(point), ref) for ref, point in points.items()],
+            )
+            db.execute("DELETE FROM usage WHERE at < ?", (at - keep_seconds,))
+
+        await self._call(self._tx, tx)
+
+    async def usage_history(self, ref: str, since: float = 0.0) -> list[dict[str, Any]]:
+        """The project's usage points from unix time since on, oldest first."""
+        return await self._call(
+            lambda: [
+                json.loads(r[0])
+                for r in self._db.execute("SELECT point FROM usage WHERE ref = ? AND at >= ? ORDER BY at", (ref, since))
+            ]
+        )
 
     # -- organizations ----------------------------------------------------------------------------
     async def list_organizations(self) -> list[dict[str, Any]]:

@@ -1,0 +1,51 @@
+"""Routes of ours for a project's usage: what fleet/usage.py collected, read from the store."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import keys
+from ..shapes.usage import ProjectUsage, UsagePoint, UsageQuery
+from .projects import load_project
+from .routing import Api
+
+api = Api("Usage", "What each project uses: CPU, memory, disk, database size, connections (ours).", ours=True)
+
+_TOTALS = tuple(name for name in UsagePoint.model_fields if name != "collected_at")
+
+
+def _at(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def public_point(point: dict[str, Any], *, detail: bool = False) -> dict[str, Any]:
+    """A stored point in the answer's shape: totals, and per container and volume with detail."""
+    out = {"collected_at": _at(point["at"]), **{name: point.get(name) for name in _TOTALS}}
+    if detail:
+        out["containers"], out["volumes"] = point.get("containers", []), point.get("volumes", [])
+    return out
+
+
+@api.get(
+    "/v1/projects/{ref}/usage",
+    "getProjectUsage",
+    "The project's usage: the latest point in detail and a history of totals",
+    description="Collected every SUPAMANAGER_USAGE_INTERVAL seconds for every project of the host, kept"
+    " SUPAMANAGER_USAGE_RETENTION_DAYS days. Reads the store: no Docker call, no database query.",
+    query=UsageQuery,
+    response=ProjectUsage,
+    errors=(400, 404),
+)
+async def get_usage(request: web.Request, query: UsageQuery) -> dict[str, Any]:
+    project = await load_project(request)
+    points = await request.app[keys.STORE].usage_history(project["ref"], since=time.time() - query.hours * 3600)
+    return {
+        "ref": project["ref"],
+        "interval_seconds": request.app[keys.SETTINGS].usage_interval,
+        "latest": public_point(points[-1], detail=True) if points else None,
+        "history": [public_point(p) for p in points],
+    }

@@ -1,0 +1,167 @@
+"""Usage against the truth on the session's live project (conftest.live_project: a real daemon, the
+real playbooks, the engine of DOCKER_HOST, the stand-in images; no project of its own): what
+GET /v1/projects/{ref}/usage, `supamanager projects usage` and /metrics report is compared with the
+cgroup files, `du` of the volumes and `pg_database_size`, read by the test at the same moment.
+
+This module must run before test_database_api.py, whose last test pauses the live project: pytest
+takes the files in name order (test_daemon_usage < test_database_api).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import time
+import urllib.request
+
+import psycopg
+import pytest
+from conftest import LIVE_DB_PASS, LIVE_USAGE_INTERVAL
+from test_usability_cli import cli
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+CGROUP = pathlib.Path("/sys/fs/cgroup")
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def cgroup_memory(container_id: str) -> int:
+    """What the kernel charges the container now, read here without the daemon's code."""
+    if (CGROUP / "cgroup.controllers").exists():  # v2
+        for group in (CGROUP / "docker" / container_id, CGROUP / "system.slice" / f"docker-{container_id}.scope"):
+            if group.is_dir():
+                return int((group / "memory.current").read_text())
+    else:
+        for group in (CGROUP / "memory" / "docker" / container_id,
+                      CGROUP / "memory" / "system.slice" / f"docker-{container_id}.scope"):  # fmt: skip
+            if group.is_dir():
+                return int((group / "memory.usage_in_bytes").read_text())
+    raise AssertionError(f"no cgroup for {container_id}")
+
+
+def du(path: str) -> int:
+    out = subprocess.run(["du", "-s", "-B1", path], capture_output=True, text=True, check=True, timeout=120).stdout
+    return int(out.split()[0])
+
+
+def database_size(api) -> int:
+    """pg_database_size through the project's pooler, as a client reaches it."""
+    status, pooler, _ = api.request("GET", f"/v1/projects/{api.ref}/config/database/pooler")
+    assert status == 200, pooler
+    entry = pooler[0]
+    with psycopg.connect(
+        host="127.0.0.1", port=entry["db_port"], user=entry["db_user"], password=LIVE_DB_PASS,
+        dbname=entry["db_name"], connect_timeout=10, autocommit=True,
+    ) as conn:  # fmt: skip
+        return conn.execute("select pg_database_size(current_database())").fetchone()[0]
+
+
+def parsed(at: str) -> float:
+    return datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+def next_point(api, after: float, timeout: float = LIVE_USAGE_INTERVAL * 6 + 60) -> dict:
+    """The usage answer once its latest point was collected after unix time `after`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, usage, _ = api.request("GET", f"/v1/projects/{api.ref}/usage?hours=1")
+        assert status == 200, usage
+        latest = usage["latest"]
+        # Points are stamped to the second: a point of the same second as `after` may precede it.
+        if latest is not None and parsed(latest["collected_at"]) >= after + 1:
+            return usage
+        assert time.monotonic() < deadline, f"no usage point after {after} in {timeout} s: {usage}"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def truth(live_project):
+    """A fresh usage point, with the cgroups', du's and Postgres's figures taken around it."""
+    api = live_project
+    ids = docker("ps", "-q", "--no-trunc", "--filter", f"label=supamanager.project={api.ref}").split()
+    size_before = database_size(api)
+    usage = next_point(api, time.time())
+    memory = {cid: cgroup_memory(cid) for cid in ids}
+    size_after = database_size(api)
+    volumes = {}
+    for name in docker("volume", "ls", "-q", "--filter", f"label=supamanager.project={api.ref}").split():
+        mountpoint = json.loads(docker("volume", "inspect", name))[0]["Mountpoint"]
+        volumes[name.removeprefix(f"supamanager-{api.ref}-")] = du(mountpoint)
+    return api, usage, memory, (size_before, size_after), volumes
+
+
+def test_memory_is_what_the_cgroups_say(truth):
+    _, usage, memory, _, _ = truth
+    latest = usage["latest"]
+    assert len(latest["containers"]) == len(memory)  # every running container, none twice
+    assert latest["memory_bytes"] == sum(c["memory_bytes"] for c in latest["containers"])
+    assert abs(latest["memory_bytes"] - sum(memory.values())) <= 0.10 * sum(memory.values())
+    for container in latest["containers"]:
+        assert container["memory_peak_bytes"] >= container["memory_bytes"] > 0
+        assert container["cpu_seconds"] > 0
+    db = next(c for c in latest["containers"] if c["service"] == "db")
+    assert db["memory_bytes"] > 10 * 1024 * 1024  # a real PostgreSQL, not an idle shell
+
+
+def test_database_size_is_pg_database_size(truth):
+    _, usage, _, (before, after), _ = truth
+    size = usage["latest"]["database_size_bytes"]
+    # Equal when nothing wrote meanwhile; between the readings taken around the point otherwise.
+    assert size == before if before == after else min(before, after) <= size <= max(before, after)
+    assert usage["latest"]["connections"] >= 1
+
+
+def test_disk_is_du_of_each_volume(truth):
+    _, usage, _, _, volumes = truth
+    reported = {v["name"]: v["bytes"] for v in usage["latest"]["volumes"]}
+    assert set(reported) == set(volumes) >= {"db-data", "storage-data"}
+    for name, bytes_ in volumes.items():
+        assert abs(reported[name] - bytes_) <= 0.10 * bytes_, (name, reported[name], bytes_)
+    assert usage["latest"]["disk_bytes"] == sum(reported.values())
+
+
+def test_history_and_cpu_share_follow_the_points(truth):
+    api, usage, _, _, _ = truth
+    history = usage["history"]
+    assert len(history) >= 2 and history[-1]["collected_at"] == usage["latest"]["collected_at"]
+    times = [parsed(p["collected_at"]) for p in history]
+    assert times == sorted(times)
+    assert usage["interval_seconds"] == LIVE_USAGE_INTERVAL
+    # After the first point every one has a share of cores: positive (a live stack), below the host's.
+    assert 0 < history[-1]["cpu_share"] <= os.cpu_count()
+    assert "containers" not in history[0]  # totals only; the latest point carries the detail
+    status, error, _ = api.request("GET", f"/v1/projects/{api.ref}/usage?hours=0")
+    assert status == 400, error
+    status, error, _ = api.request("GET", "/v1/projects/abcdefghijklmnopqrst/usage")
+    assert status == 404, error
+
+
+def test_cli_and_metrics_show_the_figures(truth):
+    api = truth[0]
+    result = cli(api, "projects", "usage", api.ref)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+    assert {"memory", "disk", "database_size", "connections"} <= set(lines)
+    assert "MiB" in lines["memory"] and lines["connections"].strip().isdigit()
+    assert "db-data" in result.stdout and "SERVICE" in result.stdout
+    as_json = json.loads(cli(api, "projects", "usage", api.ref, "--json").stdout)
+    assert as_json["ref"] == api.ref and as_json["latest"]["containers"]
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{api.port}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    label = f'{{ref="{api.ref}"}}'
+    assert float(samples[f"supamanager_project_memory_bytes{label}"]) > 0
+    assert float(samples[f"supamanager_project_database_size_bytes{label}"]) > 0
+    assert float(samples[f"supamanager_project_disk_bytes{label}"]) > 0
+    assert float(samples[f"supamanager_project_cpu_seconds_total{label}"]) > 0
+    assert samples[f"supamanager_project_unhealthy{label}"] == "0"
+    assert float(samples["supamanager_usage_collections_total"]) >= 2
+    # The label is the ref and nothing else: no name, no key.
+    assert all("name=" not in line for line in text.splitlines() if line.startswith("supamanager_project_"))

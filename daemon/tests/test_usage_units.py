@@ -1,0 +1,330 @@
+"""The usage collector's parts (fleet/usage.py) without an engine: cgroup v1 and v2 files written the
+way the kernel lays them out, du over a directory, a cycle with a container gone between the list
+and the read. The real engine, cgroups, volumes and database: test_daemon_usage.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import subprocess
+
+import pytest
+from supamanager_daemon import models
+from supamanager_daemon.fleet.docker import DockerError
+from supamanager_daemon.fleet.usage import CgroupReading, Cgroups, UsageCollector, disk_usage, project_point
+from supamanager_daemon.projectdb import DatabaseUnavailable, Target
+from supamanager_daemon.store import Store
+
+CID = "a" * 64
+
+
+def write(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def cgroup_v1(root: pathlib.Path, cid: str = CID, limit: str = "9223372036854771712\n") -> None:
+    memory = root / "memory" / "docker" / cid
+    write(memory / "memory.usage_in_bytes", "4947968\n")
+    write(memory / "memory.max_usage_in_bytes", "5238784\n")
+    write(memory / "memory.limit_in_bytes", limit)
+    write(root / "cpuacct" / "docker" / cid / "cpuacct.usage", "22598536000\n")
+
+
+def cgroup_v2(root: pathlib.Path, group: str, *, peak: bool = True, limit: str = "max\n") -> None:
+    write(root / "cgroup.controllers", "cpuset cpu io memory pids\n")
+    base = root / group
+    write(base / "memory.current", "1048576\n")
+    if peak:
+        write(base / "memory.peak", "2097152\n")
+    write(base / "memory.max", limit)
+    write(base / "cpu.stat", "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+
+
+def test_cgroup_v1_files_give_seconds_bytes_and_no_limit(tmp_path):
+    cgroup_v1(tmp_path)
+    cgroups = Cgroups(tmp_path)
+    assert cgroups.version == 1
+    assert cgroups.read(CID) == CgroupReading(22.598536, 4947968, 5238784, None)
+
+
+def test_cgroup_v1_limit_is_reported_when_set(tmp_path):
+    cgroup_v1(tmp_path, limit="268435456\n")
+    assert Cgroups(tmp_path).read(CID).memory_limit_bytes == 268435456
+
+
+def test_cgroup_v2_cgroupfs_layout(tmp_path):
+    cgroup_v2(tmp_path, f"docker/{CID}", limit="536870912\n")
+    cgroups = Cgroups(tmp_path)
+    assert cgroups.version == 2
+    assert cgroups.read(CID) == CgroupReading(1.5, 1048576, 2097152, 536870912)
+
+
+def test_cgroup_v2_systemd_layout_without_memory_peak(tmp_path):
+    # Kernels before 5.19 have no memory.peak: the peak is unknown, the rest is read.
+    cgroup_v2(tmp_path, f"system.slice/docker-{CID}.scope", peak=False)
+    assert Cgroups(tmp_path).read(CID) == CgroupReading(1.5, 1048576, None, None)
+
+
+def test_a_container_without_cgroup_reads_as_gone(tmp_path):
+    cgroup_v1(tmp_path)
+    assert Cgroups(tmp_path).read("b" * 64) is None
+    # Removed between finding its directory and reading a file.
+    (tmp_path / "cpuacct" / "docker" / CID / "cpuacct.usage").unlink()
+    assert Cgroups(tmp_path).read(CID) is None
+
+
+def du_bytes(path: pathlib.Path) -> int:
+    return int(
+        subprocess.run(["du", "-s", "-B1", str(path)], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
+
+
+def test_disk_usage_counts_blocks_as_du_does(tmp_path):
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "a").write_bytes(b"x" * 100_000)
+    (tmp_path / "sub" / "deeper" / "b").write_bytes(b"y" * 10_000)
+    os.link(tmp_path / "a", tmp_path / "sub" / "a-again")  # a hard link is counted once
+    (tmp_path / "link").symlink_to("/usr")  # a symlink is not followed
+    assert disk_usage(tmp_path) == du_bytes(tmp_path)
+
+
+def test_disk_usage_of_a_missing_path_is_unknown(tmp_path):
+    assert disk_usage(tmp_path / "absent") is None
+
+
+def test_project_point_sums_containers_and_derives_the_cpu_share():
+    containers = [
+        {
+            "service": "db",
+            "cpu_seconds": 10.0,
+            "memory_bytes": 100,
+            "memory_peak_bytes": 150,
+            "memory_limit_bytes": 1000,
+        },
+        {
+            "service": "rest",
+            "cpu_seconds": 2.0,
+            "memory_bytes": 50,
+            "memory_peak_bytes": None,
+            "memory_limit_bytes": None,
+        },
+    ]
+    volumes = [{"name": "db-data", "bytes": 4096}, {"name": "storage-data", "bytes": 8192}]
+    first = project_point(containers, volumes, {"size": 7, "connections": 3}, at=100.0, previous=None)
+    assert first["cpu_seconds"] == 12.0 and first["cpu_share"] is None
+    assert (first["memory_bytes"], first["memory_peak_bytes"], first["memory_limit_bytes"]) == (150, 150, None)
+    assert (first["disk_bytes"], first["database_size_bytes"], first["connections"]) == (12288, 7, 3)
+    later = [{**c, "cpu_seconds": c["cpu_seconds"] + 3.0} for c in containers]
+    assert project_point(later, volumes, None, at=110.0, previous=first)["cpu_share"] == 0.6
+    # A container restarted since: its counter began again, the share is unknown, not negative.
+    assert project_point(containers[:1], [], None, at=120.0, previous=first)["cpu_share"] is None
+    limited = [{**c, "memory_limit_bytes": 1000} for c in containers]
+    assert project_point(limited, [], None, at=1.0, previous=None)["memory_limit_bytes"] == 2000
+    empty = project_point([], [], None, at=1.0, previous=None)
+    assert empty["cpu_seconds"] is None and empty["memory_bytes"] is None and empty["disk_bytes"] is None
+
+
+class FakeDocker:
+    """The engine's two list answers, fixed; the real engine: test_daemon_usage.py."""
+
+    def __init__(self, containers, volumes, fail: bool = False) -> None:
+        self.containers, self.volumes, self.fail, self.calls = containers, volumes, fail, 0
+
+    async def project_containers(self):
+        self.calls += 1
+        if self.fail:
+            raise DockerError("docker GET /containers/json: connection refused")
+        return self.containers
+
+    async def project_volumes(self):
+        self.calls += 1
+        return self.volumes
+
+
+class FakeDatabases:
+    """Answers the collector's one query, or fails as a stopped pooler does; the real database
+    (pg_database_size over the project's pool): test_daemon_usage.py."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def query(self, ref, target, sql, parameters=None, *, read_only=False):
+        self.asked.append(ref)
+        assert read_only
+        if ref == "downdownddowndowndow":
+            raise DatabaseUnavailable("the project's database does not answer")
+        return [{"size": 12345678, "connections": 4}]
+
+
+def container(cid: str, ref: str, service: str, state: str = "running") -> dict:
+    labels = {"supamanager.project": ref, "supamanager.service": service}
+    return {"Id": cid, "Names": [f"/x-{service}"], "Labels": labels, "State": state}
+
+
+async def make_store(tmp_path, refs_statuses):
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    for ref, status in refs_statuses:
+        await store.create_project(ref=ref, name=ref, organization_slug="default", region="local")
+        op = (await store.active_operations())[-1]
+        await store.finish_operation(op["id"], ok=True)
+        await store.apply_observed({ref: (status, None)}, snapshot_at=1e12)
+    return store
+
+
+async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_list(tmp_path):
+    up, down, paused = "upupupupupupupupupup", "downdownddowndowndow", "pausedpausedpausedpa"
+    cgroups = tmp_path / "cgroup"
+    cgroup_v1(cgroups, CID)  # the only container whose cgroup is still there
+    volume_dir = tmp_path / "vol"
+    volume_dir.mkdir()
+    (volume_dir / "data").write_bytes(b"z" * 50_000)
+
+    def volume(name: str, mountpoint: pathlib.Path) -> dict:
+        labels = {"supamanager.project": up}
+        return {"Name": f"supamanager-{up}-{name}", "Labels": labels, "Mountpoint": str(mountpoint)}
+
+    docker = FakeDocker(
+        [
+            container(CID, up, "db"),
+            container("c" * 64, up, "rest"),  # listed, then removed before its cgroup was read
+            container("d" * 64, up, "kong", state="exited"),
+            {"Id": "e" * 64, "Labels": {}, "State": "running"},  # not ours
+        ],
+        [
+            {"Name": f"supamanager-{up}-db-data", "Labels": {"supamanager.project": up}, "Mountpoint": str(volume_dir)},
+            {
+                "Name": f"supamanager-{up}-gone",
+                "Labels": {"supamanager.project": up},
+                "Mountpoint": str(tmp_path / "x"),
+            },
+            {"Name": "other", "Labels": None, "Mountpoint": str(volume_dir)},
+        ],
+    )
+    store = await make_store(
+        tmp_path, [(up, models.ACTIVE_HEALTHY), (down, models.ACTIVE_UNHEALTHY), (paused, models.INACTIVE)]
+    )
+    databases = FakeDatabases()
+    targets = {up: Target("127.0.0.1", 1, "u", "p"), down: Target("127.0.0.1", 2, "u", "p")}
+    collector = UsageCollector(
+        store, docker, databases, lambda p: targets.get(p["ref"]), interval=60, retention_seconds=3600,
+        cgroups=Cgroups(cgroups),
+    )  # fmt: skip
+    try:
+        points = await collector.collect_once()
+        assert docker.calls == 2
+        assert sorted(databases.asked) == sorted([up, down])  # the paused project's database is not asked
+        assert [c["service"] for c in points[up]["containers"]] == ["db"]
+        assert points[up]["memory_bytes"] == 4947968
+        assert points[up]["volumes"] == [{"name": "db-data", "bytes": du_bytes(volume_dir)}]
+        assert (points[up]["database_size_bytes"], points[up]["connections"]) == (12345678, 4)
+        assert points[down]["database_size_bytes"] is None and points[down]["containers"] == []
+        assert points[paused]["memory_bytes"] is None
+        assert (await store.usage_history(up)) == [points[up]]
+        assert collector.latest == points and collector.cycles == 1
+    finally:
+        await store.close()
+
+
+async def test_history_is_pruned_by_age_and_goes_with_the_project(tmp_path):
+    ref = "histhisthisthisthist"
+    store = await make_store(tmp_path, [(ref, models.ACTIVE_HEALTHY)])
+    try:
+        await store.add_usage({ref: {"at": 100.0}}, 100.0, keep_seconds=50)
+        await store.add_usage({ref: {"at": 140.0}, "nonenonenonenonenone": {"at": 140.0}}, 140.0, keep_seconds=50)
+        assert await store.usage_history(ref) == [{"at": 100.0}, {"at": 140.0}]
+        await store.add_usage({ref: {"at": 160.0}}, 160.0, keep_seconds=50)
+        assert await store.usage_history(ref) == [{"at": 140.0}, {"at": 160.0}]
+        assert await store.usage_history(ref, since=150) == [{"at": 160.0}]
+        assert await store.usage_history("nonenonenonenonenone") == []
+        op = await store.start_operation(ref, lambda p: "delete", {})
+        await store.finish_operation(op[1]["id"], ok=True)
+        assert await store.usage_history(ref) == []
+    finally:
+        await store.close()
+
+
+async def test_docker_unreachable_skips_the_cycle_and_is_counted(tmp_path, caplog):
+    store = await make_store(tmp_path, [])
+    collector = UsageCollector(
+        store, FakeDocker([], [], fail=True), FakeDatabases(), lambda p: None, interval=60, retention_seconds=60
+    )
+    try:
+        assert await collector.collect_once() == {}
+        assert await collector.collect_once() == {}
+        assert collector.errors == 2 and collector.cycles == 0 and "connection refused" in collector.last_error
+        assert caplog.text.count("cannot collect usage") == 1  # said once, not every cycle
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("fail", [OSError("no .env"), None])
+async def test_a_project_without_database_files_has_no_database_figures(tmp_path, fail):
+    ref = "nofilesnofilesnofile"
+    store = await make_store(tmp_path, [(ref, models.ACTIVE_HEALTHY)])
+
+    def target(project):
+        if fail is not None:
+            raise fail
+        return None
+
+    databases = FakeDatabases()
+    collector = UsageCollector(store, FakeDocker([], []), databases, target, interval=60, retention_seconds=60)
+    try:
+        points = await collector.collect_once()
+        assert points[ref]["database_size_bytes"] is None and databases.asked == []
+    finally:
+        await store.close()
+
+
+def test_disk_usage_skips_a_file_removed_while_it_walks(tmp_path, monkeypatch):
+    (tmp_path / "kept").write_bytes(b"k" * 20_000)
+    (tmp_path / "removed").write_bytes(b"r" * 20_000)
+    real_scandir = os.scandir
+
+    def scandir_then_remove(path):
+        entries = list(real_scandir(path))
+        (tmp_path / "removed").unlink(missing_ok=True)
+        return entries
+
+    monkeypatch.setattr("supamanager_daemon.fleet.usage.os.scandir", scandir_then_remove)
+    assert disk_usage(tmp_path) == du_bytes(tmp_path)
+
+
+class FlakyStore:
+    """A store whose first listing fails unexpectedly, as a locked database file could."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.failed = store, False
+
+    async def list_projects(self):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("database is locked")
+        return await self.store.list_projects()
+
+    async def add_usage(self, *args):
+        await self.store.add_usage(*args)
+
+
+async def test_the_loop_outlives_a_failed_cycle_and_stops(tmp_path, caplog):
+    store = await make_store(tmp_path, [])
+    collector = UsageCollector(
+        FlakyStore(store), FakeDocker([], []), FakeDatabases(), lambda p: None, interval=0.01, retention_seconds=60
+    )
+    try:
+        collector.start()
+        for _ in range(500):
+            if collector.cycles >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await collector.stop()
+        assert collector.errors == 1 and collector.cycles >= 2
+        assert "usage collection failed" in caplog.text
+        cycles = collector.cycles
+        await asyncio.sleep(0.05)
+        assert collector.cycles == cycles  # stopped
+    finally:
+        await store.close()
