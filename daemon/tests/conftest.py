@@ -205,7 +205,7 @@ def supabase_clients() -> SupabaseClients:
 LIVE_TOKEN = "sbp_" + secrets.token_hex(20)  # the official CLI takes only tokens of this form
 LIVE_DB_PASS = "live-db-Pass_" + secrets.token_hex(6)
 # Seconds between usage points of the live daemon (test_daemon_usage.py waits for a fresh one).
-LIVE_USAGE_INTERVAL = 10
+LIVE_USAGE_INTERVAL = 5
 LIVE_PLAYBOOK_VARS = {
     "supabase_port_range_start": 28100,
     "supabase_port_range_end": 28999,
