@@ -120,6 +120,54 @@ async def test_failed_authentication_is_limited_per_address(client, settings):
     assert (await client.get("/healthz")).status == 200
 
 
+async def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_client(aiohttp_client, settings):
+    """The edge (Caddy) dials from 127.0.0.1 and sets X-Forwarded-For to its client's address:
+    with 127.0.0.1 trusted, that address is the limit's key, and a hop the client wrote itself
+    before it changes nothing. tests/integration/edge/test_edge_daemon.py runs it through the real
+    edge and the official CLI."""
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, trusted_proxies="127.0.0.1, ::1")))
+    limit = settings.auth_failures_per_minute
+    wrong = {"Authorization": "Bearer wrong-token"}
+    for i in range(limit):
+        # The client's own claims (the first hops) vary; the proxy's hop (the last) does not.
+        resp = await client.get("/v1/projects", headers={**wrong, "X-Forwarded-For": f"10.9.9.{i}, 10.0.0.1"})
+        assert resp.status == 401
+    limited = await client.get("/v1/projects", headers={**AUTH, "X-Forwarded-For": "10.0.0.1"})
+    assert limited.status == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert (await client.get("/v1/projects", headers={**AUTH, "X-Forwarded-For": "10.0.0.2"})).status == 200
+    # Trusted hops are skipped; a request with no X-Forwarded-For is the proxy's own.
+    assert (await client.get("/v1/projects", headers={**AUTH, "X-Forwarded-For": "10.0.0.1, 127.0.0.1"})).status == 429
+    assert (await client.get("/v1/projects", headers=AUTH)).status == 200
+
+
+async def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(client, settings):
+    for i in range(settings.auth_failures_per_minute):
+        resp = await client.get("/v1/projects", headers={"Authorization": "Bearer x", "X-Forwarded-For": f"10.1.0.{i}"})
+        assert resp.status == 401
+    assert (await client.get("/v1/projects", headers={**AUTH, "X-Forwarded-For": "10.2.0.1"})).status == 429
+
+
+async def test_a_malformed_forwarded_hop_counts_as_the_proxy(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, trusted_proxies="127.0.0.1")))
+    for _ in range(settings.auth_failures_per_minute):
+        resp = await client.get("/v1/projects", headers={"Authorization": "Bearer x", "X-Forwarded-For": "not-an-ip"})
+        assert resp.status == 401
+    assert (await client.get("/v1/projects", headers=AUTH)).status == 429  # the proxy's own address
+    assert (await client.get("/v1/projects", headers={**AUTH, "X-Forwarded-For": "10.0.0.3"})).status == 200
+
+
+def test_trusted_proxies_must_be_ip_addresses(tmp_path):
+    from supamanager_daemon.settings import load_settings
+
+    assert load_settings(environ={"SUPAMANAGER_TRUSTED_PROXIES": " 127.0.0.1,::1 "}).trusted_proxy_addresses == {
+        "127.0.0.1",
+        "::1",
+    }
+    assert load_settings(environ={}).trusted_proxy_addresses == frozenset()
+    with pytest.raises(SettingsError, match=r"'trusted_proxies': 'edge\.example' is not an IP address"):
+        load_settings(environ={"SUPAMANAGER_TRUSTED_PROXIES": "127.0.0.1,edge.example"})
+
+
 def test_the_limiter_forgets_failures_after_a_minute_and_tracks_addresses_apart():
     now = [1000.0]
     limiter = FailedAuthLimiter(3, clock=lambda: now[0])

@@ -3,11 +3,13 @@
 Failed attempts are limited per client address: after `auth_failures_per_minute` failures in a
 minute, every /v1 request from that address is 429 with Retry-After until the oldest failure is a
 minute old, whatever token it carries (so the limit cannot be used to probe for the right one).
+Behind the edge (settings.trusted_proxies), the address is the client's from X-Forwarded-For.
 """
 
 from __future__ import annotations
 
 import collections
+import ipaddress
 import math
 import time
 
@@ -52,11 +54,35 @@ class FailedAuthLimiter:
             self._failures.popitem(last=False)
 
 
+def client_address(request: web.Request, trusted: frozenset[str]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the last
+    X-Forwarded-For hop that is not a trusted proxy (what the nearest proxy saw; anything before
+    it is the client's own say). A malformed hop counts as the proxy itself."""
+    remote = request.remote or "unknown"
+    if not trusted or _normal(remote) not in trusted:
+        return remote
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        address = _normal(hop)
+        if address is None:
+            return remote
+        if address not in trusted:
+            return address
+    return remote
+
+
+def _normal(address: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     if request.path == "/v1" or request.path.startswith("/v1/"):
         limiter = request.app[keys.AUTH_LIMITER]
-        address = request.remote or "unknown"
+        address = client_address(request, request.app[keys.SETTINGS].trusted_proxy_addresses)
         wait = limiter.retry_after(address)
         if wait is not None:
             raise TooManyFailedAttempts(wait)

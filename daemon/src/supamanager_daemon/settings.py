@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import pathlib
@@ -68,6 +69,11 @@ class Settings:
     max_event_streams: int = 64
     max_projects: int = 1000
     auth_failures_per_minute: int = 20
+    # The reverse proxies in front of the daemon, comma-separated IP addresses (the host's edge,
+    # roles/edge, dials from 127.0.0.1). For a request from one of them the client address (the
+    # failed-auth limit's key) is the last X-Forwarded-For hop that is not one of them; from any
+    # other address X-Forwarded-For is ignored. Empty (the default): no proxy is trusted.
+    trusted_proxies: str = ""
     operation_retention_days: float = 30.0
     # SQL the daemon runs in a project's database (database/query, migrations): a statement longer
     # than this is cancelled; a result larger than this (as JSON) is refused. Both are a 400.
@@ -84,6 +90,10 @@ class Settings:
     def ansible_config(self) -> pathlib.Path | None:
         cfg = self.collection_dir / "ansible.cfg"
         return cfg if cfg.is_file() else None
+
+    @property
+    def trusted_proxy_addresses(self) -> frozenset[str]:
+        return frozenset(str(ipaddress.ip_address(a.strip())) for a in self.trusted_proxies.split(",") if a.strip())
 
     @property
     def db_path(self) -> pathlib.Path:
@@ -158,6 +168,12 @@ def _coerce(name: str, value: Any) -> Any:
         raise SettingsError(f"setting {name!r} must be positive")
     if name == "backup_schedule_for" and value and not models.is_time_of_day(value):
         raise SettingsError("setting 'backup_schedule_for' must be a time of day, HH:MM:SS (UTC), or empty")
+    if name == "trusted_proxies":
+        for address in (a.strip() for a in value.split(",") if a.strip()):
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise SettingsError(f"setting 'trusted_proxies': {address[:60]!r} is not an IP address") from None
     if name in ("heal_delay", "heal_backoff_max") and value < 0:
         raise SettingsError(f"setting {name!r} must not be negative")
     return value
