@@ -5,9 +5,11 @@ and the read. The real engine, cgroups, volumes and database: test_daemon_usage.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 from supamanager_daemon import models
@@ -174,8 +176,23 @@ async def make_store(tmp_path, refs_statuses):
     return store
 
 
-async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_list(tmp_path):
+class RecordingCgroups(Cgroups):
+    def __init__(self, root: pathlib.Path) -> None:
+        super().__init__(root)
+        self.read_ids: list[str] = []
+
+    def read(self, container_id: str) -> CgroupReading | None:
+        self.read_ids.append(container_id)
+        return super().read(container_id)
+
+
+async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_list(tmp_path, monkeypatch):
     up, down, paused = "upupupupupupupupupup", "downdownddowndowndow", "pausedpausedpausedpa"
+    orphan = "orphanorphanorphanor"
+    walked = []
+    monkeypatch.setattr(
+        "supamanager_daemon.fleet.usage.disk_usage", lambda path: walked.append(path.name) or disk_usage(path)
+    )
     cgroups = tmp_path / "cgroup"
     cgroup_v1(cgroups, CID)  # the only container whose cgroup is still there
     volume_dir = tmp_path / "vol"
@@ -192,6 +209,7 @@ async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_li
             container("c" * 64, up, "rest"),  # listed, then removed before its cgroup was read
             container("d" * 64, up, "kong", state="exited"),
             {"Id": "e" * 64, "Labels": {}, "State": "running"},  # not ours
+            container("f" * 64, orphan, "db"),  # a ref this daemon does not know
         ],
         [
             {"Name": f"supamanager-{up}-db-data", "Labels": {"supamanager.project": up}, "Mountpoint": str(volume_dir)},
@@ -201,6 +219,7 @@ async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_li
                 "Mountpoint": str(tmp_path / "x"),
             },
             {"Name": "other", "Labels": None, "Mountpoint": str(volume_dir)},
+            {"Name": "orphan", "Labels": {"supamanager.project": orphan}, "Mountpoint": str(tmp_path / "orphan")},
         ],
     )
     store = await make_store(
@@ -210,7 +229,7 @@ async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_li
     targets = {up: Target("127.0.0.1", 1, "u", "p"), down: Target("127.0.0.1", 2, "u", "p")}
     collector = UsageCollector(
         store, docker, databases, lambda p: targets.get(p["ref"]), interval=60, retention_seconds=3600,
-        cgroups=Cgroups(cgroups),
+        cgroups=(recording := RecordingCgroups(cgroups)),
     )  # fmt: skip
     try:
         points = await collector.collect_once()
@@ -224,6 +243,9 @@ async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_li
         assert points[paused]["memory_bytes"] is None
         assert (await store.usage_history(up)) == [points[up]]
         assert collector.latest == points and collector.cycles == 1
+        # Only the known projects' objects are read: not the orphan's container or volume.
+        assert set(points) == {up, down, paused}
+        assert recording.read_ids == [CID, "c" * 64] and walked == ["vol", "x"]
     finally:
         await store.close()
 
@@ -328,3 +350,62 @@ async def test_the_loop_outlives_a_failed_cycle_and_stops(tmp_path, caplog):
         assert collector.cycles == cycles  # stopped
     finally:
         await store.close()
+
+
+async def test_the_usage_route_and_the_cli_read_the_stored_points(client, capsys):
+    """GET /v1/projects/{ref}/usage and `supamanager projects usage` over points put in the store
+    (the collector's real points: test_daemon_usage.py), checked against the served document."""
+    from conftest import AUTH, TOKEN
+    from openapi_check import checked
+    from supamanager_daemon import cli, keys
+
+    store = client.app[keys.STORE]
+    ref = "usageusageusageusage"
+    await store.create_project(ref=ref, name="u", organization_slug="default", region="local")
+    url = str(client.make_url(""))
+
+    def run_cli(*args: str) -> tuple[int, str]:
+        code = cli.main(["--url", url, "--token", TOKEN, "projects", "usage", ref, *args])
+        return code, capsys.readouterr().out
+
+    resp, body = await checked(client, "GET", f"/v1/projects/{ref}/usage", headers=AUTH)
+    assert resp.status == 200 and body["latest"] is None and body["history"] == []
+    assert await asyncio.to_thread(run_cli) == (0, "no usage collected yet (a point every 300 s)\n")
+
+    now = time.time()
+    fields = ("service", "cpu_seconds", "memory_bytes", "memory_peak_bytes", "memory_limit_bytes")
+    db = dict(zip(fields, ("db", 12.5, 64 * 1024 * 1024, 80 * 1024 * 1024, None), strict=True))
+    old = project_point([db], [], None, at=now - 30 * 3600, previous=None)
+    new = project_point([db], [{"name": "db-data", "bytes": 3 * 1024**3}], {"size": 9_000_000, "connections": 2},
+                        at=now, previous={**old, "cpu_seconds": 10.0, "at": now - 10})  # fmt: skip
+    await store.add_usage({ref: old}, old["at"], keep_seconds=7 * 86400)
+    await store.add_usage({ref: new}, new["at"], keep_seconds=7 * 86400)
+
+    resp, body = await checked(client, "GET", f"/v1/projects/{ref}/usage", headers=AUTH)
+    assert resp.status == 200 and len(body["history"]) == 1  # the last 24 hours
+    latest = body["latest"]
+    assert latest["collected_at"] == body["history"][0]["collected_at"] and latest["collected_at"].endswith("Z")
+    assert (latest["cpu_share"], latest["disk_bytes"], latest["database_size_bytes"]) == (0.25, 3 * 1024**3, 9_000_000)
+    assert latest["containers"][0]["service"] == "db" and "containers" not in body["history"][0]
+    resp, body = await checked(client, "GET", f"/v1/projects/{ref}/usage?hours=48", headers=AUTH)
+    assert [p["memory_bytes"] for p in body["history"]] == [64 * 1024 * 1024] * 2
+    for bad in ("0", "745", "x"):
+        resp, body = await checked(client, "GET", f"/v1/projects/{ref}/usage?hours={bad}", headers=AUTH)
+        assert resp.status == 400, body
+    resp, _ = await checked(client, "GET", "/v1/projects/abcdefghijklmnopqrst/usage", headers=AUTH)
+    assert resp.status == 404
+
+    code, out = await asyncio.to_thread(run_cli)
+    assert code == 0
+    shown = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith("collected"))
+    assert {k: v.strip() for k, v in shown.items()} == {
+        "cpu": "12.5 s (0.25 cores)",
+        "memory": "64.0 MiB",
+        "memory_limit": "none",
+        "disk": "3.0 GiB",
+        "database_size": "8.6 MiB",
+        "connections": "2",
+    }
+    assert "db       12.5 s  64.0 MiB  80.0 MiB" in out and "db-data  3.0 GiB" in out
+    code, out = await asyncio.to_thread(run_cli, "--json", "--hours", "48")
+    assert code == 0 and len(json.loads(out)["history"]) == 2

@@ -225,13 +225,14 @@ class UsageCollector:
             return None
         return {"size": int(rows[0]["size"]), "connections": int(rows[0]["connections"])}
 
-    def _read_host(self, containers: list[dict[str, Any]], volumes: list[dict[str, Any]]):
-        """Cgroup readings and volume sizes by ref (in a thread: it reads files)."""
+    def _read_host(self, refs: set[str], containers: list[dict[str, Any]], volumes: list[dict[str, Any]]):
+        """Cgroup readings and volume sizes of the projects refs, by ref (in a thread: it reads
+        files). Labelled objects of other refs (orphans, another daemon's) are not read."""
         by_ref: dict[str, tuple[list, list]] = {}
         for raw in containers:
             labels = raw.get("Labels") or {}
             ref = labels.get(PROJECT_LABEL)
-            if not ref or raw.get("State") != "running":
+            if ref not in refs or raw.get("State") != "running":
                 continue
             reading = self.cgroups.read(raw["Id"])
             if reading is None:  # gone between the list and the read
@@ -240,7 +241,7 @@ class UsageCollector:
             by_ref.setdefault(ref, ([], []))[0].append({"service": service, **dataclasses.asdict(reading)})
         for volume in volumes:
             ref = (volume.get("Labels") or {}).get(PROJECT_LABEL)
-            if not ref or not volume.get("Mountpoint"):
+            if ref not in refs or not volume.get("Mountpoint"):
                 continue
             size = disk_usage(pathlib.Path(volume["Mountpoint"]))
             if size is not None:
@@ -264,7 +265,7 @@ class UsageCollector:
             self.last_error = str(exc)
             return {}
         self.last_error = None
-        by_ref = await asyncio.to_thread(self._read_host, containers, volumes)
+        by_ref = await asyncio.to_thread(self._read_host, {p["ref"] for p in projects}, containers, volumes)
         databases = await asyncio.gather(*(self._database(p) for p in projects))
         points = {}
         for project, database in zip(projects, databases, strict=True):
