@@ -45,6 +45,17 @@ def cgroup_memory(container_id: str) -> int:
     raise AssertionError(f"no cgroup for {container_id}")
 
 
+def network(container_id: str) -> tuple[int, int]:
+    """Bytes received and sent in the container's namespace but on lo, found through docker inspect's pid."""
+    pid = json.loads(docker("inspect", container_id))[0]["State"]["Pid"]
+    rx = tx = 0
+    for line in pathlib.Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
+        name, _, counters = line.partition(":")
+        if name.strip() != "lo":
+            rx, tx = rx + int(counters.split()[0]), tx + int(counters.split()[8])
+    return rx, tx
+
+
 def du(path: str) -> int:
     out = subprocess.run(["du", "-s", "-B1", path], capture_output=True, text=True, check=True, timeout=120).stdout
     return int(out.split()[0])
@@ -84,20 +95,25 @@ def next_point(api, after: float, timeout: float = LIVE_USAGE_INTERVAL * 6 + 60)
 def truth(live_project):
     """A fresh usage point, with the cgroups', du's and Postgres's figures taken around it."""
     api = live_project
-    ids = docker("ps", "-q", "--no-trunc", "--filter", f"label=supamanager.project={api.ref}").split()
+    listed = docker("ps", "--no-trunc", "--filter", f"label=supamanager.project={api.ref}",
+                    "--format", '{{.ID}} {{.Label "supamanager.service"}}')  # fmt: skip
+    services = dict(line.split() for line in listed.splitlines())
+    ids = list(services)
     size_before = database_size(api)
+    net_before = {services[cid]: network(cid) for cid in ids}
     usage = next_point(api, time.time())
     memory = {cid: cgroup_memory(cid) for cid in ids}
+    net_after = {services[cid]: network(cid) for cid in ids}
     size_after = database_size(api)
     volumes = {}
     for name in docker("volume", "ls", "-q", "--filter", f"label=supamanager.project={api.ref}").split():
         mountpoint = json.loads(docker("volume", "inspect", name))[0]["Mountpoint"]
         volumes[name.removeprefix(f"supamanager-{api.ref}-")] = du(mountpoint)
-    return api, usage, memory, (size_before, size_after), volumes
+    return api, usage, memory, (size_before, size_after), volumes, (net_before, net_after)
 
 
 def test_memory_is_what_the_cgroups_say(truth):
-    _, usage, memory, _, _ = truth
+    _, usage, memory, _, _, _ = truth
     latest = usage["latest"]
     assert len(latest["containers"]) == len(memory)  # every running container, none twice
     assert latest["memory_bytes"] == sum(c["memory_bytes"] for c in latest["containers"])
@@ -110,7 +126,7 @@ def test_memory_is_what_the_cgroups_say(truth):
 
 
 def test_database_size_is_pg_database_size(truth):
-    _, usage, _, (before, after), _ = truth
+    _, usage, _, (before, after), _, _ = truth
     size = usage["latest"]["database_size_bytes"]
     # Equal when nothing wrote meanwhile; between the readings taken around the point otherwise.
     assert size == before if before == after else min(before, after) <= size <= max(before, after)
@@ -118,7 +134,7 @@ def test_database_size_is_pg_database_size(truth):
 
 
 def test_disk_is_du_of_each_volume(truth):
-    _, usage, _, _, volumes = truth
+    _, usage, _, _, volumes, _ = truth
     reported = {v["name"]: v["bytes"] for v in usage["latest"]["volumes"]}
     assert set(reported) == set(volumes) >= {"db-data", "storage-data"}
     for name, bytes_ in volumes.items():
@@ -126,8 +142,20 @@ def test_disk_is_du_of_each_volume(truth):
     assert usage["latest"]["disk_bytes"] == sum(reported.values())
 
 
+def test_network_is_what_each_namespace_counted(truth):
+    _, usage, _, _, _, (before, after) = truth
+    latest = usage["latest"]
+    for container in latest["containers"]:
+        service = container["service"]
+        # The counters only grow: the point's lies between the readings taken before and after it.
+        assert before[service][0] <= container["network_rx_bytes"] <= after[service][0], service
+        assert before[service][1] <= container["network_tx_bytes"] <= after[service][1], service
+    assert latest["network_rx_bytes"] == sum(c["network_rx_bytes"] for c in latest["containers"]) > 0
+    assert latest["network_tx_bytes"] > 0
+
+
 def test_history_and_cpu_share_follow_the_points(truth):
-    api, usage, _, _, _ = truth
+    api, usage, _, _, _, _ = truth
     history = usage["history"]
     assert len(history) >= 2 and history[-1]["collected_at"] == usage["latest"]["collected_at"]
     times = [parsed(p["collected_at"]) for p in history]
@@ -161,6 +189,7 @@ def test_cli_and_metrics_show_the_figures(truth):
     assert float(samples[f"supamanager_project_database_size_bytes{label}"]) > 0
     assert float(samples[f"supamanager_project_disk_bytes{label}"]) > 0
     assert float(samples[f"supamanager_project_cpu_seconds_total{label}"]) > 0
+    assert float(samples[f"supamanager_project_network_receive_bytes_total{label}"]) > 0
     assert samples[f"supamanager_project_unhealthy{label}"] == "0"
     assert float(samples["supamanager_usage_collections_total"]) >= 2
     # The label is the ref and nothing else: no name, no key.

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from supamanager_daemon import models
-from supamanager_daemon.metrics import Metrics
+from supamanager_daemon.metrics import USAGE_FAMILIES, Metrics
 
 MONITORING = pathlib.Path(__file__).resolve().parents[2] / "packaging" / "monitoring"
 RULES = MONITORING / "supamanager-rules.yml"
@@ -28,7 +28,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 def exported() -> set[str]:
     """Every series name /metrics can show: rendered with a project and a usage point that has every figure."""
     project = {"ref": "abcdefghijklmnopqrst", "status": models.ACTIVE_HEALTHY}
-    figures = ("cpu_seconds", "memory_bytes", "memory_limit_bytes", "disk_bytes", "database_size_bytes", "connections")
+    figures = [field for _name, _kind, field, _help in USAGE_FAMILIES]
     text = Metrics().render([project], 0, 0, 0, {}, {project["ref"]: dict.fromkeys(figures, 1)}, (1, 0))
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 

@@ -19,6 +19,15 @@ from supamanager_daemon.projectdb import DatabaseUnavailable, Target
 from supamanager_daemon.store import Store
 
 CID = "a" * 64
+PID = "4242"
+# /proc/<pid>/net/dev as the kernel writes it (columns narrowed): two header lines, then per interface
+# 8 receive counters (bytes first) and 8 transmit counters (bytes first).
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop ...
+    lo: 999999 10 0 0 0 0 0 0 999999 10 0 0 0 0 0 0
+  eth0:   2000  2 0 0 0 0 0 0    300  3 0 0 0 0 0 0
+  eth1:     48  1 0 0 0 0 0 0     12  1 0 0 0 0 0 0
+"""
 
 
 def write(path: pathlib.Path, text: str) -> None:
@@ -26,8 +35,15 @@ def write(path: pathlib.Path, text: str) -> None:
     path.write_text(text)
 
 
+def proc_of(root: pathlib.Path) -> pathlib.Path:
+    """A /proc with one process, PID, and its network namespace's counters."""
+    write(root / "proc" / PID / "net" / "dev", NET_DEV)
+    return root / "proc"
+
+
 def cgroup_v1(root: pathlib.Path, cid: str = CID, limit: str = "9223372036854771712\n") -> None:
     memory = root / "memory" / "docker" / cid
+    write(memory / "cgroup.procs", f"{PID}\n4343\n")
     write(memory / "memory.usage_in_bytes", "4947968\n")
     write(memory / "memory.max_usage_in_bytes", "5238784\n")
     write(memory / "memory.limit_in_bytes", limit)
@@ -37,6 +53,7 @@ def cgroup_v1(root: pathlib.Path, cid: str = CID, limit: str = "9223372036854771
 def cgroup_v2(root: pathlib.Path, group: str, *, peak: bool = True, limit: str = "max\n") -> None:
     write(root / "cgroup.controllers", "cpuset cpu io memory pids\n")
     base = root / group
+    write(base / "cgroup.procs", f"{PID}\n")
     write(base / "memory.current", "1048576\n")
     if peak:
         write(base / "memory.peak", "2097152\n")
@@ -45,10 +62,20 @@ def cgroup_v2(root: pathlib.Path, group: str, *, peak: bool = True, limit: str =
 
 
 def test_cgroup_v1_files_give_seconds_bytes_and_no_limit(tmp_path):
-    cgroup_v1(tmp_path)
-    cgroups = Cgroups(tmp_path)
+    cgroup_v1(tmp_path / "cgroup")
+    cgroups = Cgroups(tmp_path / "cgroup", proc_of(tmp_path))
     assert cgroups.version == 1
-    assert cgroups.read(CID) == CgroupReading(22.598536, 4947968, 5238784, None)
+    # Network: every interface of the namespace but lo.
+    assert cgroups.read(CID) == CgroupReading(22.598536, 4947968, 5238784, None, 2048, 312)
+
+
+def test_network_is_unknown_when_the_cgroup_has_no_process_left(tmp_path):
+    cgroup_v1(tmp_path / "cgroup")
+    (tmp_path / "cgroup" / "memory" / "docker" / CID / "cgroup.procs").write_text("")
+    assert Cgroups(tmp_path / "cgroup", proc_of(tmp_path)).read(CID).network_rx_bytes is None
+    (tmp_path / "cgroup" / "memory" / "docker" / CID / "cgroup.procs").write_text("999\n")  # exited since
+    reading = Cgroups(tmp_path / "cgroup", proc_of(tmp_path)).read(CID)
+    assert (reading.network_rx_bytes, reading.network_tx_bytes, reading.memory_bytes) == (None, None, 4947968)
 
 
 def test_cgroup_v1_limit_is_reported_when_set(tmp_path):
@@ -57,16 +84,18 @@ def test_cgroup_v1_limit_is_reported_when_set(tmp_path):
 
 
 def test_cgroup_v2_cgroupfs_layout(tmp_path):
-    cgroup_v2(tmp_path, f"docker/{CID}", limit="536870912\n")
-    cgroups = Cgroups(tmp_path)
+    cgroup_v2(tmp_path / "cgroup", f"docker/{CID}", limit="536870912\n")
+    cgroups = Cgroups(tmp_path / "cgroup", proc_of(tmp_path))
     assert cgroups.version == 2
-    assert cgroups.read(CID) == CgroupReading(1.5, 1048576, 2097152, 536870912)
+    assert cgroups.read(CID) == CgroupReading(1.5, 1048576, 2097152, 536870912, 2048, 312)
 
 
 def test_cgroup_v2_systemd_layout_without_memory_peak(tmp_path):
     # Kernels before 5.19 have no memory.peak: the peak is unknown, the rest is read.
-    cgroup_v2(tmp_path, f"system.slice/docker-{CID}.scope", peak=False)
-    assert Cgroups(tmp_path).read(CID) == CgroupReading(1.5, 1048576, None, None)
+    cgroup_v2(tmp_path / "cgroup", f"system.slice/docker-{CID}.scope", peak=False)
+    assert Cgroups(tmp_path / "cgroup", proc_of(tmp_path)).read(CID) == CgroupReading(
+        1.5, 1048576, None, None, 2048, 312
+    )
 
 
 def test_a_container_without_cgroup_reads_as_gone(tmp_path):
@@ -118,6 +147,10 @@ def test_project_point_sums_containers_and_derives_the_cpu_share():
     assert first["cpu_seconds"] == 12.0 and first["cpu_share"] is None
     assert (first["memory_bytes"], first["memory_peak_bytes"], first["memory_limit_bytes"]) == (150, 150, None)
     assert (first["disk_bytes"], first["database_size_bytes"], first["connections"]) == (12288, 7, 3)
+    assert first["network_rx_bytes"] is None  # no container gave a figure
+    counted = [{**containers[0], "network_rx_bytes": 10, "network_tx_bytes": 5}, containers[1]]
+    point = project_point(counted, [], None, at=1.0, previous=None)
+    assert (point["network_rx_bytes"], point["network_tx_bytes"]) == (10, 5)
     later = [{**c, "cpu_seconds": c["cpu_seconds"] + 3.0} for c in containers]
     assert project_point(later, volumes, None, at=110.0, previous=first)["cpu_share"] == 0.6
     # A container restarted since: its counter began again, the share is unknown, not negative.

@@ -6,6 +6,8 @@ databases:
 - CPU seconds and memory (current, peak, limit) per container from its cgroup files: v2's unified
   files (`memory.current`, `memory.peak`, `memory.max`, `cpu.stat`) or v1's (`memory.usage_in_bytes`,
   `memory.max_usage_in_bytes`, `memory.limit_in_bytes`, `cpuacct.usage`), chosen by what exists;
+- network bytes per container from `/proc/<pid>/net/dev` of a process of its cgroup (`cgroup.procs`):
+  its own network namespace's interfaces but `lo`;
 - disk per volume: the blocks in use under its mountpoint, as `du` counts them (hard links once);
 - the database's size (`pg_database_size`) and its client connections, over the daemon's pools.
 
@@ -34,6 +36,7 @@ from .docker import PROJECT_LABEL, SERVICE_LABEL, DockerClient, DockerError
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup")
+PROC_ROOT = pathlib.Path("/proc")
 # v1 reports "no limit" as the largest page-aligned number; anything this large is no limit.
 _NO_LIMIT = 1 << 62
 # Only these have a database to ask: the others are stopped, starting or gone.
@@ -52,6 +55,8 @@ class CgroupReading:
     memory_bytes: int
     memory_peak_bytes: int | None
     memory_limit_bytes: int | None
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None
 
 
 def _read_int(path: pathlib.Path) -> int:
@@ -70,8 +75,9 @@ class Cgroups:
     in the cgroupfs driver's layout (`docker/<id>`) or the systemd driver's
     (`system.slice/docker-<id>.scope`)."""
 
-    def __init__(self, root: pathlib.Path = CGROUP_ROOT) -> None:
+    def __init__(self, root: pathlib.Path = CGROUP_ROOT, proc: pathlib.Path = PROC_ROOT) -> None:
         self.root = root
+        self.proc = proc
         self.version = 2 if (root / "cgroup.controllers").exists() else 1
 
     def _dir(self, controller: str | None, container_id: str) -> pathlib.Path:
@@ -88,6 +94,22 @@ class Cgroups:
         except FileNotFoundError:
             return None
 
+    def _network(self, group: pathlib.Path) -> dict[str, int | None]:
+        """Bytes received and sent by the namespace of the cgroup's first process (all of a
+        container's processes share it); None when it has none left."""
+        try:
+            pid = (group / "cgroup.procs").read_text().split()[0]
+            lines = (self.proc / pid / "net" / "dev").read_text().splitlines()[2:]
+        except (OSError, IndexError):
+            return {"network_rx_bytes": None, "network_tx_bytes": None}
+        rx = tx = 0
+        for line in lines:
+            name, _, counters = line.partition(":")
+            fields = counters.split()
+            if name.strip() != "lo" and len(fields) >= 9:
+                rx, tx = rx + int(fields[0]), tx + int(fields[8])
+        return {"network_rx_bytes": rx, "network_tx_bytes": tx}
+
     def _read_v1(self, container_id: str) -> CgroupReading:
         memory = self._dir("memory", container_id)
         cpu = self._dir("cpuacct", container_id)
@@ -97,6 +119,7 @@ class Cgroups:
             memory_bytes=_read_int(memory / "memory.usage_in_bytes"),
             memory_peak_bytes=_optional(lambda: _read_int(memory / "memory.max_usage_in_bytes")),
             memory_limit_bytes=None if limit >= _NO_LIMIT else limit,
+            **self._network(memory),
         )
 
     def _read_v2(self, container_id: str) -> CgroupReading:
@@ -109,6 +132,7 @@ class Cgroups:
             # memory.peak came with Linux 5.19.
             memory_peak_bytes=_optional(lambda: _read_int(group / "memory.peak")),
             memory_limit_bytes=None if limit == "max" else int(limit),
+            **self._network(group),
         )
 
 
@@ -175,6 +199,8 @@ def project_point(
         "memory_limit_bytes": _sum(c["memory_limit_bytes"] for c in containers)
         if containers and all(c["memory_limit_bytes"] is not None for c in containers)
         else None,
+        "network_rx_bytes": _sum(c.get("network_rx_bytes") for c in containers),
+        "network_tx_bytes": _sum(c.get("network_tx_bytes") for c in containers),
         "disk_bytes": _sum(v["bytes"] for v in volumes),
         "database_size_bytes": None if database is None else database["size"],
         "connections": None if database is None else database["connections"],

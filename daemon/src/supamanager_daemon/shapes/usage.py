@@ -15,6 +15,9 @@ class ContainerUsage(BaseModel):
     memory_bytes: int = Field(description="Memory charged to the container now (page cache included).")
     memory_peak_bytes: int | None = Field(description="The most it was charged since it started; null: unknown.")
     memory_limit_bytes: int | None = Field(description="Its memory limit; null: none.")
+    # Default null: points stored before the daemon read the network have none.
+    network_rx_bytes: int | None = Field(None, description="Bytes its network namespace received (but on lo).")
+    network_tx_bytes: int | None = Field(None, description="Bytes it sent (but on lo).")
 
 
 class VolumeUsage(BaseModel):
@@ -33,6 +36,10 @@ class UsagePoint(BaseModel):
         description="The containers' peaks summed: an upper bound of the project's peak, not reached at once."
     )
     memory_limit_bytes: int | None = Field(description="The containers' limits summed; null unless every one has one.")
+    network_rx_bytes: int | None = Field(
+        description="Bytes its containers received, summed (traffic between its own services counts too)."
+    )
+    network_tx_bytes: int | None = Field(description="Bytes its containers sent, summed (the same way).")
     disk_bytes: int | None = Field(description="Its volumes' disk use, summed.")
     database_size_bytes: int | None = Field(description="`pg_database_size` of its database.")
     connections: int | None = Field(description="Client connections to its database (`pg_stat_activity`).")
