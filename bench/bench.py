@@ -478,6 +478,8 @@ class Bench:
     async def _poll_cycles(self) -> list[dict[str, Any]]:
         from supamanager_daemon.fleet.docker import DockerClient
         from supamanager_daemon.fleet.poller import Poller
+        from supamanager_daemon.fleet.usage import UsageCollector
+        from supamanager_daemon.projectdb import ProjectDatabases
         from supamanager_daemon.store import Store
 
         out = []
@@ -515,13 +517,31 @@ class Bench:
                         walls.append(time.perf_counter() - w0)
                         cpus.append(time.process_time() - c0)
                     listed = len(await docker.project_containers())
+                    poll_calls = (docker.calls - calls0 - 1) / cycles  # the listing just above is not the poller's
+                    # One usage cycle on the same projects: the cgroup files of the running
+                    # containers and the engine's two lists (the fakes have no volume and no
+                    # database: du and the SQL query are not in these figures).
+                    usage = UsageCollector(
+                        store, docker, ProjectDatabases(), lambda _p: None, interval=3600, retention_seconds=3600
+                    )
+                    usage_walls, usage_cpus = [], []
+                    usage_calls0 = docker.calls
+                    for _ in range(cycles):
+                        c0, w0 = time.process_time(), time.perf_counter()
+                        await usage.collect_once()
+                        usage_walls.append(time.perf_counter() - w0)
+                        usage_cpus.append(time.process_time() - c0)
                     row = {
                         "projects": n,
                         "containers": n * len(SERVICES),
                         "listed": listed,
                         "wall_ms": benchlib.median(walls) * 1000,
                         "cpu_ms": benchlib.median(cpus) * 1000,
-                        "calls_per_cycle": (docker.calls - calls0 - 1) / cycles,
+                        "calls_per_cycle": poll_calls,
+                        "usage_wall_ms": benchlib.median(usage_walls) * 1000,
+                        "usage_cpu_ms": benchlib.median(usage_cpus) * 1000,
+                        "usage_calls_per_cycle": (docker.calls - usage_calls0) / cycles,
+                        "usage_containers_read": sum(len(pt["containers"]) for pt in usage.latest.values()),
                     }
                     log(f"poll N={n}: {json.dumps(row)}")
                     out.append(row)

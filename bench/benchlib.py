@@ -186,6 +186,27 @@ def render_report(results: dict[str, Any]) -> str:
             ),
             "",
         ]
+    usage = [p for p in polls if p.get("usage_calls_per_cycle") is not None]
+    if usage:
+        parts += [
+            "## One usage cycle (UsageCollector.collect_once, in process, the same projects; cgroup files of the"
+            " running containers, no volume or database in these fakes)",
+            "",
+            markdown_table(
+                ["projects", "containers read", "wall ms (median)", "CPU ms (median)", "Docker API calls per cycle"],
+                [
+                    [
+                        p["projects"],
+                        p.get("usage_containers_read"),
+                        p.get("usage_wall_ms"),
+                        p.get("usage_cpu_ms"),
+                        p.get("usage_calls_per_cycle"),
+                    ]
+                    for p in usage
+                ],
+            ),
+            "",
+        ]
     idle = results.get("idle_get")
     if idle:
         parts += [

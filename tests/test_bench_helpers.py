@@ -63,9 +63,13 @@ def test_report_and_chart_from_a_results_dict(tmp_path):
         "lifecycle": [{"role": {"create": 10.0}, "compose": {"create": 8.0}}],
         "create_vs_compose_ratio": 1.25,
         "scale": [{"n": 1, "total_s": 30.0, "per_project_s": 30.0, "healthy": 1, "get_p50_ms": 3.0}],
-        "poll": [{"projects": 1, "containers": 13, "wall_ms": 4.0, "cpu_ms": 2.0, "calls_per_cycle": 1.0}],
-    }
+        "poll": [
+            {"projects": 1, "containers": 13, "wall_ms": 4.0, "cpu_ms": 2.0, "calls_per_cycle": 1.0,
+             "usage_wall_ms": 9.0, "usage_cpu_ms": 3.0, "usage_calls_per_cycle": 2.0, "usage_containers_read": 13}
+        ],
+    }  # fmt: skip
     report = benchlib.render_report(results)
+    assert "| 1 | 13 | 9.00 | 3.00 | 2.00 |" in report
     assert "| create | up -d --wait | 10.00 | 8.00 | 1.25 |" in report
     assert "| 1 | 30.00 | 30.00 |" in report
     assert report.rstrip().endswith("create_vs_compose_ratio=1.25")
