@@ -14,7 +14,9 @@ Refused, each with a Postgres ErrorResponse the client prints: plain text (no SS
 unknown or malformed ref, a mode the project has no port for. CancelRequests (sent in plain text by
 libpq) are dropped: the front cannot tell which project a cancel key belongs to.
 
-Usage: python3 pooler_front.py SETTINGS_JSON   (roles/edge runs it supervised or as a systemd unit)
+Usage: python3 pooler_front.py SETTINGS_JSON [--stamp STAMP]   (roles/edge runs it supervised or as
+a systemd unit; STAMP, ignored here, names the script and settings it started with, so the role
+can tell a process that runs older ones)
 SETTINGS_JSON, written by the edge role (no secret):
   {"listen_address": "", "session_port": 5432, "transaction_port": 6543, "host": "<pooler host>",
    "routes": "<edge root>/pooler-routes.json", "certificate": "", "key": "", "storage": "<edge root>/data"}
@@ -263,8 +265,8 @@ class Front:
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.stderr.write("usage: pooler_front.py SETTINGS_JSON\n")
+    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--stamp"):
+        sys.stderr.write("usage: pooler_front.py SETTINGS_JSON [--stamp STAMP]\n")
         return 2
     with open(argv[1]) as handle:
         settings = json.load(handle)

@@ -193,6 +193,25 @@ def test_the_postgres_front_routes_by_the_ref_of_the_user_name_and_only_over_tls
     assert poolers["a-session"].users == ["postgres.tenant-a"]
 
 
+def test_a_front_left_on_old_settings_by_a_crash_is_restarted_by_the_next_run(edge):
+    """A run that wrote the front's settings and died before restarting it leaves the front on the
+    old ones; the next run finds its command line's stamp stale and replaces it (and changes
+    nothing else). Stands in for that crash by writing the new settings by hand."""
+    settings_file = edge.dir / "pooler-front.json"
+    old_pid = (edge.dir / "pooler-supervisor.pid").read_text()
+    new_port = free_port()
+    settings = json.loads(settings_file.read_text())
+    settings["transaction_port"] = new_port
+    settings_file.write_text(json.dumps(settings, indent=4, sort_keys=True) + "\n")  # as to_nice_json writes it
+    edge.vars["supamanager_edge_pooler_transaction_port"] = new_port
+    rerun = edge.playbook()
+    # Only the stale supervisor's stop and the new one's start: the settings file was already right.
+    assert re.search(r"changed=2 ", rerun.stdout), rerun.stdout[-3000:]
+    assert (edge.dir / "pooler-supervisor.pid").read_text() != old_pid
+    code, _, err = edge.psql("postgres.nosuch", "unused", mode="transaction")
+    assert code == 2 and "Tenant or user not found: postgres.nosuch" in err, err
+
+
 @pytest.fixture(scope="module")
 def acme_edge(tmp_path_factory, venv_env, caddy_installed):
     """An edge whose certificates come from a real ACME server on loopback: Debian's pebble, with

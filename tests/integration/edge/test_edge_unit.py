@@ -1,6 +1,7 @@
 """The edge's systemd units (hosts with systemd; this machine runs the supervised form): rendered by
 Ansible's template module from the role's templates, verified by systemd-analyze."""
 
+import json
 import subprocess
 
 import pytest
@@ -11,13 +12,14 @@ from tests.conftest import REPO, run
 def render_and_verify(tmp_path, venv_env, unit_name):
     unit = tmp_path / unit_name
     edge_root = tmp_path / "edge"
+    front_argv = ["/usr/bin/python3", f"{edge_root}/pooler_front.py", f"{edge_root}/pooler-front.json"]
+    front_argv += ["--stamp", "abc"]
     run(
         [
             "ansible", "localhost", "-m", "ansible.builtin.template",
             "-a", f"src={REPO}/roles/edge/templates/{unit_name}.j2 dest={unit} mode=0644",
             "-e", f"_edge_admin_socket={edge_root}/admin.sock _edge_config_file={edge_root}/caddy.json",
-            "-e", f"_edge_front_script={edge_root}/pooler_front.py",
-            "-e", f"_edge_front_settings_file={edge_root}/pooler-front.json",
+            "-e", json.dumps({"_edge_front_process": {"argv": front_argv}}),
             "-e", "supamanager_edge_caddy=/usr/bin/caddy supamanager_edge_python=/usr/bin/python3",
             "-e", f"supamanager_edge_root={edge_root}",
         ],
@@ -35,7 +37,7 @@ def render_and_verify(tmp_path, venv_env, unit_name):
         ("supamanager-edge.service", "/usr/bin/caddy run --config {root}/caddy.json", "ReadWritePaths={root}"),
         (
             "supamanager-pooler.service",
-            "/usr/bin/python3 {root}/pooler_front.py {root}/pooler-front.json",
+            "/usr/bin/python3 {root}/pooler_front.py {root}/pooler-front.json --stamp abc",
             "ReadOnlyPaths={root}",
         ),
     ],
