@@ -309,3 +309,39 @@ async def test_delete_keeping_the_volumes_tells_the_playbook_so(client, settings
     assert op["state"] == "succeeded", op
     assert json.loads((settings.root / f"vars-{ref}-delete.json").read_text())["delete_volumes"] is False
     assert (await client.get(f"/v1/projects/{ref}", headers=AUTH)).status == 404
+
+
+@pytest.mark.parametrize(
+    "front, address",
+    [({}, "localhost:54323"), ({"pooler_host": "pooler.example.com", "pooler_port": 6543}, "pooler.example.com:6543")],
+    ids=["own-port", "edge-front"],
+)
+async def test_the_pooler_config_points_at_the_edge_front_when_the_host_has_one(
+    aiohttp_client, settings, front, address
+):
+    """With SUPAMANAGER_POOLER_HOST the connection string is the edge's TLS front, which routes
+    postgres.<ref> to the project's own pooler (tests/integration/edge/ shows the front doing so)."""
+    app = create_app(dataclasses.replace(settings, **front))
+    client = await aiohttp_client(app)
+    ref = "abcdefghijklmnopqrst"
+    await app[keys.STORE].create_project(ref=ref, name="n", organization_slug="default", region="r")
+    directory = settings.root / "projects" / ref
+    directory.mkdir(parents=True)
+    (directory / "project.json").write_text(json.dumps({"ports": {"pooler_transaction": 54323}}))
+    (directory / ".env").write_text(f"POOLER_TENANT_ID={ref}\nPOSTGRES_DB=postgres\n")
+    resp = await client.get(f"/v1/projects/{ref}/config/database/pooler", headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    [entry] = await resp.json()
+    assert entry["connection_string"] == f"postgresql://postgres.{ref}:[YOUR-PASSWORD]@{address}/postgres"
+    host, port = address.split(":")
+    assert (entry["db_host"], entry["db_port"]) == (host, int(port))
+
+
+def test_the_pooler_host_setting_is_checked():
+    from supamanager_daemon.settings import SettingsError, load_settings
+
+    assert load_settings(environ={"SUPAMANAGER_POOLER_HOST": "pooler.example.com"}).pooler_host == "pooler.example.com"
+    with pytest.raises(SettingsError, match="'pooler_host' must be a lowercase DNS name"):
+        load_settings(environ={"SUPAMANAGER_POOLER_HOST": "pooler example"})
+    with pytest.raises(SettingsError, match=r"'pooler_port' must be 1\.\.65535"):
+        load_settings(environ={"SUPAMANAGER_POOLER_PORT": "0"})

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import pathlib
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,11 @@ class Settings:
     log_level: str = "INFO"
     # Host name clients use to reach the projects' ports (reported as database.host).
     public_host: str = "localhost"
+    # The host's TLS Postgres front (roles/edge, supamanager_edge_pooler_host) and its transaction
+    # port: when set, a project's pooler config (GET .../config/database/pooler) points at it, as
+    # postgres.<ref>@<pooler_host>:<pooler_port>, not at the project's own pooler port.
+    pooler_host: str = ""
+    pooler_port: int = 6543
     # The extra var that carries a client's database password (create's db_pass, PATCH
     # .../database/password) to the role. Empty: db_pass is accepted and ignored (a collection whose
     # role has no such input).
@@ -117,6 +123,9 @@ def _default_docker_socket() -> str:
 ENV_VARS = {f"SUPAMANAGER_{f.name.upper()}": f.name for f in dataclasses.fields(Settings) if f.name != "playbook_vars"}
 
 
+_POOLER_HOST = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def _coerce(name: str, value: Any) -> Any:
     field = {f.name: f for f in dataclasses.fields(Settings)}[name]
     kind = field.type
@@ -168,6 +177,10 @@ def _coerce(name: str, value: Any) -> Any:
         raise SettingsError(f"setting {name!r} must be positive")
     if name == "backup_schedule_for" and value and not models.is_time_of_day(value):
         raise SettingsError("setting 'backup_schedule_for' must be a time of day, HH:MM:SS (UTC), or empty")
+    if name == "pooler_host" and value and not _POOLER_HOST.fullmatch(value):
+        raise SettingsError("setting 'pooler_host' must be a lowercase DNS name, or empty")
+    if name == "pooler_port" and not 0 < value <= 65535:
+        raise SettingsError("setting 'pooler_port' must be 1..65535")
     if name == "trusted_proxies":
         for address in (a.strip() for a in value.split(",") if a.strip()):
             try:

@@ -241,7 +241,9 @@ async def pooler_config(request: web.Request) -> list[dict[str, Any]]:
     if not port:
         # A create still queued or running: the client asked too early (as the SQL routes answer it).
         raise InvalidState(f"project {ref} has no pooler port yet", code="project_not_ready")
-    host = request.app[keys.SETTINGS].public_host
+    settings = request.app[keys.SETTINGS]
+    # The edge's TLS front when the host has one (it routes postgres.<ref> to this same pooler).
+    host, port = (settings.pooler_host, settings.pooler_port) if settings.pooler_host else (settings.public_host, port)
     user = f"postgres.{env.get('POOLER_TENANT_ID') or ref}"
     dbname = env.get("POSTGRES_DB") or "postgres"
     url = f"postgresql://{user}:[YOUR-PASSWORD]@{host}:{port}/{dbname}"
