@@ -84,8 +84,7 @@ def next_point(api, after: float, timeout: float = LIVE_USAGE_INTERVAL * 6 + 60)
         status, usage, _ = api.request("GET", f"/v1/projects/{api.ref}/usage?hours=1")
         assert status == 200, usage
         latest = usage["latest"]
-        # Points are stamped to the second: a point of the same second as `after` may precede it.
-        if latest is not None and parsed(latest["collected_at"]) >= after + 1:
+        if latest is not None and parsed(latest["collected_at"]) > after:
             return usage
         assert time.monotonic() < deadline, f"no usage point after {after} in {timeout} s: {usage}"
         time.sleep(0.5)
