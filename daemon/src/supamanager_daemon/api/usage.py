@@ -19,7 +19,8 @@ _TOTALS = tuple(name for name in UsagePoint.model_fields if name != "collected_a
 
 
 def _at(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    at = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def public_point(point: dict[str, Any], *, detail: bool = False) -> dict[str, Any]:
