@@ -229,6 +229,7 @@ async def test_db_pass_is_ignored_when_the_role_takes_none(aiohttp_client, setti
 
 
 async def test_jobs_beyond_max_jobs_wait_their_turn(client, settings):
+    """On the fake playbooks; test_daemon_e2e.py shows it on the real ones (a create queued behind a restart)."""
     hold = settings.root / "hold"
     hold.touch()
     ops = [(await create(client, {"name": f"p{i}"}))[1] for i in range(3)]

@@ -3,8 +3,9 @@
 One project lives through everything, to keep the suite short: a create interrupted by kill -9
 and resumed by the next daemon, a resumed create that fails after the project came up (its
 rollback keeps the data) and the restore that brings it back, then pause, pause again (400),
-restore, a container stopped behind the daemon's back, restart, and delete. Its name is a template
-that must never run.
+restore, a container stopped behind the daemon's back, a restart interrupted by SIGTERM while a
+second project's create waits for the one job slot (max_jobs = 1), and delete. Its name is a
+template that must never run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import pathlib
 import secrets
+import signal
 import sqlite3
 import subprocess
 import time
@@ -132,7 +134,8 @@ def resume_a_create_that_fails(e2e: Daemon, tmp_path: pathlib.Path, ref: str, op
 def e2e(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    d = Daemon(tmp_path, COLLECTION, root, playbook_vars=PLAYBOOK_VARS)
+    # One job at a time: the restart below holds the slot while a second project's create waits.
+    d = Daemon(tmp_path, COLLECTION, root, max_jobs=1, playbook_vars=PLAYBOOK_VARS)
     refs: list[str] = []
     d.refs = refs
     yield d
@@ -150,6 +153,58 @@ def e2e(tmp_path):
                 cwd=COLLECTION, env={**python_env(), "ANSIBLE_CONFIG": str(COLLECTION / "ansible.cfg")},
                 capture_output=True, timeout=600,
             )  # fmt: skip
+
+
+def restart_interrupted_while_a_create_waits(e2e: Daemon, ref: str) -> None:
+    """A restart holds the one job slot (max_jobs = 1) while a second project's create waits queued;
+    SIGTERM in the middle of the restart puts it back in the queue. The next daemon runs the restart
+    again (attempt 2), to success, then the create, which never ran before. The create fails at
+    once, cheaply: a container that is not its project's holds the name of its database container.
+    (test_daemon_api.py and test_daemon_process.py: the same on the fake playbooks, in seconds.)"""
+    status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/restart")
+    assert (status, body["status"]) == (200, "RESTARTING")
+    restart_id = headers["X-Operation-Id"]
+    status, second, headers = e2e.request("POST", "/v1/projects", {"name": "second"})
+    assert status == 201, second
+    second_ref, create_id = second["ref"], headers["X-Operation-Id"]
+    e2e.refs.append(second_ref)
+    blocker = f"supamanager-{second_ref}-db"
+    docker_lines("create", "--name", blocker, kit.BASE_IMAGE, "true")
+    try:
+        # SIGTERM while the restart's containers restart.
+        e2e.wait(restart_id, lambda op: (op["step"] or "").startswith("Start the services"), timeout=600)
+        assert e2e.operation(create_id)["state"] == "queued"
+        e2e.proc.send_signal(signal.SIGTERM)
+        assert e2e.proc.wait(60) == 0
+        wait_gone(str(e2e.data / "jobs" / restart_id), timeout=30)
+        db = sqlite3.connect(e2e.data / "supamanager.sqlite3")
+        try:
+            rows = db.execute("SELECT id, state FROM operations WHERE id IN (?, ?)", (restart_id, create_id))
+            assert dict(rows.fetchall()) == {restart_id: "queued", create_id: "queued"}
+        finally:
+            db.close()
+
+        e2e.start()
+        restarted = e2e.wait(restart_id, finished, timeout=600)
+        assert (restarted["state"], restarted["attempts"]) == ("succeeded", 2), restarted["error"]
+        types = [s["type"] for s in restarted["steps"]]
+        assert types[:2] == ["queued", "started"] and types[-1] == "succeeded", types
+        starts = [i for i, kind in enumerate(types) if kind == "started"]
+        assert len(starts) == 2 and starts[0] < types.index("requeued") < starts[1], types
+        created = e2e.wait(create_id, finished, timeout=600)
+        assert (created["state"], created["attempts"]) == ("failed", 1), created
+        assert "docker compose create failed" in created["error"], created["error"]
+        assert created["error"].endswith("(rolled back)"), created["error"]
+        assert [s["type"] for s in created["steps"]][:2] == ["queued", "started"]
+        # Step ids increase across operations: the create started after the restart had ended.
+        started = next(s["id"] for s in created["steps"] if s["type"] == "started")
+        assert started > restarted["steps"][-1]["id"]
+        assert wait_status(e2e, second_ref, "INIT_FAILED")["status"] == "INIT_FAILED"
+        # The rollback removed what the create made and left the container that is not its project's.
+        assert labelled("container", second_ref) == []
+        assert docker_lines("ps", "-a", "--filter", f"name=^{blocker}$", "--format", "{{.Names}}") == [blocker]
+    finally:
+        subprocess.run(["docker", "rm", "-f", blocker], capture_output=True, timeout=60)
 
 
 def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
@@ -239,10 +294,8 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
     subprocess.run(["docker", "stop", *rest], check=True, capture_output=True, timeout=60)
     wait_status(e2e, ref, "ACTIVE_UNHEALTHY", timeout=30)
 
-    # restart brings it back
-    status, body, headers = e2e.request("POST", f"/v1/projects/{ref}/restart")
-    assert (status, body["status"]) == (200, "RESTARTING")
-    assert_succeeded(e2e, headers)
+    # restart brings it back, after a SIGTERM in the middle of it
+    restart_interrupted_while_a_create_waits(e2e, ref)
     wait_status(e2e, ref, "ACTIVE_HEALTHY")
 
     # delete: gone, and nothing of it is left on the host, even with a container that is not the

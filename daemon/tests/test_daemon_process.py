@@ -1,7 +1,8 @@
 """The real `supamanagerd` process: kill -9 in the middle of a job, SIGTERM with a job running.
 
 The fake playbooks of conftest.py hold a job at a known step, so the interruption lands where the
-test wants it; the end-to-end test repeats the crash against the real create playbook.
+test wants it; test_daemon_e2e.py repeats both on the real playbooks: kill -9 during a create, and
+SIGTERM during a restart (requeued, run again to success at the next start).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def test_kill_9_during_a_job_resumes_it_at_the_next_start(daemon):
 
 
 def test_sigterm_stops_within_the_timeout_and_requeues_the_job(daemon):
+    """The real playbooks' happy path of it: test_daemon_e2e.py, restart_interrupted_while_a_create_waits."""
     hold = daemon.root / "hold"
     hold.touch()
     daemon.start()
