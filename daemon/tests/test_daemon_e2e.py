@@ -40,6 +40,9 @@ PLAYBOOK_VARS = {
     # project's ports are free, and an outgoing connection of a parallel suite could take them.
     "supabase_port_range_start": 27100,
     "supabase_port_range_end": 27999,
+    # Not about backups: without the backup agent (on by default), one container and start wave less
+    # per project; the live project (conftest.live_project) and tests/integration/role/test_backup.py run it.
+    "supabase_backup_wal_enabled": False,
 }
 
 

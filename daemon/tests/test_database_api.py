@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import subprocess
 import time
 
@@ -236,34 +237,62 @@ def test_no_sql_reaches_the_daemon_log(api):
     assert MARK not in api.log.read_text()
 
 
-def test_x_a_backup_taken_with_the_cli_is_listed_by_it_and_by_the_official_cli(api, supabase_clients, tmp_path):
-    """`supamanager backups create --wait` runs the real backup.yml on the live project (it stays
-    ACTIVE_HEALTHY); `supamanager backups list` and the official CLI's `supabase backups list` show
-    the backup COMPLETED; `supabase backups restore -t` with a second before the recovery window is
-    refused with the reason and changes nothing; no secret of the project in any of it."""
+def next_second() -> int:
+    """A recovery target (unix seconds) later than every commit so far; returns once it has passed
+    (commit times have microseconds: a commit once the next second has begun is after the target)."""
+    target = int(time.time()) + 1
+    while time.time() < target + 0.05:
+        time.sleep(0.05)
+    return target
+
+
+def restore_operation(api) -> str:
+    """The id of the project's newest restore operation, read from the daemon's store (read-only):
+    the official CLI prints none."""
+    with sqlite3.connect(f"file:{api.data / 'supamanager.sqlite3'}?mode=ro", uri=True) as db:
+        row = db.execute(
+            "SELECT id FROM operations WHERE ref = ? AND kind = 'restore_backup' ORDER BY created_at DESC LIMIT 1",
+            (api.ref,),
+        ).fetchone()
+    assert row, "no restore operation was recorded"
+    return row[0]
+
+
+def test_x_a_backup_taken_with_the_cli_is_listed_and_the_official_cli_restores_a_second_of_it(
+    api, supabase_clients, tmp_path
+):
+    """`supamanager backups restore-point <ref> <name> --wait` runs the real backup.yml on the live
+    project (it stays ACTIVE_HEALTHY; the backup carries the name); `supamanager backups list` and the
+    official CLI's `supabase backups list` show it COMPLETED with the WAL streamed (on by default);
+    `supabase backups restore -t` with a second before the window is refused with the reason and
+    changes nothing; with a second between two writes it restores the running project in place (its
+    volume present: stopped, restored, ACTIVE_HEALTHY again) with exactly the rows written before that
+    second; no secret of the project in any of it."""
     # Only a healthy project is backed up by the daemon; a loaded host may show it unhealthy a while.
     deadline = time.monotonic() + 600
     while api.request("GET", f"/v1/projects/{api.ref}")[1]["status"] != "ACTIVE_HEALTHY":
         assert time.monotonic() < deadline, "the live project did not become healthy"
         time.sleep(2)
-    made = cli(api, "backups", "create", api.ref, "--wait", timeout=900)
+    made = cli(api, "backups", "restore-point", api.ref, "before-pitr", "--wait", timeout=900)
     assert made.returncode == 0, made.stderr[-3000:]
     listed = json.loads(cli(api, "backups", "list", api.ref, "--json").stdout)
     assert [b["status"] for b in listed["backups"]] == ["COMPLETED"]
     backup_id = listed["backups"][0]["id"]
+    point = json.loads(cli(api, "backups", "restore-point", api.ref, "before-pitr", "--show", "--json").stdout)
+    assert (point["status"], point["backup_id"]) == ("AVAILABLE", backup_id) and point["completed_on"]
     shown = cli(api, "backups", "list", api.ref)
     assert str(backup_id) in shown.stdout and "COMPLETED" in shown.stdout
     official = json.loads(
         official_cli(api, supabase_clients, tmp_path, "backups", "list", "--project-ref", api.ref, "-o", "json")
     )
     assert [(b["id"], b["status"]) for b in official["backups"]] == [(backup_id, "COMPLETED")]
-    assert official["pitr_enabled"] is False  # the live project runs without the WAL agent (the default)
+    assert official["pitr_enabled"] is True  # the backup agent streams the WAL (supabase_backup_wal_enabled)
     status, project, _ = api.request("GET", f"/v1/projects/{api.ref}")
     assert (status, project["status"]) == (200, "ACTIVE_HEALTHY")
     manifest = json.loads((api.root / "backups" / api.ref / "archive" / str(backup_id) / "backup.json").read_text())
-    assert manifest["kind"] == "manual"
+    assert (manifest["kind"], manifest["restore_point"]) == ("manual", "before-pitr")
     # `supabase backups restore -t` reaches restore-pitr; a second before the window is refused with
-    # the reason, and nothing runs (restore.yml itself is run in tests/integration/role/test_backup.py)
+    # the reason, and nothing runs
     early = supabase(
         supabase_clients, api, api.token, "backups", "restore", "--project-ref", api.ref, "-t", "1000000000",
         "--yes", tmp=tmp_path,
@@ -273,7 +302,30 @@ def test_x_a_backup_taken_with_the_cli_is_listed_by_it_and_by_the_official_cli(a
     status, project, _ = api.request("GET", f"/v1/projects/{api.ref}")
     assert (status, project["status"]) == (200, "ACTIVE_HEALTHY")
     assert json.loads(cli(api, "backups", "list", api.ref, "--json").stdout) == listed
+    # A real point-in-time restore of the running project: rows t1 < t2 < target < t3.
+    table = f"public.{MARK}_pitr"
+    assert query(api, f"create table {table} (id serial primary key, note text not null)")[0] == 201
+    for note in ("t1", "t2"):
+        assert query(api, f"insert into {table} (note) values ('{note}')")[0] == 201
+    target = next_second()
+    assert query(api, f"insert into {table} (note) values ('t3')")[0] == 201
+    restored = supabase(
+        supabase_clients, api, api.token, "backups", "restore", "--project-ref", api.ref, "-t", str(target),
+        "--yes", tmp=tmp_path,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    op = api.wait(restore_operation(api), finished, timeout=1500)
+    assert op["state"] == "succeeded", op["error"]
+    assert op["params"] == {"recovery_time_target_unix": target}
+    status, project, _ = api.request("GET", f"/v1/projects/{api.ref}")
+    assert (status, project["status"]) == (200, "ACTIVE_HEALTHY")
+    assert query(api, f"select note from {table} order by id") == (201, [{"note": "t1"}, {"note": "t2"}])
+    # the restore ends with a backup on the restored database's new history
+    after = json.loads(cli(api, "backups", "list", api.ref, "--json").stdout)["backups"]
+    assert [b["status"] for b in after] == ["COMPLETED", "COMPLETED"] and after[-1]["id"] > backup_id
     for text in (made.stdout, made.stderr, shown.stdout, json.dumps(official), early.stdout, early.stderr):
+        assert LIVE_DB_PASS not in text
+    for text in (restored.stdout, restored.stderr, json.dumps(op)):
         assert LIVE_DB_PASS not in text
 
 

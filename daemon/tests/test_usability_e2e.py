@@ -32,8 +32,10 @@ PLAYBOOK_VARS = {
     # Our own port range, apart from test_daemon_e2e.py's, so parallel suites rarely compete.
     "supabase_port_range_start": 48100,
     "supabase_port_range_end": 48999,
-    # 11 services instead of 13: the role's own tests cover log shipping; this one covers the CLI.
+    # 11 services instead of 14: the role's own tests cover log shipping and the backup agent
+    # (on by default; test_backup.py, the live project of conftest.py); this one covers the CLI.
     "supabase_logs_enabled": False,
+    "supabase_backup_wal_enabled": False,
 }
 
 

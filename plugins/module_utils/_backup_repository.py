@@ -382,16 +382,18 @@ def prune(repo, keep_daily, keep_weekly, wal_keep_days, now, check_mode=False):
     """Apply the retention: backups beyond it, then WAL no kept backup needs and older than wal_keep_days.
 
     The newest completed backup is always kept; a failed backup goes when it is older than the
-    oldest kept one. WAL of a chain is kept from the start of its oldest kept base backup on.
+    oldest kept one. WAL of a chain is kept from the start of its oldest kept base backup on. A
+    restore point (a backup that carries a name) is kept too, with its own WAL only: it pins no chain.
     """
     everything = backups(repo)
     done = [m for m in everything if m.get("status") == "COMPLETED"]
     kept = keep_set(done, max(keep_daily, 1), keep_weekly)
+    points = {m["id"] for m in done if m.get("restore_point")}
     oldest_kept = min(kept) if kept else None
     removed = []
     for manifest in everything:
         is_done = manifest.get("status") == "COMPLETED"
-        if (is_done and manifest["id"] not in kept) or (
+        if (is_done and manifest["id"] not in kept | points) or (
             not is_done and oldest_kept is not None and manifest["id"] < oldest_kept
         ):
             removed.append(manifest["id"])

@@ -105,6 +105,9 @@ class Host:
             # 2 s (Python starts in some stand-ins) starved the services they were checking.
             # Generous: other suites share the 2 cores and slow every step down.
             "supabase_health_timeout": 300,
+            # The backup agent (on by default) is a container and a start wave more per project: the
+            # suites that are not about backups run without it (test_backup.py turns it on).
+            "supabase_backup_wal_enabled": False,
         }
         self.refs = set()
 

@@ -1,7 +1,7 @@
 """Backups and restores through the playbooks, on one project (real engine, real PostgreSQL, stand-ins).
 
 The tests run in file order on a shared project, and each restore proves several things (a restore
-with its start and its closing backup is the expensive step; the suite has three):
+with its start and its closing backup is the expensive step; the suite has three, and one that fails):
 1. a backup and its checks, listing, file modes, sealed settings;
 2. a clone at a point in time (restore_source_ref + recovery_target_time): exactly the rows before
    the target, the storage object byte-identical, its own keys and ports, the closing backup in its
@@ -9,8 +9,9 @@ with its start and its closing backup is the expensive step; the suite has three
 3. a restore in place to the latest point after the database and its volume are lost: every row,
    the last one written just before the kill (waited for in the agent's WAL, not slept for);
 4. a backup killed mid-way (nothing listed, the next succeeds and is copied into a restic repository:
-   its snapshot tagged with the project and the backup, whole, encrypted), a corrupted archive
-   marked FAILED;
+   its snapshot tagged with the project and the backup, whole, encrypted); a restore in place from
+   it, its base archive rotten, fails mid-way and leaves the running project as it was; its
+   corrupted dump is caught by the check and marked FAILED;
 5. a paused project's backup (it stays paused), then its delete with the final backup (a paused
    project's, the database started alone) and the restore of the deleted project: its rows and
    keys are back;
@@ -293,6 +294,29 @@ def test_kill_9_mid_backup_leaves_nothing_listed_and_the_next_backup_succeeds_an
         if path.is_file():
             data = path.read_bytes()
             assert b'"base_end"' not in data and sealed not in data, path
+
+
+def test_a_restore_that_fails_midway_leaves_the_running_project_as_it_was(project, host):
+    """A restore in place of the running project from a backup whose base archive has rotted since its
+    checks (its checksums are not read again before a restore): the project is stopped, the recovery
+    fails, and the project runs again, healthy, with every row, its backup agent on its own WAL chain."""
+    ref, env = project["ref"], project["env"]
+    before = notes(env)
+    listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
+    rotted = listed["backups"][-1]  # the one copied off the host (the retention keeps one a day)
+    assert rotted["status"] == "COMPLETED"
+    base = host.root / "backups" / ref / "archive" / str(rotted["id"]) / "base" / "base.tar.gz"
+    data = bytearray(base.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = os.urandom(4096)
+    base.write_bytes(bytes(data))
+    chain = (host.root / "backups" / ref / "wal" / "current").resolve()
+    out = fails(host, "restore", ref, project["outputs"], backup_id=str(rotted["id"]))
+    assert "Restoring project" in out and "The project is as it was before the restore." in out, out[-2000:]
+    assert "unpack the base backup" in out  # it failed in the recovery, after the project was stopped
+    assert host.status(ref)["status"] == "ACTIVE_HEALTHY"
+    assert notes(env) == before
+    assert (host.root / "backups" / ref / "wal" / "current").resolve() == chain
+    assert not [n for n in docker_names("volume", ref) if "-restore-" in n]
 
 
 def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):

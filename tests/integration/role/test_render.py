@@ -115,7 +115,8 @@ def compose_config(project_dir, venv_env):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, venv_env):
     tmp_path = tmp_path_factory.mktemp("render")
-    project_dir, proc = render(tmp_path, venv_env, "render-test")
+    # The upstream services only: the backup agent (on by default) has its own test below.
+    project_dir, proc = render(tmp_path, venv_env, "render-test", supabase_backup_wal_enabled=False)
     return project_dir, proc
 
 
@@ -227,7 +228,12 @@ def test_logs_can_be_turned_off_and_a_loaded_host_gets_one_start_period(tmp_path
     """Without the logging pair; supabase_healthcheck_start_period (a very loaded host's patience)
     becomes every healthcheck's start period, meta's own too (one render for both)."""
     project_dir, _ = render(
-        tmp_path, venv_env, "render-nologs", supabase_logs_enabled=False, supabase_healthcheck_start_period="600s"
+        tmp_path,
+        venv_env,
+        "render-nologs",
+        supabase_logs_enabled=False,
+        supabase_backup_wal_enabled=False,
+        supabase_healthcheck_start_period="600s",
     )
     rendered_file = yaml.safe_load((project_dir / "docker-compose.yml").read_text())["services"]
     checks = [service["healthcheck"] for service in rendered_file.values() if "healthcheck" in service]
@@ -240,7 +246,7 @@ def test_logs_can_be_turned_off_and_a_loaded_host_gets_one_start_period(tmp_path
 
 
 def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repository(rendered, venv_env, tmp_path):
-    project_dir, _ = render(tmp_path, venv_env, "render-test", supabase_backup_wal_enabled=True)
+    project_dir, _ = render(tmp_path, venv_env, "render-test")  # the agent runs by default
     config = compose_config(project_dir, venv_env)
     assert len(config["services"]) == 14
     agent, db = config["services"]["backup"], config["services"]["db"]
@@ -252,7 +258,9 @@ def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repositor
     assert agent["environment"]["PGPASSWORD"] == "pgpass-0123456789abcdef"
     # the database lets the agent (same network, superuser) open replication connections
     assert "host replication supabase_admin samenet scram-sha-256" in db["command"][-1]
-    # off (the default for now): no agent
+    # PID 1 is Docker's init, so a stop takes a moment, not the 10 s a PID 1 ignoring SIGTERM costs
+    assert agent["init"] is True
+    # off: no agent
     assert "backup" not in compose_config(rendered[0], venv_env)["services"]
 
 

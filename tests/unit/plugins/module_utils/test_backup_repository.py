@@ -23,7 +23,7 @@ def manifest_json(start="0/2000028", end="0/2000100", timeline=1):
     return json.dumps({"WAL-Ranges": [{"Timeline": timeline, "Start-LSN": start, "End-LSN": end}]})
 
 
-def make_backup(repo, now, end=None, chain=None, checks=None, dbs=("postgres",), with_base=True):
+def make_backup(repo, now, end=None, chain=None, checks=None, dbs=("postgres",), with_base=True, restore_point=None):
     """A staged backup with the files take.sh writes, committed; returns the summary."""
     started = br.begin(str(repo), now)
     staging = started["staging"]
@@ -39,6 +39,8 @@ def make_backup(repo, now, end=None, chain=None, checks=None, dbs=("postgres",),
     with open(os.path.join(staging, "db", "databases.tsv"), "w") as fh:
         fh.write("".join(f"{i + 5}\t{name}\n" for i, name in enumerate(dbs)))
     info = {"ref": "shop"} if chain is None else {"ref": "shop", "chain": chain}
+    if restore_point:
+        info["restore_point"] = restore_point
     return br.commit(str(repo), staging, info, checks if checks is not None else [{"name": "x", "ok": True}], now + 10)
 
 
@@ -252,6 +254,20 @@ def test_prune_keeps_dailies_and_weeklies_and_the_wal_they_need(tmp_path):
     ]
     assert not (repo / "wal" / old_chain).exists()
     assert result["wal_removed"] == 2
+
+
+def test_prune_keeps_a_restore_point_without_the_wal_after_it(tmp_path):
+    repo = tmp_path / "shop"
+    chain = br.switch_chain(str(repo), None, T0 - 30 * DAY)["current"]
+    point = make_backup(repo, T0 - 30 * DAY, chain=chain, restore_point="before-upgrade")["id"]
+    same_day = make_backup(repo, T0 - 30 * DAY + 60, chain=chain)["id"]
+    newest = make_backup(repo, T0, chain=chain)["id"]
+    write_segment(repo / "wal" / chain, "000000010000000000000001", T0 - 30 * DAY)
+    result = br.prune(str(repo), 1, 1, 7, T0)
+    assert [b["id"] for b in br.backups(str(repo))] == [point, newest]
+    assert same_day in result["removed"]
+    # the point restores from its own base backup: the old WAL after it goes as any other
+    assert result["wal_removed"] == 1
 
 
 def test_seal_and_unseal_with_openssl(tmp_path):
