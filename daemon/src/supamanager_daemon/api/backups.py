@@ -209,7 +209,7 @@ def _iso(unix: int) -> str:
 def restore_points(manifests: list[dict[str, Any]], operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """name -> the restore point, oldest first. A published backup carrying the name says AVAILABLE
     (FAILED when its checks failed); else its operation says PENDING while it runs, FAILED when it
-    failed, REMOVED when it succeeded and the retention has pruned its backup since."""
+    failed, REMOVED when it succeeded and its backup is gone since (the retention keeps it)."""
     points: dict[str, dict[str, Any]] = {}
     for op in operations:  # oldest first
         name = op["params"].get("restore_point") if op["kind"] == "backup" else None

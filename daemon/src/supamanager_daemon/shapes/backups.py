@@ -90,7 +90,8 @@ class V1RestorePointResponse(BaseModel):
     name: str
     status: Literal["AVAILABLE", "PENDING", "REMOVED", "FAILED"] = Field(
         description="PENDING while its backup is taken; AVAILABLE once published and checked (a restore of"
-        " that backup returns to it); FAILED when its backup failed or its checks did; REMOVED once pruned."
+        " that backup returns to it); FAILED when its backup failed or its checks did; REMOVED once its backup"
+        " is gone (removed by hand: the retention keeps it)."
     )
     completed_on: str | None = Field(description="When the point was reached (the end of its base backup), ISO 8601.")
     backup_id: int | None = omitted("Ours: the backup that holds the point (POST .../backups/restore with it).")
