@@ -206,9 +206,12 @@ LIVE_TOKEN = "sbp_" + secrets.token_hex(20)  # the official CLI takes only token
 LIVE_DB_PASS = "live-db-Pass_" + secrets.token_hex(6)
 # Seconds between usage points of the live daemon (test_daemon_usage.py waits for a fresh one).
 LIVE_USAGE_INTERVAL = 5
+# A block of 100 ports of 28100-28999 per session: sessions of other checkouts on this host use the
+# same range, and a project's ports are free while it is stopped (a restore stops it).
+_LIVE_PORTS = 28100 + 100 * secrets.randbelow(9)
 LIVE_PLAYBOOK_VARS = {
-    "supabase_port_range_start": 28100,
-    "supabase_port_range_end": 28999,
+    "supabase_port_range_start": _LIVE_PORTS,
+    "supabase_port_range_end": _LIVE_PORTS + 99,
     # Nothing here needs the log services; a loaded CI host needs patience for the rest.
     "supabase_logs_enabled": False,
     "supabase_health_timeout": 900,
