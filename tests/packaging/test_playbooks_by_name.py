@@ -61,6 +61,8 @@ def project_vars(root, ref):
         "supabase_port_range_end": start + 199,
         "supabase_healthcheck_interval": "2s",
         "supabase_health_timeout": 300,
+        # About how playbooks are invoked, not backups: without the backup agent (on by default).
+        "supabase_backup_wal_enabled": False,
     }
 
 
