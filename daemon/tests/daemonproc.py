@@ -35,6 +35,19 @@ def toml_value(value: object) -> str:
     return json.dumps(value)
 
 
+def on_fake_playbooks(tmp: pathlib.Path, **settings: object) -> Daemon:
+    """A started daemon on conftest's fake playbooks and no Docker engine: for the tests of a client
+    (the official CLI, the edge) in front of the API, not of the jobs behind it."""
+    from conftest import _write_fake_collection
+
+    root = tmp / "root"
+    (root / "projects").mkdir(parents=True)
+    collection = _write_fake_collection(tmp / "collection")
+    daemon = Daemon(tmp, collection, root, docker_socket=str(tmp / "no-docker.sock"), **settings)
+    daemon.start()
+    return daemon
+
+
 class Daemon:
     """A supamanagerd process with a config file, and a tiny HTTP client for it."""
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from conftest import TOKEN
-from daemonproc import Daemon
+from daemonproc import on_fake_playbooks
 from test_usability_cli import cli
 
 pytestmark = pytest.mark.slow
@@ -24,19 +24,7 @@ SECRET_DB_PASS = "password123"  # what the CLI's own e2e fixtures use
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from conftest import _write_fake_collection
-
-    tmp = tmp_path_factory.mktemp("clients")
-    root = tmp / "root"
-    (root / "projects").mkdir(parents=True)
-    d = Daemon(
-        tmp,
-        _write_fake_collection(tmp / "collection"),
-        root,
-        docker_socket=str(tmp / "no-docker.sock"),
-        db_pass_var="supabase_postgres_password",
-    )
-    d.start()
+    d = on_fake_playbooks(tmp_path_factory.mktemp("clients"), db_pass_var="supabase_postgres_password")
     yield d
     d.stop()
 

@@ -20,7 +20,7 @@ import threading
 
 import pytest
 from conftest import REPO
-from daemonproc import Daemon, free_port
+from daemonproc import free_port, on_fake_playbooks
 from test_usability_cli import cli
 
 pytestmark = pytest.mark.slow
@@ -84,20 +84,8 @@ def _copy(source: socket.socket, sink: socket.socket) -> None:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from conftest import _write_fake_collection
-
-    tmp = tmp_path_factory.mktemp("edge-daemon")
-    root = tmp / "root"
-    (root / "projects").mkdir(parents=True)
     # The edge dials the daemon from 127.0.0.1: its X-Forwarded-For is trusted, nobody else's.
-    d = Daemon(
-        tmp,
-        _write_fake_collection(tmp / "collection"),
-        root,
-        docker_socket=str(tmp / "no-docker.sock"),
-        trusted_proxies="127.0.0.1",
-    )
-    d.start()
+    d = on_fake_playbooks(tmp_path_factory.mktemp("edge-daemon"), trusted_proxies="127.0.0.1")
     yield d
     d.stop()
 
