@@ -26,6 +26,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import time
 
 from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file import write_atomically
 
@@ -169,6 +171,22 @@ def build_config(settings, routes):
         # Redirects come from our own HTTP server below: only for names we serve, and with the port.
         "automatic_https": {"disable_redirects": True},
     }
+    if limits.get("max_body_bytes"):
+        # Caddy 2.6 reports a body over the cap that the proxy was streaming (one with a
+        # Content-Length) as its upstream's failure, 502, and one in chunks as 413: both are 413.
+        https_server["errors"] = {
+            "routes": [
+                {
+                    "match": [{"expression": "{http.error.message}.contains('request body too large')"}],
+                    "handle": [
+                        {
+                            **_static(413, {"Content-Type": ["application/json"]}),
+                            "body": json.dumps({"message": f"Request body over {limits['max_body_bytes']} bytes"}),
+                        }
+                    ],
+                }
+            ]
+        }
     for key in ("read_header_timeout", "read_timeout", "write_timeout", "idle_timeout", "max_header_bytes"):
         if limits.get(key):
             https_server[key] = limits[key]
@@ -341,7 +359,43 @@ def locked(root):
         os.close(fd)
 
 
-def apply(root, route=None, state="present", name=None, check_mode=False, require_running=False):
+def obtain_certificates(settings, hosts, timeout=120.0):
+    """Make Caddy hold a certificate for each name: a TLS handshake with the name as SNI, again
+    until it completes (on demand, Caddy obtains the certificate during the first one, after its
+    ask endpoint said yes; with ACME that can take a while). Raises EdgeConfigError on timeout."""
+    # Caddy's own address (every interface when empty: loopback is one of them).
+    address = (settings.get("listen_address") or "127.0.0.1", settings["https_port"])
+    context = ssl.create_default_context()
+    # Whether the certificate is trusted is the client's business (internal CA, ACME staging...);
+    # here, a completed handshake for the name is what shows that Caddy holds one for it.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    for host in hosts:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(address, timeout=30) as sock, context.wrap_socket(
+                    sock, server_hostname=host
+                ):
+                    break
+            except (OSError, ssl.SSLError) as exc:
+                if time.monotonic() > deadline:
+                    raise EdgeConfigError(
+                        f"the edge got no certificate for {host} within {timeout:.0f}s: {exc}"
+                    ) from exc
+                time.sleep(1)
+
+
+def apply(
+    root,
+    route=None,
+    state="present",
+    name=None,
+    check_mode=False,
+    require_running=False,
+    obtain=False,
+    obtain_timeout=120.0,
+):
     """Write (or remove) one route, rebuild caddy.json, and load it into Caddy when it runs.
 
     Returns the module result. Raises EdgeConfigError before anything is written when the
@@ -358,9 +412,12 @@ def apply(root, route=None, state="present", name=None, check_mode=False, requir
         route_changed = False
         route_name = route["name"] if route else name
         removed = None
+        dropped = []
         if route is not None and state == "present":
             route = check_route(route)
             route_changed = routes.get(route["name"]) != route
+            if route["name"] in routes:
+                dropped = sorted(set(check_route(routes[route["name"]])["hosts"]) - set(route["hosts"]))
             routes[route["name"]] = route
         elif state == "absent" and route_name is not None:
             route_changed = route_name in routes
@@ -383,6 +440,8 @@ def apply(root, route=None, state="present", name=None, check_mode=False, requir
             route_file = os.path.join(routes_dir, f"{route_name}.json") if route_name else None
             if route_changed and state == "present":
                 write_atomically(route_file, _text(routes[route_name]), 0o644)
+                # A name the route no longer serves (a custom hostname removed) keeps no certificate.
+                remove_certificates(settings["storage"], dropped)
             elif route_changed:
                 os.unlink(route_file)
                 remove_certificates(settings["storage"], check_route(removed)["hosts"])
@@ -396,6 +455,12 @@ def apply(root, route=None, state="present", name=None, check_mode=False, requir
                 if status != 200:
                     raise EdgeConfigError(f"Caddy refused the configuration ({status}): {text.strip()[:500]}")
                 loaded = True
+        if obtain and route_name in routes and not check_mode:
+            if not running:
+                raise EdgeConfigError(
+                    f"Caddy does not answer on {settings['admin_socket']}: no certificate can be obtained"
+                )
+            obtain_certificates(settings, routes[route_name]["hosts"], obtain_timeout)
     served = sorted(h for r in routes.values() for h in r["hosts"])
     return {
         "changed": route_changed or config_changed or pooler_changed,

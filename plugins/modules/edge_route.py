@@ -80,6 +80,13 @@ options:
         starts.
     type: bool
     default: false
+  obtain_certificates:
+    description:
+      - After loading, make Caddy obtain a certificate for each of O(hosts) (a TLS handshake with the name, again
+        until it completes) and fail if it has none within two minutes. The project role does this for a custom
+        hostname before it switches the project's URLs to it.
+    type: bool
+    default: false
 seealso:
   - name: Caddy's admin API
     description: POST /load replaces the running configuration gracefully.
@@ -163,6 +170,7 @@ def main():
             ),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             require_running=dict(type="bool", default=False),
+            obtain_certificates=dict(type="bool", default=False),
         ),
         required_if=[("state", "absent", ["name"])],
         supports_check_mode=True,
@@ -181,6 +189,7 @@ def main():
             name=p["name"],
             check_mode=module.check_mode,
             require_running=p["require_running"],
+            obtain=p["obtain_certificates"],
         )
     except EdgeConfigError as exc:
         module.fail_json(msg=str(exc))

@@ -31,6 +31,8 @@ from ansible_collections.supamanager.supabase.plugins.module_utils import _edge_
 
 DOMAIN = "edge.test"
 POOLER_HOST = f"pooler.{DOMAIN}"
+# The shared edge's cap on request bodies (the role's default is 50 MiB).
+MAX_BODY = 65536
 
 
 def free_port():
@@ -171,6 +173,17 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_POST(self):
+                try:
+                    received = len(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                    body = json.dumps({"upstream": upstream.name, "received": received}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the edge cut a body over its cap short and closed the connection
+
             def log_message(self, *args):
                 pass
 
@@ -246,6 +259,7 @@ def edge(tmp_path_factory, venv_env, caddy_installed):
             supamanager_edge_pooler_host=POOLER_HOST,
             supamanager_edge_pooler_session_port=free_port(),
             supamanager_edge_pooler_transaction_port=free_port(),
+            supamanager_edge_max_body_bytes=MAX_BODY,
         )
         try:
             yield e

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from .conftest import DOMAIN, POOLER_HOST, Edge, FakePooler, free_port, stop_edge
+from .conftest import DOMAIN, MAX_BODY, POOLER_HOST, Edge, FakePooler, free_port, stop_edge
 
 
 def test_each_name_reaches_its_own_upstream_and_nothing_else(edge, upstreams):
@@ -44,6 +44,27 @@ def test_the_daemon_route_of_the_edge_role_reaches_its_upstream(edge):
     assert code == 0, err
     assert json.loads(out)["upstream"] == "supamanagerd"
     assert json.loads((edge.dir / "routes" / "supamanagerd-api.json").read_text())["hosts"] == [f"api.{DOMAIN}"]
+
+
+def test_a_body_over_the_cap_gets_413_and_one_within_reaches_the_upstream(edge, upstreams, tmp_path):
+    upstream = upstreams("capped")
+    edge.route("tcap", [f"tcap.{DOMAIN}"], upstream.address)
+    try:
+        (tmp_path / "over").write_bytes(b"x" * (MAX_BODY + 1))
+        (tmp_path / "within").write_bytes(b"x" * MAX_BODY)
+        write_out = ("-o", str(tmp_path / "out"), "-w", "%{http_code}")
+        # With a Content-Length (Caddy 2.6 alone says 502 to this one) and in chunks.
+        for framing in ((), ("-H", "Transfer-Encoding: chunked")):
+            code, out, err = edge.curl(
+                f"tcap.{DOMAIN}", "/", "--data-binary", f"@{tmp_path / 'over'}", *framing, *write_out
+            )
+            assert (code, out) == (0, "413"), err
+            assert json.loads((tmp_path / "out").read_text()) == {"message": f"Request body over {MAX_BODY} bytes"}
+        code, out, err = edge.curl(f"tcap.{DOMAIN}", "/", "--data-binary", f"@{tmp_path / 'within'}", *write_out)
+        assert (code, out) == (0, "200"), err
+        assert json.loads((tmp_path / "out").read_text())["received"] == MAX_BODY
+    finally:
+        edge.unroute("tcap")
 
 
 def test_http_redirects_to_https_for_a_served_name_and_404_otherwise(edge, upstreams):

@@ -5,12 +5,25 @@ delete removes its routes and certificate.
 """
 
 import json
+import subprocess
 
 import pytest
 
 from tests.integration.role.conftest import random_ref
 
 from .conftest import DOMAIN, FakePooler
+
+
+def containers(ref):
+    """{service: (container id, environment)} of the project's containers."""
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=supamanager.project={ref}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    inspected = json.loads(
+        subprocess.run(["docker", "inspect", *ids], check=True, capture_output=True, text=True).stdout
+    )
+    return {c["Config"]["Labels"]["supamanager.service"]: (c["Id"], c["Config"]["Env"]) for c in inspected}
 
 
 @pytest.mark.docker
@@ -53,9 +66,8 @@ def test_a_project_answers_at_its_https_address_until_it_is_deleted(edge, host, 
 
     code, out, err = edge.curl(name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}")
     assert (code, out) == (0, "401"), err
-    code, out, err = edge.curl(
-        name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"apikey: {env['ANON_KEY']}"
-    )
+    apikey = ("-H", f"apikey: {env['ANON_KEY']}")
+    code, out, err = edge.curl(name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}", *apikey)
     assert (code, out) == (0, "200"), err
     code, out, err = edge.curl(
         name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", scheme="http"
@@ -69,7 +81,7 @@ def test_a_project_answers_at_its_https_address_until_it_is_deleted(edge, host, 
     edge.route("other", [f"other.{DOMAIN}"], other.address)
     edge.pooler_route("other-db", "other-ref", other_pooler.address, other_pooler.address)
     try:
-        code, out, err = edge.curl(f"other.{DOMAIN}", "/rest/v1/", "-H", f"apikey: {env['ANON_KEY']}")
+        code, out, err = edge.curl(f"other.{DOMAIN}", "/rest/v1/", *apikey)
         assert code == 0, err
         assert json.loads(out)["upstream"] == "other"
         code, out, err = edge.psql("postgres.other-ref", password)
@@ -80,6 +92,46 @@ def test_a_project_answers_at_its_https_address_until_it_is_deleted(edge, host, 
     finally:
         edge.unroute("other")
         edge.unroute("other-db")
+
+    # A custom hostname (the role variable; supamanagerd's activate and delete run the same
+    # playbook): the edge serves it with its own certificate, the URLs follow it, and only the
+    # containers whose environment held the old URL are recreated.
+    before = containers(ref)
+    held_url = {service for service, (_, environment) in before.items() if any(url in v for v in environment)}
+    custom = f"www.{ref}.custom.test"
+    custom_url = f"https://{custom}:{edge.https_port}"
+    custom_certificate = edge.dir / "data" / "certificates" / "local" / custom
+    host.playbook("hostname", ref, supabase_custom_hostname=custom, **project_vars)
+    env = host.dotenv(ref)
+    assert (env["API_EXTERNAL_URL"], env["SUPABASE_PUBLIC_URL"], env["SITE_URL"]) == (custom_url,) * 3
+    assert json.loads((host.project_dir(ref) / "project.json").read_text())["custom_hostname"] == custom
+    assert json.loads((edge.dir / "routes" / f"project-{ref}.json").read_text())["hosts"] == sorted([name, custom])
+    code, out, err = edge.curl(custom, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}", *apikey)
+    assert (code, out) == (0, "200"), err  # curl verified the certificate for the custom name
+    assert (custom_certificate / f"{custom}.crt").exists()
+    after = containers(ref)
+    assert set(after) == set(before)
+    recreated = {service for service in before if after[service][0] != before[service][0]}
+    # Those of upstream's compose file that take API_EXTERNAL_URL, SITE_URL or SUPABASE_PUBLIC_URL.
+    assert held_url == {"auth", "functions", "storage", "studio"}
+    assert recreated == held_url, recreated
+    assert all(any(custom_url in v for v in after[service][1]) for service in held_url)
+
+    # A name under the edge's own base domain is refused before anything changes.
+    proc = host.playbook("hostname", ref, check=False, supabase_custom_hostname=f"shop.{DOMAIN}", **project_vars)
+    assert proc.returncode != 0 and "outside the edge's base domain" in proc.stdout, proc.stdout[-2000:]
+    assert host.dotenv(ref)["API_EXTERNAL_URL"] == custom_url
+    assert containers(ref) == after
+
+    # Removed: the URLs go back, the route and the certificate of the name are gone.
+    host.playbook("hostname", ref, supabase_custom_hostname="", **project_vars)
+    assert host.dotenv(ref)["API_EXTERNAL_URL"] == url
+    assert json.loads((edge.dir / "routes" / f"project-{ref}.json").read_text())["hosts"] == [name]
+    assert not custom_certificate.exists()
+    code, _, err = edge.curl(custom, "/rest/v1/")
+    assert code == 35, err  # no certificate for it any more
+    code, out, err = edge.curl(name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}", *apikey)
+    assert (code, out) == (0, "200"), err
 
     host.playbook("delete", ref, delete_volumes=True, **project_vars)
     assert not (edge.dir / "routes" / f"project-{ref}.json").exists()

@@ -240,3 +240,43 @@ def test_require_running_fails_when_caddy_does_not_answer(tmp_path):
     with pytest.raises(ec.EdgeConfigError, match="does not answer"):
         ec.apply(str(root), require_running=True)
     assert not (root / "caddy.json").exists()
+
+
+def test_a_body_over_the_cap_is_answered_413_whatever_caddy_reports():
+    errors = servers(ec.build_config(SETTINGS, [ROUTE]))["edge-https"]["errors"]["routes"]
+    assert errors == [
+        {
+            "match": [{"expression": "{http.error.message}.contains('request body too large')"}],
+            "handle": [
+                {
+                    "handler": "static_response",
+                    "status_code": 413,
+                    "headers": {"Content-Type": ["application/json"]},
+                    "body": '{"message": "Request body over 1000 bytes"}',
+                }
+            ],
+        }
+    ]
+    uncapped = ec.build_config({**SETTINGS, "limits": {}}, [ROUTE])
+    assert "errors" not in servers(uncapped)["edge-https"]
+
+
+def test_a_name_a_route_no_longer_serves_loses_its_certificate(tmp_path):
+    root = edge_dir(tmp_path)
+    ec.apply(str(root), {**ROUTE, "hosts": ["shop.example.com", "www.shop.test"]})
+    local = root / "data" / "certificates" / "local"
+    for host in ("shop.example.com", "www.shop.test"):
+        (local / host).mkdir(parents=True)
+        (local / host / f"{host}.crt").write_text("x")
+    assert ec.apply(str(root), ROUTE)["route_changed"] is True
+    assert (local / "shop.example.com").exists() and not (local / "www.shop.test").exists()
+
+
+def test_obtaining_certificates_needs_a_running_caddy_and_gives_up_after_its_timeout(tmp_path):
+    root = edge_dir(tmp_path)
+    with pytest.raises(ec.EdgeConfigError, match="no certificate can be obtained"):
+        ec.apply(str(root), ROUTE, obtain=True)
+    # Nothing listens on this port: each handshake fails until the deadline.
+    settings = {**SETTINGS, "listen_address": "127.0.0.1", "https_port": 1}
+    with pytest.raises(ec.EdgeConfigError, match=r"no certificate for shop\.example\.com within 0s"):
+        ec.obtain_certificates(settings, ["shop.example.com"], timeout=0)
