@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
 from conftest import AUTH, wait_operation
 from official_check import EXERCISED, official_operation
@@ -37,8 +38,16 @@ UPSTREAM_CREATE = {
 }
 
 
+def deploy_form(path: str = "supabase/functions/hello/index.ts") -> aiohttp.FormData:
+    """What `supabase functions deploy hello --use-api` sends: the metadata part, one part per file."""
+    form = aiohttp.FormData()
+    form.add_field("metadata", json.dumps({"entrypoint_path": path, "name": "hello", "verify_jwt": True}))
+    form.add_field("file", b"Deno.serve(() => new Response('hi'))", filename=path)
+    return form
+
+
 async def call(client, method: str, url: str, status: int, **kwargs):
-    resp, body = await checked(client, method, url, headers=AUTH, **kwargs)
+    resp, body = await checked(client, method, url, headers={**AUTH, **kwargs.pop("headers", {})}, **kwargs)
     assert resp.status == status, (method, url, resp.status, body)
     return resp, body
 
@@ -121,6 +130,35 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     assert recorded["password"] == "new-password-1"
     await call(client, "PATCH", f"/v1/projects/{ref}/database/password", 400, json={"password": "a b"})
     await call(client, "PATCH", "/v1/projects/abcdefghijklmnopqrst/database/password", 404, json={"password": "x" * 9})
+
+    # Edge functions: written under the project's functions directory (the fake create makes none).
+    (settings.root / "projects" / ref / "volumes" / "functions").mkdir(parents=True)
+    fn, absent_fn = f"/v1/projects/{ref}/functions", "/v1/projects/abcdefghijklmnopqrst/functions"
+    _, deployed = await call(client, "POST", f"{fn}/deploy?slug=hello", 201, data=deploy_form())
+    assert (deployed["slug"], deployed["version"], deployed["verify_jwt"]) == ("hello", 1, True)
+    await call(client, "POST", f"{fn}/deploy?slug=hello", 400, data=deploy_form(path="../x.ts"))
+    await call(client, "POST", f"{fn}/deploy?slug=9lives", 400, data=deploy_form())
+    await call(client, "POST", f"{absent_fn}/deploy?slug=hello", 404, data=deploy_form())
+    eszip = {"data": b"ESZIP2", "headers": {"Content-Type": "application/vnd.denoland.eszip"}}
+    _, refused = await call(client, "POST", f"{fn}?slug=hello&name=hello", 400, **eszip)
+    assert "--use-api" in refused["message"]
+    _, made = await call(client, "POST", fn, 201, json={"slug": "other", "name": "Other", "body": "Deno.serve(() => 1)"})
+    assert (made["slug"], made["entrypoint_path"], made["version"]) == ("other", "index.ts", 1)
+    await call(client, "POST", fn, 409, json={"slug": "other", "name": "Other", "body": "x"})
+    await call(client, "POST", fn, 400, json={"slug": "other", "name": "Other"})
+    _, listed = await call(client, "GET", fn, 200)
+    assert [f["slug"] for f in listed] == ["hello", "other"]
+    await call(client, "GET", absent_fn, 404)
+    _, got = await call(client, "GET", f"{fn}/hello", 200)
+    assert got == deployed
+    await call(client, "GET", f"{fn}/nope", 404)
+    _, updated = await call(client, "PATCH", f"{fn}/hello", 200, json={"verify_jwt": False})
+    assert (updated["version"], updated["verify_jwt"], updated["id"]) == (2, False, deployed["id"])
+    await call(client, "PATCH", f"{fn}/hello", 400, json={"verify_jwt": "no"})
+    await call(client, "PATCH", f"{fn}/hello?name=x", 400, **eszip)
+    await call(client, "PATCH", f"{fn}/nope", 404, json={})
+    await call(client, "DELETE", f"{fn}/other", 200)
+    await call(client, "DELETE", f"{fn}/other", 404)
 
     # Lifecycle: 200 as upstream
     resp, _ = await call(client, "POST", f"/v1/projects/{ref}/pause", 200)

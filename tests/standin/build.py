@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 
 import yaml
 
@@ -129,7 +130,9 @@ ENV PG_META_PORT=8080 NODE_ENV=production
 EXPOSE 8080
 CMD ["node", "dist/server/server.js"]
 """,
+    # A real Deno (from PyPI's `deno` wheel, deno_binary()) runs the project's functions.
     "functions": """\
+COPY deno /usr/local/bin/deno
 RUN /opt/standin/files/install functions /usr/local/bin/edge-runtime \\
  && mkdir -p /home/deno/functions /root/.cache/deno
 EXPOSE 9000
@@ -286,6 +289,36 @@ def npm_tree(directory):
     return target
 
 
+# The functions stand-in's Deno: the binary that PyPI's `deno` wheel ships (no other download).
+DENO_VERSION = "2.9.8"
+
+
+def deno_binary():
+    """The Deno executable, from the pinned wheel, downloaded and unpacked once into the cache."""
+    target = CACHE / f"deno-{DENO_VERSION}" / "deno"
+    if target.is_file():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = pathlib.Path(tempfile.mkdtemp(prefix="deno-", dir=CACHE))
+    try:
+        log(f"pip download deno=={DENO_VERSION} (once)")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+             "--platform", "manylinux_2_27_x86_64", "-d", str(partial), f"deno=={DENO_VERSION}"],
+            check=True,
+        )  # fmt: skip
+        (wheel,) = partial.glob("deno-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(f"deno-{DENO_VERSION}.data/scripts/deno")
+        (partial / "deno").write_bytes(data)
+        (partial / "deno").chmod(0o755)
+        (partial / wheel.name).unlink()
+        partial.rename(target.parent)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 # Services whose image holds an npm tree: the directory under tests/standin/ with its lock file.
 NPM_TREES = {"meta": "meta"}
 
@@ -302,6 +335,8 @@ def build_service(service, upstream, base_key, inputs, force):
         if service in NPM_TREES:
             tree = npm_tree(HERE / NPM_TREES[service])
             shutil.copytree(tree, pathlib.Path(ctx) / "postgres-meta", symlinks=True)
+        if service == "functions":
+            shutil.copy(deno_binary(), pathlib.Path(ctx) / "deno")
         (pathlib.Path(ctx) / "Dockerfile").write_text(dockerfile)
         proc = docker(
             "build",

@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -856,24 +857,11 @@ def mode_functions(args):
         os.path.exists(os.path.join(main_service, f)) for f in ("index.ts", "index.js", "index.tsx", "index.mjs")
     ):
         die(f"could not find an appropriate entrypoint in the main service {main_service}")
-    functions_root = os.path.dirname(main_service.rstrip("/"))
-    verify = is_true(env("VERIFY_JWT", "false"))
-    secret = env("JWT_SECRET")
-
-    def app(req):
-        name = req.path.strip("/").split("/", 1)[0]
-        if req.method == "OPTIONS":
-            return respond(200, "ok", {"Access-Control-Allow-Origin": "*"})
-        if verify:
-            try:
-                verify_jwt(bearer_token(req.headers), secret)
-            except JwtError as exc:
-                return respond(401, {"msg": f"Invalid JWT: {exc}"})
-        if not name or not IDENT.match(name.replace("-", "_")) or not os.path.isdir(os.path.join(functions_root, name)):
-            return respond(404, {"error": "function not found"})
-        return respond(200, {"function": name, "method": req.method, "standin": True})
-
-    serve("", port, app)
+    # The runtime is a real Deno (copied into the image at build, build.py): runtime.js runs the main
+    # service with upstream's EdgeRuntime.userWorkers, each function in a Deno process of its own.
+    deno = shutil.which("deno") or die("deno is not installed in this image")
+    runtime = os.path.join(os.path.dirname(os.path.abspath(__file__)), "files", "functions", "runtime.js")
+    os.execv(deno, [deno, "run", "--allow-all", "--no-prompt", "--quiet", runtime, main_service, str(port)])  # noqa: S606
 
 
 # ---------------------------------------------------------------------------------------------

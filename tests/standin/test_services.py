@@ -194,7 +194,11 @@ def test_storage_keeps_objects_in_the_file_backend(running):
 def test_functions_answer_for_existing_functions_only(running):
     functions = running["functions"]
     headers = {"Authorization": f"Bearer {kit.ANON_KEY}"}
-    assert kit.http("GET", functions.url(9000, "/hello"), headers)[0] == 200
+    status, _, body = kit.http("GET", functions.url(9000, "/hello/x?y=1"), headers)
+    # What the sample function itself answers, run by a real Deno in a user worker of its own with
+    # the environment the main service passed on.
+    assert (status, body["hello"], body["deno"]) == (200, "/hello/x", "2.9.8"), body
+    assert body["url"] == kit.service_env("functions")["SUPABASE_URL"]
     assert kit.http("GET", functions.url(9000, "/nope"), headers)[0] == 404
     assert kit.http("GET", functions.url(9000, "/hello"))[0] == 401
 
@@ -302,7 +306,9 @@ def test_a_schema_the_service_migrates_into_must_be_usable(stack, db, service, e
 @pytest.mark.parametrize("service", [s for s in SERVICES if s != "meta"])
 def test_pid_1_exits_within_a_second_on_sigterm(running, service):
     container = running[service]
-    assert "standin.py" in container.exec("cat", "/proc/1/cmdline").stdout
+    # functions: the stand-in hands PID 1 over to Deno, which runs the runtime (runtime.js).
+    program = "runtime.js" if service == "functions" else "standin.py"
+    assert program in container.exec("cat", "/proc/1/cmdline").stdout
     assert container.stop_within_a_second(), container.logs()
 
 

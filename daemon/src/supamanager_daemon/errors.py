@@ -40,6 +40,12 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class TooLarge(DomainError):
+    """An upload is over its limit (an edge function's files); nothing was written."""
+
+    code = "too_large"
+
+
 class Conflict(DomainError):
     code = "conflict"
 

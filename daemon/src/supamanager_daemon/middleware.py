@@ -24,6 +24,7 @@ STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.TooLarge, 413),
     (errors.TooManyFailedAttempts, 429),
     (errors.Unavailable, 503),
 )

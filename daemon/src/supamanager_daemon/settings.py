@@ -85,6 +85,8 @@ class Settings:
     # than this is cancelled; a result larger than this (as JSON) is refused. Both are a 400.
     sql_statement_timeout: float = 30.0
     sql_max_result_bytes: int = 10 * 1024 * 1024
+    # An edge function deploy: the files of one upload together (upstream's limit is 20 MB).
+    function_max_bytes: int = 20 * 1024 * 1024
     # Extra vars for every playbook (e.g. a port range); set in the config file only.
     playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -158,6 +160,7 @@ def _coerce(name: str, value: Any) -> Any:
         "max_projects",
         "auth_failures_per_minute",
         "sql_max_result_bytes",
+        "function_max_bytes",
     )
     if name in at_least_one and value < 1:
         raise SettingsError(f"setting {name!r} must be at least 1")

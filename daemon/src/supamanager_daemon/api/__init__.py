@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, database, fleet, operations, organizations, platform, projects, tokens, usage
+from . import backups, database, fleet, functions, operations, organizations, platform, projects, tokens, usage
 from .routing import Operation, add_routes
 
 # In the order the document lists them.
@@ -18,6 +18,7 @@ TAGS = (
     database.api,
     organizations.api,
     backups.api,
+    functions.api,
     operations.api,
     fleet.api,
     usage.api,
