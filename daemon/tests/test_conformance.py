@@ -38,11 +38,11 @@ UPSTREAM_CREATE = {
 }
 
 
-def deploy_form(path: str = "supabase/functions/hello/index.ts") -> aiohttp.FormData:
+def deploy_form(path: str = "supabase/functions/hello/index.ts", source: bytes = b"Deno.serve(() => 1)"):
     """What `supabase functions deploy hello --use-api` sends: the metadata part, one part per file."""
     form = aiohttp.FormData()
     form.add_field("metadata", json.dumps({"entrypoint_path": path, "name": "hello", "verify_jwt": True}))
-    form.add_field("file", b"Deno.serve(() => new Response('hi'))", filename=path)
+    form.add_field("file", source, filename=path)
     return form
 
 
@@ -137,12 +137,15 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     _, deployed = await call(client, "POST", f"{fn}/deploy?slug=hello", 201, data=deploy_form())
     assert (deployed["slug"], deployed["version"], deployed["verify_jwt"]) == ("hello", 1, True)
     await call(client, "POST", f"{fn}/deploy?slug=hello", 400, data=deploy_form(path="../x.ts"))
+    oversized = b"/" * (settings.function_max_bytes + 1)
+    await call(client, "POST", f"{fn}/deploy?slug=hello", 413, data=deploy_form(source=oversized))
     await call(client, "POST", f"{fn}/deploy?slug=9lives", 400, data=deploy_form())
     await call(client, "POST", f"{absent_fn}/deploy?slug=hello", 404, data=deploy_form())
     eszip = {"data": b"ESZIP2", "headers": {"Content-Type": "application/vnd.denoland.eszip"}}
     _, refused = await call(client, "POST", f"{fn}?slug=hello&name=hello", 400, **eszip)
     assert "--use-api" in refused["message"]
-    _, made = await call(client, "POST", fn, 201, json={"slug": "other", "name": "Other", "body": "Deno.serve(() => 1)"})
+    other = {"slug": "other", "name": "Other", "body": "Deno.serve(() => 1)"}
+    _, made = await call(client, "POST", fn, 201, json=other)
     assert (made["slug"], made["entrypoint_path"], made["version"]) == ("other", "index.ts", 1)
     await call(client, "POST", fn, 409, json={"slug": "other", "name": "Other", "body": "x"})
     await call(client, "POST", fn, 400, json={"slug": "other", "name": "Other"})
@@ -150,7 +153,8 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     assert [f["slug"] for f in listed] == ["hello", "other"]
     await call(client, "GET", absent_fn, 404)
     _, got = await call(client, "GET", f"{fn}/hello", 200)
-    assert got == deployed
+    assert got == deployed  # the refused deploys changed nothing
+    assert not (settings.root / "projects" / ref / "volumes" / "x.ts").exists()
     await call(client, "GET", f"{fn}/nope", 404)
     _, updated = await call(client, "PATCH", f"{fn}/hello", 200, json={"verify_jwt": False})
     assert (updated["version"], updated["verify_jwt"], updated["id"]) == (2, False, deployed["id"])

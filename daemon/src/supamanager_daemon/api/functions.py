@@ -46,7 +46,8 @@ ESZIP_REFUSED = (
 _ERRORS = (400, 404, 409, 413)
 
 
-async def _project(request: web.Request) -> tuple[str, Any]:
+async def writable_project(request: web.Request) -> tuple[str, Any]:
+    """The project's ref and the settings; 409 while an operation replaces the project's files."""
     project = await load_project(request)
     ref = project["ref"]
     for op in await request.app[keys.STORE].active_operations():
@@ -135,7 +136,7 @@ async def list_functions(request: web.Request) -> list[dict[str, Any]]:
 )
 async def deploy_function(request: web.Request, query: DeployFunctionQuery) -> dict[str, Any]:
     _refuse_eszip(request)
-    ref, settings = await _project(request)
+    ref, settings = await writable_project(request)
     if query.slug is not None:
         functions.check_slug(query.slug)
     meta, files = await _multipart(request, settings.function_max_bytes)
@@ -155,7 +156,7 @@ async def deploy_function(request: web.Request, query: DeployFunctionQuery) -> d
 )
 async def create_function(request: web.Request) -> dict[str, Any]:
     _refuse_eszip(request)
-    ref, settings = await _project(request)
+    ref, settings = await writable_project(request)
     try:
         body = V1CreateFunctionBody.model_validate(await read_json(request))
     except pydantic.ValidationError as exc:
@@ -194,7 +195,7 @@ async def get_function(request: web.Request) -> dict[str, Any]:
 )
 async def update_function(request: web.Request, query: UpdateFunctionQuery) -> dict[str, Any]:
     _refuse_eszip(request)
-    ref, settings = await _project(request)
+    ref, settings = await writable_project(request)
     slug = request.match_info["function_slug"]
     record = await asyncio.to_thread(functions.get_function, settings, ref, slug)
     body = V1UpdateFunctionBody()
@@ -224,5 +225,5 @@ async def update_function(request: web.Request, query: UpdateFunctionQuery) -> d
     errors=(404, 409),
 )
 async def delete_function(request: web.Request) -> None:
-    ref, settings = await _project(request)
+    ref, settings = await writable_project(request)
     await asyncio.to_thread(functions.delete, settings, ref, request.match_info["function_slug"])
