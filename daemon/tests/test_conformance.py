@@ -10,6 +10,7 @@ test_clients.py and test_database_api.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import aiohttp
@@ -151,6 +152,10 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "POST", fn, 400, json={"slug": "other", "name": "Other"})
     _, listed = await call(client, "GET", fn, 200)
     assert [f["slug"] for f in listed] == ["hello", "other"]
+    _, bulk = await call(client, "PUT", fn, 200, json=listed)  # what the CLI sends after deploying both
+    assert bulk["functions"] == listed
+    await call(client, "PUT", fn, 404, json=[{**listed[0], "slug": "nope"}])
+    await call(client, "PUT", fn, 400, json={"slug": "hello"})
     await call(client, "GET", absent_fn, 404)
     _, got = await call(client, "GET", f"{fn}/hello", 200)
     assert got == deployed  # the refused deploys changed nothing
@@ -163,6 +168,31 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "PATCH", f"{fn}/nope", 404, json={})
     await call(client, "DELETE", f"{fn}/other", 200)
     await call(client, "DELETE", f"{fn}/other", 404)
+
+    # Secrets of the functions: beside the project's other secrets (the fake create makes no directory).
+    (settings.root / "secrets" / ref).mkdir(parents=True)
+    sec = f"/v1/projects/{ref}/secrets"
+    _, listed = await call(client, "GET", sec, 200)
+    assert listed == []
+    await call(client, "POST", sec, 201, json=[{"name": "A", "value": "1"}, {"name": "B_2", "value": "two"}])
+    _, refused = await call(
+        client, "POST", sec, 400, json=[{"name": "C", "value": "3"}, {"name": "SUPABASE_X", "value": "x"}]
+    )
+    assert "SUPABASE_" in refused["message"]
+    await call(client, "POST", sec, 400, json=[{"name": "1A", "value": "x"}])
+    await call(client, "POST", sec, 400, json=[{"name": "A", "value": 1}])
+    await call(client, "POST", "/v1/projects/abcdefghijklmnopqrst/secrets", 404, json=[{"name": "A", "value": "1"}])
+    _, listed = await call(client, "GET", sec, 200)
+    # digests, never values; the refused requests changed nothing (no C)
+    assert [(s["name"], s["value"]) for s in listed] == [
+        ("A", hashlib.sha256(b"1").hexdigest()),
+        ("B_2", hashlib.sha256(b"two").hexdigest()),
+    ]
+    await call(client, "DELETE", sec, 200, json=["A"])
+    _, listed = await call(client, "GET", sec, 200)
+    assert [s["name"] for s in listed] == ["B_2"]
+    await call(client, "DELETE", sec, 400, json="A")
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/secrets", 404)
 
     # Lifecycle: 200 as upstream
     resp, _ = await call(client, "POST", f"/v1/projects/{ref}/pause", 200)

@@ -5,8 +5,11 @@ test_conformance.py; the files' contract in test_functions_units.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
+import stat
 import subprocess
 import urllib.error
 import urllib.request
@@ -21,7 +24,8 @@ GREETING = "export const greeting = (name: string) => `Hello ${name}`;\n"
 HELLO = """import { greeting } from "../_shared/greeting.ts";
 Deno.serve(async (req: Request) => {
   const body = req.method === "POST" ? await req.json().catch(() => ({})) : {};
-  return Response.json({ message: greeting(body.name ?? "nobody"), edition: EDITION, deno: Deno.version.deno });
+  const env = { a: Deno.env.get("A") ?? null, b: Deno.env.get("B") ?? null };
+  return Response.json({ message: greeting(body.name ?? "nobody"), edition: EDITION, deno: Deno.version.deno, ...env });
 });
 """
 
@@ -108,6 +112,22 @@ def test_the_official_cli_deploys_and_supabase_js_invokes_through_the_gateway(li
     assert (status, body["edition"]) == (200, 2), body
     assert functions_container(ref) == before
     assert daemon.request("GET", f"/v1/projects/{ref}/functions/hello")[1]["version"] == 2
+
+    # Secrets: reach the function without a restart, listed as digests, gone once unset.
+    value = "secret-" + secrets.token_hex(8)
+    cli("secrets", "set", "A=1", f"B={value}")
+    status, body = gateway(api_url, "/functions/v1/hello")
+    assert (status, body["a"], body["b"]) == (200, "1", value), body
+    listed = cli("secrets", "list")
+    assert hashlib.sha256(b"1").hexdigest() in listed and value not in listed
+    cli("secrets", "unset", "A", "--yes")
+    assert gateway(api_url, "/functions/v1/hello")[1]["a"] is None
+    assert functions_container(ref) == before
+    stored = daemon.root / "secrets" / ref / "functions" / "secrets.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    # never in the daemon's log, its store or any job's files (runner artifacts)
+    for path in [daemon.log, *daemon.data.rglob("*")]:
+        assert not path.is_file() or value.encode() not in path.read_bytes(), path
 
     assert "hello" in cli("functions", "list")
     cli("functions", "delete", "hello")

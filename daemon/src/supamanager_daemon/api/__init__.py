@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, database, fleet, functions, operations, organizations, platform, projects, tokens, usage
+from . import backups, database, fleet, functions, operations, organizations, platform, projects, secrets, tokens, usage
 from .routing import Operation, add_routes
 
 # In the order the document lists them.
@@ -19,6 +19,7 @@ TAGS = (
     organizations.api,
     backups.api,
     functions.api,
+    secrets.api,
     operations.api,
     fleet.api,
     usage.api,

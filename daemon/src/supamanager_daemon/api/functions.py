@@ -24,6 +24,8 @@ from ..errors import Conflict, InvalidRequest, TooLarge
 from ..projects import functions
 from ..shapes.functions import (
     ESZIP,
+    BulkUpdateFunctionBody,
+    BulkUpdateFunctionResponse,
     DeployFunctionQuery,
     DeployFunctionResponse,
     FunctionDeployMetadata,
@@ -168,6 +170,23 @@ async def create_function(request: web.Request) -> dict[str, Any]:
     if len(body.body.encode()) > settings.function_max_bytes:
         raise _too_large(settings.function_max_bytes)
     return await asyncio.to_thread(functions.deploy, settings, ref, slug, meta, {"index.ts": body.body.encode()})
+
+
+@api.put(
+    "/v1/projects/{ref}/functions",
+    "v1-bulk-update-functions",
+    "Bulk update functions",
+    description="What the CLI sends after deploying several functions with `bundleOnly=true`: here each deploy is"
+    " live already, so this answers the listed functions' records (404 for one that is not deployed).",
+    body=BulkUpdateFunctionBody,
+    response=BulkUpdateFunctionResponse,
+    errors=(404,),
+)
+async def bulk_update_functions(request: web.Request, body: BulkUpdateFunctionBody) -> dict[str, Any]:
+    project = await load_project(request)
+    settings = request.app[keys.SETTINGS]
+    records = [await asyncio.to_thread(functions.get_function, settings, project["ref"], f.slug) for f in body.root]
+    return {"functions": records}
 
 
 @api.get(

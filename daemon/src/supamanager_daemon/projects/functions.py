@@ -196,3 +196,67 @@ def delete(settings: Settings, ref: str, slug: str) -> dict[str, Any]:
         (directory / RECORD).unlink(missing_ok=True)
         shutil.rmtree(directory, ignore_errors=True)
     return record
+
+
+# -- secrets: the functions' environment ----------------------------------------------------------
+# <root>/secrets/<ref>/functions/secrets.json (0600, the directory 0700): {name: {value, updated_at}}.
+# The functions container mounts that directory read-only (roles/project/vars/main.yml) and the main
+# router passes the values to each worker's environment, a new worker whenever the file changes: no
+# restart. They sit beside the project's other secrets, so backups carry them encrypted, never in clear.
+SECRET_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SECRET_NAME_MAX = 256
+SECRET_VALUE_MAX = 24576
+
+
+def check_secret_name(name: str) -> str:
+    if name.upper().startswith("SUPABASE_"):
+        raise InvalidRequest("Secret name must not start with the SUPABASE_ prefix.", code="invalid_secret_name")
+    if not (SECRET_NAME_RE.fullmatch(name) and len(name) <= SECRET_NAME_MAX):
+        raise InvalidRequest(
+            f"secret names are letters, digits and _, not starting with a digit (at most {SECRET_NAME_MAX})",
+            code="invalid_secret_name",
+        )
+    return name
+
+
+def secrets_file(settings: Settings, ref: str) -> pathlib.Path:
+    return settings.root / "secrets" / ref / "functions" / "secrets.json"
+
+
+def read_secrets(settings: Settings, ref: str) -> dict[str, dict[str, str]]:
+    try:
+        found = json.loads(secrets_file(settings, ref).read_text())
+    except FileNotFoundError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _write_secrets(settings: Settings, ref: str, change) -> None:
+    path = secrets_file(settings, ref)
+    if not path.parent.parent.is_dir():
+        raise InvalidRequest(f"project {ref} has no secrets directory on its host yet", code="project_not_ready")
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    with open(path.parent / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        values = read_secrets(settings, ref)
+        change(values)
+        fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=path.parent)  # mkstemp: 0600 from the start
+        with os.fdopen(fd, "w") as out:
+            json.dump(values, out, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+
+def set_secrets(settings: Settings, ref: str, pairs: list[tuple[str, str]]) -> None:
+    for name, value in pairs:
+        check_secret_name(name)
+        if len(value) > SECRET_VALUE_MAX:
+            raise InvalidRequest(f"secret {name}'s value is longer than {SECRET_VALUE_MAX}", code="invalid_secret")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entries = {name: {"value": value, "updated_at": stamp} for name, value in pairs}
+    _write_secrets(settings, ref, lambda values: values.update(entries))
+
+
+def unset_secrets(settings: Settings, ref: str, names: list[str]) -> None:
+    _write_secrets(settings, ref, lambda values: [values.pop(name, None) for name in names])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from .common import Query, Request, omitted
 
@@ -31,6 +31,24 @@ class FunctionSlugResponse(FunctionResponse):
 
 class DeployFunctionResponse(FunctionResponse):
     pass
+
+
+class BulkUpdateFunction(BaseModel):
+    """One function of PUT .../functions: what the CLI's deploys answered (extra fields ignored)."""
+
+    id: str
+    slug: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    name: str
+    status: FunctionStatus
+    version: int
+
+
+class BulkUpdateFunctionBody(RootModel[list[BulkUpdateFunction]]):
+    pass
+
+
+class BulkUpdateFunctionResponse(BaseModel):
+    functions: list[FunctionResponse]
 
 
 class FunctionDeployMetadata(Request):
