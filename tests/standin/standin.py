@@ -405,6 +405,14 @@ def mode_db_entrypoint(args):
 # auth (GoTrue)
 
 
+# The providers GoTrue's /settings lists under `external` (besides email, on unless switched off).
+AUTH_PROVIDERS = (
+    "anonymous_users", "apple", "azure", "bitbucket", "discord", "facebook", "figma", "fly", "github", "gitlab",
+    "google", "keycloak", "kakao", "linkedin", "linkedin_oidc", "notion", "phone", "slack", "slack_oidc", "spotify",
+    "twitch", "twitter", "workos", "zoom",
+)  # fmt: skip
+
+
 def mode_auth(_args):
     require("GOTRUE_JWT_SECRET", "GOTRUE_DB_DRIVER", "API_EXTERNAL_URL", "GOTRUE_SITE_URL")
     db_url = env("GOTRUE_DB_DATABASE_URL") or env("DATABASE_URL")
@@ -423,12 +431,18 @@ def mode_auth(_args):
                 probe, {"version": "standin", "name": "GoTrue", "description": "stand-in for supabase/gotrue"}
             )
         if path == "/settings":
+            # As GoTrue answers it: each provider's switch from GOTRUE_EXTERNAL_<PROVIDER>_ENABLED.
+            external = {p: is_true(env(f"GOTRUE_EXTERNAL_{p.upper()}_ENABLED", "false")) for p in AUTH_PROVIDERS}
+            external["email"] = is_true(env("GOTRUE_EXTERNAL_EMAIL_ENABLED", "true"))
             return respond(
                 200,
                 {
-                    "external": {"email": is_true(env("GOTRUE_EXTERNAL_EMAIL_ENABLED", "true"))},
+                    "external": external,
                     "disable_signup": is_true(env("GOTRUE_DISABLE_SIGNUP", "false")),
                     "mailer_autoconfirm": is_true(env("GOTRUE_MAILER_AUTOCONFIRM", "false")),
+                    "phone_autoconfirm": is_true(env("GOTRUE_SMS_AUTOCONFIRM", "false")),
+                    "sms_provider": env("GOTRUE_SMS_PROVIDER", "twilio"),
+                    "saml_enabled": is_true(env("GOTRUE_SAML_ENABLED", "false")),
                 },
             )
         if path in ("/verify", "/callback", "/authorize", "/.well-known/jwks.json"):

@@ -109,6 +109,19 @@ def test_auth_checks_the_admin_role(running):
     assert kit.http("GET", url, {"Authorization": f"Bearer {kit.ANON_KEY}"})[0] == 403
 
 
+def test_auth_settings_report_the_switches_it_was_started_with(running, stack, db):
+    """GoTrue's /settings: what a settings change (sign-ups, providers) is observed through."""
+    _, _, default = kit.wait_http(running["auth"].url(9999, "/settings"))
+    assert default["disable_signup"] is False and default["external"]["email"] is True
+    assert default["external"]["github"] is False and default["mailer_autoconfirm"] is False
+    env = {"GOTRUE_DISABLE_SIGNUP": "true", "GOTRUE_EXTERNAL_GITHUB_ENABLED": "true"}
+    env["GOTRUE_MAILER_AUTOCONFIRM"] = "true"
+    changed = kit.start_service(stack, "auth", name="auth-settings", env=env)
+    _, _, settings = kit.wait_http(changed.url(9999, "/settings"))
+    assert settings["disable_signup"] is True and settings["mailer_autoconfirm"] is True
+    assert settings["external"]["github"] is True and settings["external"]["google"] is False
+
+
 def test_rest_reads_rows_as_the_role_of_the_key(running, todos):
     rest = running["rest"]
     status, _, rows = kit.http(
