@@ -57,7 +57,7 @@ _PLAYBOOK = """---
           'password': supabase_postgres_password | default(None),
           'backup_kind': supabase_backup_kind | default(None),
           'restore_point': supabase_backup_restore_point | default(None),
-          'public_host': supabase_public_host}} | to_json }}}}"
+          'public_host': supabase_public_host, 'instance_size': supabase_instance_size | default(None)}} | to_json }}}}"
         mode: "0600"
 {body}
     - name: Hold while asked to
@@ -85,8 +85,17 @@ _CREATE_BODY = """    - name: Make the project's directory
       ansible.builtin.copy:
         dest: "{{ supamanager_root }}/projects/{{ project_ref }}/project.json"
         content: "{{ {'ref': project_ref, 'services': ['db', 'kong'], 'api_url': 'http://localhost:54321',
-          'ports': {'kong_http': 54321}} | to_json }}"
+          'ports': {'kong_http': 54321}, 'instance_size': supabase_instance_size | default('')} | to_json }}"
         mode: "0644"
+"""
+# The fake resume takes a new size as the role does: into project.json.
+_RESUME_BODY = """    - name: Keep the new size in project.json as the role does
+      ansible.builtin.copy:
+        dest: "{{ supamanager_root }}/projects/{{ project_ref }}/project.json"
+        content: "{{ (lookup('ansible.builtin.file', supamanager_root ~ '/projects/' ~ project_ref ~ '/project.json')
+          | from_json) | combine({'instance_size': supabase_instance_size}) | to_json }}"
+        mode: "0644"
+      when: supabase_instance_size is defined
 """
 
 
@@ -122,7 +131,7 @@ def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
         ("password", "password.yml"),
         ("backup", "backup.yml"),
     ):
-        body = {"create": _CREATE_BODY, "backup": _BACKUP_BODY}.get(kind, "")
+        body = {"create": _CREATE_BODY, "backup": _BACKUP_BODY, "resume": _RESUME_BODY}.get(kind, "")
         (root / "playbooks" / playbook).write_text(_PLAYBOOK.format(kind=kind, body=body))
     return root
 
@@ -223,7 +232,8 @@ LIVE_PLAYBOOK_VARS = {
 @pytest.fixture(scope="session")
 def live_project(tmp_path_factory, supabase_clients):
     """A real supamanagerd (real playbooks, the engine of DOCKER_HOST, stand-in images) and one
-    project created through it by the official CLI (`projects create --db-password LIVE_DB_PASS`);
+    project created through it by the official CLI (`projects create --db-password LIVE_DB_PASS
+    --size micro`);
     deleted at the end of the session. The daemon's SQL limits are small (3 s, 100 kB) so that the
     tests can pass them. `daemon.ref` is the project."""
     from daemonproc import Daemon
@@ -255,6 +265,10 @@ def live_project(tmp_path_factory, supabase_clients):
             LIVE_DB_PASS,
             "--region",
             "us-east-1",
+            # the smallest the CLI offers (nano is its default, sent as no size; test_daemon_sizes.py
+            # runs a memory-hungry statement on it, then resizes it)
+            "--size",
+            "micro",
         )
         args += ("-o", "json")
         out = supabase(supabase_clients, daemon, LIVE_TOKEN, *args, tmp=tmp)

@@ -194,6 +194,33 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "DELETE", sec, 400, json="A")
     await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/secrets", 404)
 
+    # Billing: the compute size the create asked for (micro), a resize and back to nano.
+    assert json.loads((settings.root / f"vars-{ref}-create.json").read_text())["instance_size"] == "micro"
+    addons = f"/v1/projects/{ref}/billing/addons"
+    _, listed = await call(client, "GET", addons, 200)
+    assert [(a["type"], a["variant"]["id"]) for a in listed["selected_addons"]] == [("compute_instance", "ci_micro")]
+    assert len(listed["available_addons"][0]["variants"]) == 18
+    large = {"addon_type": "compute_instance", "addon_variant": "ci_large"}
+    resp, _ = await call(client, "PATCH", addons, 200, json=large)
+    await call(client, "PATCH", addons, 409, json={"addon_type": "compute_instance", "addon_variant": "ci_small"})
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"], op["params"]) == ("resize", "succeeded", {"instance_size": "large"}), op
+    assert json.loads((settings.root / f"vars-{ref}-resume.json").read_text())["instance_size"] == "large"
+    _, listed = await call(client, "GET", addons, 200)
+    assert listed["selected_addons"][0]["variant"]["meta"] == {"instance_size": "large"}
+    await call(client, "PATCH", addons, 400, json={"addon_type": "pitr", "addon_variant": "pitr_7"})
+    await call(client, "PATCH", addons, 400, json={"addon_type": "compute_instance", "addon_variant": "ci_huge"})
+    await call(client, "PATCH", "/v1/projects/abcdefghijklmnopqrst/billing/addons", 404,
+               json={"addon_type": "compute_instance", "addon_variant": "ci_small"})  # fmt: skip
+    await call(client, "DELETE", f"{addons}/ci_small", 400)
+    await call(client, "DELETE", "/v1/projects/abcdefghijklmnopqrst/billing/addons/ci_small", 404)
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/billing/addons", 404)
+    resp, _ = await call(client, "DELETE", f"{addons}/ci_large", 200)
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"], op["params"]) == ("resize", "succeeded", {"instance_size": "nano"}), op
+    _, listed = await call(client, "GET", addons, 200)
+    assert listed["selected_addons"] == []  # nano: no compute addon, as on the platform
+
     # Lifecycle: 200 as upstream
     resp, _ = await call(client, "POST", f"/v1/projects/{ref}/pause", 200)
     await wait_operation(client, resp.headers["X-Operation-Id"])

@@ -261,3 +261,23 @@ async def test_an_operation_recorded_is_queued_even_when_the_request_is_cancelle
     for _ in range(10):
         await asyncio.sleep(0)
     assert queued == [{"id": "op"}]
+
+
+def test_the_instance_sizes_are_the_documents_and_the_roles():
+    """One vocabulary: the official document's desired_instance_size enum, the daemon's shape, and the
+    role's table of limits (roles/project/defaults/main.yml) name the same sizes."""
+    import json
+
+    import yaml
+    from official_check import DOCUMENT
+    from supamanager_daemon.shapes.billing import COMPUTE_VARIANTS, INSTANCE_SIZES
+
+    document = json.loads(DOCUMENT.read_text())
+    body = document["components"]["schemas"]["V1CreateProjectBody"]["properties"]["desired_instance_size"]
+    assert tuple(body["enum"]) == INSTANCE_SIZES
+    addon = document["components"]["schemas"]["ApplyProjectAddonBody"]["properties"]["addon_variant"]["oneOf"][0]
+    assert set(addon["enum"]) == set(COMPUTE_VARIANTS)
+    defaults = yaml.safe_load((REPO / "roles" / "project" / "defaults" / "main.yml").read_text())
+    assert tuple(defaults["supabase_instance_sizes"]) == INSTANCE_SIZES
+    with pytest.raises(InvalidRequest):
+        parse_body(V1CreateProjectBody, {"name": "x", "desired_instance_size": "huge"})

@@ -17,6 +17,7 @@ import re
 import pytest
 from supamanager_daemon import models
 from supamanager_daemon.api import backups as backup_handlers
+from supamanager_daemon.api import billing as billing_handlers
 from supamanager_daemon.api import projects as handlers
 from supamanager_daemon.errors import DomainError
 from supamanager_daemon.fleet import healing
@@ -33,6 +34,7 @@ REQUESTS = {
     "restore_backup": backup_handlers.choose_restore_backup,
     # also the daemon's backup schedule's chooser (operations/backup_schedule.py)
     "backup": backup_handlers.choose_backup,
+    "resize": billing_handlers.choose_resize,
 }
 
 

@@ -21,6 +21,7 @@ PAUSING = "PAUSING"
 RESTARTING = "RESTARTING"
 RESTORE_FAILED = "RESTORE_FAILED"
 PAUSE_FAILED = "PAUSE_FAILED"
+RESIZING = "RESIZING"
 # Every status the Management API knows, in its document's order (the ones we never set included).
 STATUSES = (
     INACTIVE,
@@ -37,7 +38,7 @@ STATUSES = (
     RESTORE_FAILED,
     RESTARTING,
     PAUSE_FAILED,
-    "RESIZING",
+    RESIZING,
 )
 
 
@@ -72,6 +73,9 @@ KINDS = {
         Kind("backup", "backup.yml", ACTIVE_HEALTHY, ACTIVE_HEALTHY, ACTIVE_HEALTHY, "active"),
         # PATCH .../database/password: the services that use the password are recreated meanwhile.
         Kind("password", "password.yml", RESTARTING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
+        # PATCH .../billing/addons (compute_instance): resume.yml with the new supabase_instance_size
+        # recreates the containers whose limits change (api/billing.py).
+        Kind("resize", "resume.yml", RESIZING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it
         # stays ACTIVE_UNHEALTHY while the restart runs, as it is.
         Kind("heal", "restart.yml", ACTIVE_UNHEALTHY, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),

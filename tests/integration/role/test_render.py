@@ -52,7 +52,7 @@ def render(tmp_path, venv_env, ref, **extra):
                   ansible.builtin.include_role:
                     name: supamanager.supabase.project
                     tasks_from: "{{ item }}"
-                  loop: [env.yml, definition.yml, render.yml]
+                  loop: [env.yml, instance_size.yml, definition.yml, render.yml]
                 # The role writes them in the module run that starts the services (project_services,
                 # with the same module_utils); here, without Docker, project_files writes them.
                 - name: Write what the role rendered
@@ -245,9 +245,15 @@ def test_logs_can_be_turned_off_and_a_loaded_host_gets_one_start_period(tmp_path
         assert not set(service.get("depends_on", {})) & {"analytics", "vector"}
 
 
-def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repository(rendered, venv_env, tmp_path):
-    project_dir, _ = render(tmp_path, venv_env, "render-test")  # the agent runs by default
-    config = compose_config(project_dir, venv_env)
+@pytest.fixture(scope="module")
+def rendered_nano(tmp_path_factory, venv_env):
+    """Every service (the backup agent runs by default) at the smallest instance size."""
+    tmp_path = tmp_path_factory.mktemp("render-nano")
+    return tmp_path, render(tmp_path, venv_env, "render-test", supabase_instance_size="nano")[0]
+
+
+def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repository(rendered, rendered_nano, venv_env):
+    config = compose_config(rendered_nano[1], venv_env)
     assert len(config["services"]) == 14
     agent, db = config["services"]["backup"], config["services"]["db"]
     assert agent["image"] == db["image"] == "standin.local/supabase/postgres:15.8.1.085"
@@ -262,6 +268,40 @@ def test_the_backup_agent_streams_wal_from_the_database_image_into_the_repositor
     assert agent["init"] is True
     # off: no agent
     assert "backup" not in compose_config(rendered[0], venv_env)["services"]
+
+
+def test_an_instance_size_limits_every_service_and_a_run_without_one_keeps_it(rendered, rendered_nano, venv_env):
+    """nano: the database gets the size's memory (no swap) and CPUs, every other service its fixed
+    ceiling; project.json keeps the size and a later run without supabase_instance_size keeps it;
+    a project never given one has no limits."""
+    tmp_path, project_dir = rendered_nano
+    config = compose_config(project_dir, venv_env)
+    db = config["services"]["db"]
+    assert (db["mem_limit"], db["memswap_limit"], db["cpus"]) == (str(512 * 2**20), str(512 * 2**20), 0.5)
+    for name, service in config["services"].items():
+        if name != "db":
+            assert int(service["mem_limit"]) == int(service["memswap_limit"]) <= 2**30, name
+            assert 0 < service["cpus"] <= 1, name
+    assert json.loads((project_dir / "project.json").read_text())["instance_size"] == "nano"
+    again, _ = render(tmp_path, venv_env, "render-test")
+    assert compose_config(again, venv_env)["services"]["db"]["mem_limit"] == str(512 * 2**20)
+    for service in compose_config(rendered[0], venv_env)["services"].values():
+        assert "mem_limit" not in service and "cpus" not in service
+    assert json.loads((rendered[0] / "project.json").read_text())["instance_size"] == ""
+
+
+def test_an_unknown_instance_size_is_refused_before_anything_is_written(tmp_path, venv_env):
+    variables = {"project_ref": "render-x", "supamanager_root": str(tmp_path / "root")}
+    variables["supabase_instance_size"] = "huge"
+    proc = run(
+        ["ansible-playbook", str(_write_validate_playbook(tmp_path)), "-e", json.dumps(variables)],
+        env=venv_env,
+        check=False,
+    )
+    assert proc.returncode != 0
+    refused = "supabase_instance_size must be empty (the project's own) or one of nano, micro, small"
+    assert refused in one_line(proc.stdout)
+    assert not (tmp_path / "root").exists()
 
 
 @pytest.mark.parametrize("ref", ["ab", "Bad_Ref", "trail-", "x" * 41, "default\n"])

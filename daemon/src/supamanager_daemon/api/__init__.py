@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, database, fleet, functions, operations, organizations, platform, projects, secrets, tokens, usage
+from . import (
+    backups,
+    billing,
+    database,
+    fleet,
+    functions,
+    operations,
+    organizations,
+    platform,
+    projects,
+    secrets,
+    tokens,
+    usage,
+)
 from .routing import Operation, add_routes
 
 # In the order the document lists them.
@@ -20,6 +33,7 @@ TAGS = (
     backups.api,
     functions.api,
     secrets.api,
+    billing.api,
     operations.api,
     fleet.api,
     usage.api,

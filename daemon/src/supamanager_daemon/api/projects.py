@@ -154,6 +154,7 @@ async def create_project(request: web.Request, body: V1CreateProjectBody) -> Rep
                     organization_slug=organization,
                     region=body.region or DEFAULT_REGION,
                     max_projects=settings.max_projects,
+                    params={"instance_size": body.desired_instance_size} if body.desired_instance_size else None,
                 )
             except RefTaken:
                 continue

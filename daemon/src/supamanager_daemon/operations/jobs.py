@@ -107,6 +107,9 @@ class JobScheduler:
             # One knob for the host clients use: the daemon's database.host and the role's URLs.
             supabase_public_host=self.settings.public_host,
         )
+        if op["kind"] in ("create", "resize") and op["params"].get("instance_size"):
+            # One of the document's sizes (shapes/billing.py); the role checks it again.
+            extravars["supabase_instance_size"] = str(op["params"]["instance_size"])
         if op["kind"] == "heal":
             # Only the failing service and those that must follow it (healing.py); names checked there.
             extravars["supabase_restart_services"] = list(op["params"]["services"])

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from .. import models
 from ..fleet.status import HEALTH_SERVICES
+from .billing import InstanceSize
 from .common import ProjectStatus, Query, Request, omitted
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -46,7 +47,10 @@ class V1CreateProjectBody(Request):
     organization_id: str | None = Field(default=None, description="Deprecated upstream: `organization_slug`.")
     region: str | None = Field(default=None, description="A name for where it runs; default `local`.")
     region_selection: RegionSelection | None = Field(default=None, description=IGNORED)
-    desired_instance_size: str | None = Field(default=None, description=IGNORED)
+    desired_instance_size: InstanceSize | None = Field(
+        default=None,
+        description="The compute size (memory and CPU limits, roles/project README); absent: none, no limits.",
+    )
     kps_enabled: bool | None = Field(default=None, description=IGNORED)
     plan: str | None = Field(default=None, description=IGNORED)
     template_url: str | None = Field(default=None, description=IGNORED)

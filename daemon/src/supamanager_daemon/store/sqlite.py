@@ -227,9 +227,16 @@ class Store:
         )
 
     async def create_project(
-        self, *, ref: str, name: str, organization_slug: str, region: str, max_projects: int | None = None
+        self,
+        *,
+        ref: str,
+        name: str,
+        organization_slug: str,
+        region: str,
+        max_projects: int | None = None,
+        params: dict | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Insert a project and its create operation in one transaction (ProjectLimit past max_projects)."""
+        """Insert a project and its create operation (params) in one transaction (ProjectLimit past max_projects)."""
         kind = models.KINDS["create"]
 
         def tx(db: sqlite3.Connection):
@@ -245,7 +252,7 @@ class Store:
                 (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time()),
             )
             db.execute("INSERT INTO project_ids (ref) VALUES (?)", (ref,))
-            op = self._insert_operation(db, ref, "create", {})
+            op = self._insert_operation(db, ref, "create", params or {})
             return _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone()), op
 
         return await self._call(self._tx, tx)
