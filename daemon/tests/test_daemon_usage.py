@@ -132,6 +132,22 @@ def test_database_size_is_pg_database_size(truth):
     assert usage["latest"]["connections"] >= 1
 
 
+def test_volume_file_systems_are_as_full_as_df_says_and_the_agent_keeps_up_with_the_wal(truth):
+    """filesystem_used_ratio against df's Use% of each volume's mountpoint; the backup agent (on in the
+    live project) streams synchronously, so its slot holds less than a segment or two of WAL."""
+    api, usage, _, _, _, _ = truth
+    for volume in usage["latest"]["volumes"]:
+        mountpoint = json.loads(docker("volume", "inspect", f"supamanager-{api.ref}-{volume['name']}"))[0]["Mountpoint"]
+        df = subprocess.run(
+            ["df", "--output=pcent", mountpoint], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert abs(volume["filesystem_used_ratio"] * 100 - int(df.stdout.split()[-1].rstrip("%"))) <= 1, volume
+    assert usage["latest"]["filesystem_used_ratio"] == max(
+        v["filesystem_used_ratio"] for v in usage["latest"]["volumes"]
+    )
+    assert 0 <= usage["latest"]["wal_archive_lag_bytes"] < 64 * 2**20
+
+
 def test_disk_is_du_of_each_volume(truth):
     _, usage, _, _, volumes, _ = truth
     reported = {v["name"]: v["bytes"] for v in usage["latest"]["volumes"]}

@@ -29,7 +29,8 @@ def exported() -> set[str]:
     """Every series name /metrics can show: rendered with a project and a usage point that has every figure."""
     project = {"ref": "abcdefghijklmnopqrst", "status": models.ACTIVE_HEALTHY}
     figures = [field for _name, _kind, field, _help in USAGE_FAMILIES]
-    text = Metrics().render([project], 0, 0, 0, {}, {project["ref"]: dict.fromkeys(figures, 1)}, (1, 0))
+    point = {project["ref"]: dict.fromkeys(figures, 1)}
+    text = Metrics().render([project], 0, 0, 0, {}, point, (1, 0), {project["ref"]: 1.0})
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
@@ -77,3 +78,32 @@ def test_the_dashboard_imports_as_grafana_json():
     # Every per-project panel follows the dashboard's project picker.
     per_project = [t["expr"] for p in dashboard["panels"] for t in p["targets"] if "supamanager_project_" in t["expr"]]
     assert per_project and all('ref=~"$ref"' in expr for expr in per_project)
+
+
+def test_the_newest_completed_backup_of_each_project_is_exported(tmp_path):
+    """supamanager_project_last_backup_timestamp_seconds (SupamanagerBackupLate reads it): the newest
+    COMPLETED backup's start per project; a FAILED one, a manifest with an unreadable time and a
+    project without backups give none."""
+    from supamanager_daemon.metrics import count_backups
+    from supamanager_daemon.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", root=tmp_path / "root")
+    sick, good, none = "sicksicksicksicksick", "goodgoodgoodgoodgood", "nonenonenonenonenone"
+    for ref, backup_id, status, at in [
+        (good, 1, "COMPLETED", "2026-12-01T04:00:00Z"),
+        (good, 2, "COMPLETED", "2026-12-02T04:00:00.500Z"),
+        (good, 3, "FAILED", "2026-12-03T04:00:00Z"),
+        (sick, 4, "COMPLETED", "yesterday"),
+        (sick, 5, "COMPLETED", None),
+    ]:
+        archive = settings.root / "backups" / ref / "archive" / str(backup_id)
+        archive.mkdir(parents=True)
+        (archive / "backup.json").write_text(json.dumps({"id": backup_id, "status": status, "inserted_at": at}))
+    counts, newest = count_backups(settings, [good, sick, none])
+    assert counts == {"COMPLETED": 4, "FAILED": 1}
+    assert newest == {good: 1796184000.5}
+    projects = [{"ref": r, "status": models.ACTIVE_HEALTHY} for r in (good, sick)]
+    text = Metrics().render(projects, 0, 0, 0, counts, {}, (0, 0), {**newest, none: 1.0})
+    assert f'supamanager_project_last_backup_timestamp_seconds{{ref="{good}"}} 1796184000.5' in text
+    assert sick not in text.split("supamanager_project_last_backup_timestamp_seconds", 2)[2]
+    assert none not in text  # not a known project

@@ -14,7 +14,14 @@ import time
 import pytest
 from supamanager_daemon import models
 from supamanager_daemon.fleet.docker import DockerError
-from supamanager_daemon.fleet.usage import CgroupReading, Cgroups, UsageCollector, disk_usage, project_point
+from supamanager_daemon.fleet.usage import (
+    CgroupReading,
+    Cgroups,
+    UsageCollector,
+    disk_usage,
+    filesystem_used_ratio,
+    project_point,
+)
 from supamanager_daemon.projectdb import DatabaseUnavailable, Target
 from supamanager_daemon.store import Store
 
@@ -123,6 +130,7 @@ def test_disk_usage_counts_blocks_as_du_does(tmp_path):
 
 def test_disk_usage_of_a_missing_path_is_unknown(tmp_path):
     assert disk_usage(tmp_path / "absent") is None
+    assert filesystem_used_ratio(tmp_path / "absent") is None
 
 
 def test_project_point_sums_containers_and_derives_the_cpu_share():
@@ -157,6 +165,13 @@ def test_project_point_sums_containers_and_derives_the_cpu_share():
     assert project_point(containers[:1], [], None, at=120.0, previous=first)["cpu_share"] is None
     limited = [{**c, "memory_limit_bytes": 1000} for c in containers]
     assert project_point(limited, [], None, at=1.0, previous=None)["memory_limit_bytes"] == 2000
+    # the fullest container against its own limit (db: 100 of 1000; rest has none)
+    assert first["memory_limit_ratio"] == 0.1 and point["memory_limit_ratio"] == 0.1
+    assert project_point(containers[1:], [], None, at=1.0, previous=None)["memory_limit_ratio"] is None
+    sized = [{"name": "db-data", "bytes": 1, "filesystem_used_ratio": 0.5}, {"name": "s", "bytes": 1}]
+    sized.append({"name": "t", "bytes": 1, "filesystem_used_ratio": 0.875})
+    assert project_point([], sized, None, at=1.0, previous=None)["filesystem_used_ratio"] == 0.875
+    assert first["filesystem_used_ratio"] is None and first["wal_archive_lag_bytes"] is None
     empty = project_point([], [], None, at=1.0, previous=None)
     assert empty["cpu_seconds"] is None and empty["memory_bytes"] is None and empty["disk_bytes"] is None
 
@@ -190,7 +205,8 @@ class FakeDatabases:
         assert read_only
         if ref == "downdownddowndowndow":
             raise DatabaseUnavailable("the project's database does not answer")
-        return [{"size": 12345678, "connections": 4}]
+        # the backup agent's slot a little behind; a project without the agent has no row (None)
+        return [{"size": 12345678, "connections": 4, "wal_lag": 2048 if ref.startswith("up") else None}]
 
 
 def container(cid: str, ref: str, service: str, state: str = "running") -> dict:
@@ -270,8 +286,14 @@ async def test_a_cycle_asks_docker_twice_and_skips_a_container_gone_since_the_li
         assert sorted(databases.asked) == sorted([up, down])  # the paused project's database is not asked
         assert [c["service"] for c in points[up]["containers"]] == ["db"]
         assert points[up]["memory_bytes"] == 4947968
-        assert points[up]["volumes"] == [{"name": "db-data", "bytes": du_bytes(volume_dir)}]
+        (volume,) = points[up]["volumes"]
+        assert (volume["name"], volume["bytes"]) == ("db-data", du_bytes(volume_dir))
+        # how full its file system is, as df says (Use%, rounded up there)
+        df = subprocess.run(["df", "--output=pcent", str(volume_dir)], capture_output=True, text=True, check=True)
+        assert abs(volume["filesystem_used_ratio"] * 100 - int(df.stdout.split()[-1].rstrip("%"))) <= 1
+        assert points[up]["filesystem_used_ratio"] == volume["filesystem_used_ratio"]
         assert (points[up]["database_size_bytes"], points[up]["connections"]) == (12345678, 4)
+        assert points[up]["wal_archive_lag_bytes"] == 2048
         assert points[down]["database_size_bytes"] is None and points[down]["containers"] == []
         assert points[paused]["memory_bytes"] is None
         assert (await store.usage_history(up)) == [points[up]]

@@ -43,6 +43,12 @@ USAGE_FAMILIES = (
     ("supamanager_project_disk_bytes", "gauge", "disk_bytes", "Disk in use by the project's volumes."),
     ("supamanager_project_database_size_bytes", "gauge", "database_size_bytes", "pg_database_size of its database."),
     ("supamanager_project_database_connections", "gauge", "connections", "Client connections to its database."),
+    ("supamanager_project_filesystem_used_ratio", "gauge", "filesystem_used_ratio",
+     "The fullest file system holding one of its volumes (0-1, as df counts Use%)."),
+    ("supamanager_project_memory_limit_ratio", "gauge", "memory_limit_ratio",
+     "The highest memory / limit of its containers that have a memory limit (0-1)."),
+    ("supamanager_project_wal_archive_lag_bytes", "gauge", "wal_archive_lag_bytes",
+     "WAL its database holds that the backup agent has not archived yet."),
 )  # fmt: skip
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -129,6 +135,7 @@ class Metrics:
         backups: dict[str, int] | None = None,
         usage: dict[str, dict[str, Any]] | None = None,
         usage_counts: tuple[int, int] = (0, 0),
+        newest_backups: dict[str, float] | None = None,
     ) -> str:
         lines: list[str] = []
 
@@ -182,6 +189,14 @@ class Metrics:
             for ref, point in points:
                 if point.get(field) is not None:
                     lines.append(f"{name}{_labels({'ref': ref})} {_num(point[field])}")
+        family(
+            "supamanager_project_last_backup_timestamp_seconds",
+            "gauge",
+            "When its newest COMPLETED backup started (unix time); only projects that have one.",
+        )
+        for ref, at in sorted((newest_backups or {}).items()):
+            if ref in known:
+                lines.append(f"supamanager_project_last_backup_timestamp_seconds{_labels({'ref': ref})} {_num(at)}")
         family("supamanager_usage_collections_total", "counter", "Usage collections done.")
         lines.append(f"supamanager_usage_collections_total {usage_counts[0]}")
         family("supamanager_usage_errors_total", "counter", "Usage collections that failed (Docker unreachable, ...).")
@@ -192,21 +207,29 @@ class Metrics:
 METRICS = web.AppKey("metrics", Metrics)
 
 
-def count_backups(settings: Settings, refs: list[str]) -> dict[str, int]:
-    """Published backups by status, over the projects' repositories."""
+def count_backups(settings: Settings, refs: list[str]) -> tuple[dict[str, int], dict[str, float]]:
+    """Published backups by status, over the projects' repositories, and each project's newest
+    COMPLETED backup (unix time it started; a project without one is left out)."""
     counts: dict[str, int] = {}
+    newest: dict[str, float] = {}
     for ref in refs:
         for manifest in read_backups(settings, ref):
             status = str(manifest.get("status"))
             counts[status] = counts.get(status, 0) + 1
-    return counts
+            try:  # a manifest is the role's file: a time it cannot read is no time
+                at = _parse_time(manifest.get("inserted_at")) if status == "COMPLETED" else None
+            except (TypeError, ValueError, AttributeError):
+                at = None
+            if at is not None:
+                newest[ref] = max(newest.get(ref, 0.0), at.timestamp())
+    return counts, newest
 
 
 async def render(app: web.Application) -> str:
     """The exposition text now: counters from memory, the projects-by-status gauge from the store,
     the backups-by-status gauge from the host's backup repository."""
     projects = await app[keys.STORE].list_projects()
-    backups = await asyncio.to_thread(count_backups, app[keys.SETTINGS], [p["ref"] for p in projects])
+    backups, newest = await asyncio.to_thread(count_backups, app[keys.SETTINGS], [p["ref"] for p in projects])
     jobs, usage = app[keys.JOBS], app[keys.USAGE]
     return app[METRICS].render(
         projects,
@@ -216,6 +239,7 @@ async def render(app: web.Application) -> str:
         backups,
         usage.latest,
         (usage.cycles, usage.errors),
+        newest,
     )
 
 

@@ -8,8 +8,10 @@ databases:
   `memory.max_usage_in_bytes`, `memory.limit_in_bytes`, `cpuacct.usage`), chosen by what exists;
 - network bytes per container from `/proc/<pid>/net/dev` of a process of its cgroup (`cgroup.procs`):
   its own network namespace's interfaces but `lo`;
-- disk per volume: the blocks in use under its mountpoint, as `du` counts them (hard links once);
-- the database's size (`pg_database_size`) and its client connections, over the daemon's pools.
+- disk per volume: the blocks in use under its mountpoint, as `du` counts them (hard links once), and
+  how full the file system holding it is (`statvfs`, as `df` counts Use%);
+- the database's size (`pg_database_size`), its client connections and the WAL its backup agent has
+  not archived yet (the replication slot `supamanager_backup`), over the daemon's pools.
 
 A point per project and cycle goes into the store, which keeps `usage_retention_days` of them.
 A container gone between the list and the read, a volume the daemon may not read or a database
@@ -43,9 +45,13 @@ _NO_LIMIT = 1 << 62
 _DATABASE_UP = frozenset({models.ACTIVE_HEALTHY, models.ACTIVE_UNHEALTHY})
 # Databases asked at once in a cycle: a host of many projects is not asked all at the same moment.
 _DATABASES_AT_ONCE = 4
+# The backup agent's slot (roles/project, pg_receivewal): WAL the database holds for it, not yet
+# archived; no row (null) without the agent.
 _DATABASE_SQL = (
     "select pg_database_size(current_database()) as size,"
-    " (select count(*) from pg_stat_activity where backend_type = 'client backend') as connections"
+    " (select count(*) from pg_stat_activity where backend_type = 'client backend') as connections,"
+    " (select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint from pg_replication_slots"
+    " where slot_name = 'supamanager_backup') as wal_lag"
 )
 
 
@@ -162,6 +168,18 @@ def disk_usage(path: pathlib.Path) -> int | None:
     return total
 
 
+def filesystem_used_ratio(path: pathlib.Path) -> float | None:
+    """How full the file system holding path is, as `df` counts Use% (used / (used + available to
+    users)); None when it cannot be asked."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    used = st.f_blocks - st.f_bfree
+    usable = used + st.f_bavail
+    return round(used / usable, 4) if usable > 0 else None
+
+
 def _volume_name(ref: str, name: str) -> str:
     """The role's volume name `supamanager-<ref>-<volume>` as the volume's short name (db-data, ...)."""
     prefix = f"supamanager-{ref}-"
@@ -171,6 +189,11 @@ def _volume_name(ref: str, name: str) -> str:
 def _sum(values: Iterable[int | float | None]) -> Any:
     known = [v for v in values if v is not None]
     return sum(known) if known else None
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(max(known), 4) if known else None
 
 
 def project_point(
@@ -202,8 +225,13 @@ def project_point(
         "network_rx_bytes": _sum(c.get("network_rx_bytes") for c in containers),
         "network_tx_bytes": _sum(c.get("network_tx_bytes") for c in containers),
         "disk_bytes": _sum(v["bytes"] for v in volumes),
+        "filesystem_used_ratio": _max(v.get("filesystem_used_ratio") for v in volumes),
+        "memory_limit_ratio": _max(
+            c["memory_bytes"] / c["memory_limit_bytes"] for c in containers if c["memory_limit_bytes"]
+        ),
         "database_size_bytes": None if database is None else database["size"],
         "connections": None if database is None else database["connections"],
+        "wal_archive_lag_bytes": None if database is None else database.get("wal_lag"),
         "containers": containers,
         "volumes": volumes,
     }
@@ -249,7 +277,12 @@ class UsageCollector:
         except (ProjectDbError, OSError) as exc:
             log.info("usage of project %s: no database figures: %s", project["ref"], exc)
             return None
-        return {"size": int(rows[0]["size"]), "connections": int(rows[0]["connections"])}
+        lag = rows[0].get("wal_lag")
+        return {
+            "size": int(rows[0]["size"]),
+            "connections": int(rows[0]["connections"]),
+            "wal_lag": None if lag is None else max(0, int(lag)),
+        }
 
     def _read_host(self, refs: set[str], containers: list[dict[str, Any]], volumes: list[dict[str, Any]]):
         """Cgroup readings and volume sizes of the projects refs, by ref (in a thread: it reads
@@ -269,9 +302,16 @@ class UsageCollector:
             ref = (volume.get("Labels") or {}).get(PROJECT_LABEL)
             if ref not in refs or not volume.get("Mountpoint"):
                 continue
-            size = disk_usage(pathlib.Path(volume["Mountpoint"]))
+            mountpoint = pathlib.Path(volume["Mountpoint"])
+            size = disk_usage(mountpoint)
             if size is not None:
-                by_ref.setdefault(ref, ([], []))[1].append({"name": _volume_name(ref, volume["Name"]), "bytes": size})
+                by_ref.setdefault(ref, ([], []))[1].append(
+                    {
+                        "name": _volume_name(ref, volume["Name"]),
+                        "bytes": size,
+                        "filesystem_used_ratio": filesystem_used_ratio(mountpoint),
+                    }
+                )
         for found, sized in by_ref.values():
             found.sort(key=lambda c: c["service"])
             sized.sort(key=lambda v: v["name"])

@@ -23,6 +23,10 @@ class ContainerUsage(BaseModel):
 class VolumeUsage(BaseModel):
     name: str = Field(description="The volume of the project: db-data, db-config, storage-data, deno-cache.")
     bytes: int = Field(description="Disk blocks in use under its mountpoint, as `du -s` counts them.")
+    # Default null: points stored before the daemon asked the file system have none.
+    filesystem_used_ratio: float | None = Field(
+        None, description="How full the file system holding it is (0-1, as `df` counts Use%); null: unknown."
+    )
 
 
 class UsagePoint(BaseModel):
@@ -43,6 +47,16 @@ class UsagePoint(BaseModel):
     disk_bytes: int | None = Field(description="Its volumes' disk use, summed.")
     database_size_bytes: int | None = Field(description="`pg_database_size` of its database.")
     connections: int | None = Field(description="Client connections to its database (`pg_stat_activity`).")
+    # Default null: points stored before these were collected have none.
+    filesystem_used_ratio: float | None = Field(
+        None, description="The fullest file system holding one of its volumes (0-1, as `df` counts Use%)."
+    )
+    memory_limit_ratio: float | None = Field(
+        None, description="The highest memory / limit of its containers that have a limit (0-1); null: none has one."
+    )
+    wal_archive_lag_bytes: int | None = Field(
+        None, description="WAL its database holds that the backup agent has not archived yet; null: no agent."
+    )
 
 
 class UsageDetail(UsagePoint):
