@@ -16,6 +16,7 @@ from .fleet.healing import Healer, Policy
 from .fleet.poller import Poller
 from .fleet.usage import UsageCollector
 from .middleware import error_middleware
+from .notifications import Notifier
 from .operations.backup_schedule import BackupSchedule
 from .operations.jobs import JobScheduler
 from .projectdb import ProjectDatabases, Target, project_target
@@ -90,14 +91,32 @@ async def direct_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[keys.PROJECT_DBS].close()
 
 
+async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Webhook deliveries: their own tasks, cancelled at shutdown (notifications.py)."""
+    settings = app[keys.SETTINGS]
+    notifier = Notifier(
+        app[keys.STORE],
+        timeout=settings.notify_timeout,
+        attempts=settings.notify_attempts,
+        backoff=settings.notify_backoff,
+        backoff_max=settings.notify_backoff_max,
+    )
+    app[keys.NOTIFIER] = notifier
+    app[keys.POLLER].on_status_changed = notifier.status_changed
+    yield
+    await notifier.stop()
+
+
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     poller = app[keys.POLLER]
     job_metrics = app[metrics.METRICS]
+    notifier = app[keys.NOTIFIER]
 
     def finished(op: dict) -> None:
         poller.wake()
         job_metrics.job_finished(op)
+        notifier.operation_finished(op)
 
     jobs = JobScheduler(settings, app[keys.STORE], on_finished=finished)
     app[keys.JOBS] = jobs
@@ -126,7 +145,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.AUTH_LIMITER] = FailedAuthLimiter(settings.auth_failures_per_minute)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
-    app.cleanup_ctx.extend([store_ctx, docker_ctx, direct_ctx, poller_ctx, usage_ctx, jobs_ctx])
+    app.cleanup_ctx.extend([store_ctx, docker_ctx, direct_ctx, poller_ctx, usage_ctx, notifier_ctx, jobs_ctx])
     # Every route, documented: api/<tag>.py, shapes/<tag>.py (openapi.py derives /openapi.json).
     api.setup(app)
     metrics.setup(app)

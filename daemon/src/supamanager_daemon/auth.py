@@ -1,4 +1,4 @@
-"""Bearer-token auth for every /v1 route (tokens.py); /healthz and the rest stay open.
+"""Bearer-token auth for every /v1 and /platform route (tokens.py); /healthz and the rest stay open.
 
 Failed attempts are limited per client address: after `auth_failures_per_minute` failures in a
 minute, every /v1 request from that address is 429 with Retry-After until the oldest failure is a
@@ -80,7 +80,7 @@ def _normal(address: str) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if request.path == "/v1" or request.path.startswith("/v1/"):
+    if request.path == "/v1" or request.path.startswith(("/v1/", "/platform/")):
         limiter = request.app[keys.AUTH_LIMITER]
         address = client_address(request, request.app[keys.SETTINGS].trusted_proxy_addresses)
         wait = limiter.retry_after(address)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .fleet.docker import DockerClient
     from .fleet.poller import Poller
     from .fleet.usage import UsageCollector
+    from .notifications import Notifier
     from .operations.backup_schedule import BackupSchedule
     from .operations.jobs import JobScheduler
     from .projectdb import ProjectDatabases
@@ -28,6 +29,7 @@ DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")
 USAGE: web.AppKey[UsageCollector] = web.AppKey("usage")
 JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")
+NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 BACKUP_SCHEDULE: web.AppKey[BackupSchedule] = web.AppKey("backup_schedule")
 # The daemon's direct paths into projects: SQL pools, and HTTP to their gateways (postgres-meta).
 PROJECT_DBS: web.AppKey[ProjectDatabases] = web.AppKey("project_dbs")

@@ -70,6 +70,12 @@ class Settings:
     # Usage per project (fleet/usage.py): a point every usage_interval seconds, kept this many days.
     usage_interval: float = 300.0
     usage_retention_days: float = 7.0
+    # Webhook deliveries (notifications.py): seconds one attempt may take, attempts, and the first
+    # wait between two (doubling, at most notify_backoff_max).
+    notify_timeout: float = 10.0
+    notify_attempts: int = 5
+    notify_backoff: float = 5.0
+    notify_backoff_max: float = 300.0
     # Caps for a shared host: open event streams, projects, and failed authentications per client
     # address and minute (then 429); finished operations older than this many days are pruned.
     max_event_streams: int = 64
@@ -161,6 +167,7 @@ def _coerce(name: str, value: Any) -> Any:
         "auth_failures_per_minute",
         "sql_max_result_bytes",
         "function_max_bytes",
+        "notify_attempts",
     )
     if name in at_least_one and value < 1:
         raise SettingsError(f"setting {name!r} must be at least 1")
@@ -175,6 +182,7 @@ def _coerce(name: str, value: Any) -> Any:
         "sql_statement_timeout",
         "usage_interval",
         "usage_retention_days",
+        "notify_timeout",
     )
     if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
@@ -190,7 +198,7 @@ def _coerce(name: str, value: Any) -> Any:
                 ipaddress.ip_address(address)
             except ValueError:
                 raise SettingsError(f"setting 'trusted_proxies': {address[:60]!r} is not an IP address") from None
-    if name in ("heal_delay", "heal_backoff_max") and value < 0:
+    if name in ("heal_delay", "heal_backoff_max", "notify_backoff", "notify_backoff_max") and value < 0:
         raise SettingsError(f"setting {name!r} must not be negative")
     return value
 

@@ -15,6 +15,7 @@ from . import (
     database,
     fleet,
     functions,
+    notifications,
     operations,
     organizations,
     platform,
@@ -37,6 +38,7 @@ TAGS = (
     operations.api,
     fleet.api,
     usage.api,
+    notifications.api,
     tokens.api,
     platform.api,
 )

@@ -29,6 +29,8 @@ class Poller:
         self.on_poll = None
         # Gets each poll's view to restart failing services (healing.py); no Docker call of its own.
         self.healer = None
+        # Called with (ref, new status, previous status) for each project a poll moved (notifications.py).
+        self.on_status_changed = None
         # Refs of labelled containers no project of ours owns, as the last poll saw them (orphans.py).
         self.orphan_refs: list[str] = []
 
@@ -61,8 +63,11 @@ class Poller:
             if self.on_poll is not None:
                 self.on_poll(time.monotonic() - started, self.last_error is None)
             changed = await self.store.apply_observed(observed, snapshot_at)
+            previous = {p["ref"]: p["status"] for p in projects}
             for ref in changed:
                 log.info("project %s is now %s", ref, observed[ref][0])
+                if self.on_status_changed is not None:
+                    self.on_status_changed(ref, observed[ref][0], previous.get(ref))
             if grouped is not None:
                 self._note_orphans(sorted(set(grouped) - {p["ref"] for p in projects}))
                 if self.healer is not None:

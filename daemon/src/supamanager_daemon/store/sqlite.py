@@ -116,6 +116,34 @@ CREATE TABLE IF NOT EXISTS usage (
     point TEXT NOT NULL,
     PRIMARY KEY (ref, at)
 );
+-- an organization's webhooks (notifications.py): the URL and the HMAC key of its deliveries
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    organization_slug TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+-- what happened that an organization hears of (a status change, a failed operation or backup)
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    organization_slug TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    event TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    read_at TEXT
+);
+-- each attempt to deliver a notification to a webhook: the receiver's status or the error
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    notification_id INTEGER NOT NULL,
+    webhook_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status INTEGER,
+    error TEXT,
+    at TEXT NOT NULL
+);
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
     playbook TEXT PRIMARY KEY,
@@ -618,6 +646,113 @@ class Store:
         return await self._call(
             lambda: [dict(r) for r in self._db.execute("SELECT * FROM organizations ORDER BY created_at, slug")]
         )
+
+    # -- webhooks and notifications (notifications.py) ------------------------------------------
+    async def add_webhook(self, slug: str, url: str, secret: str) -> dict[str, Any]:
+        """A webhook of an existing organization (OrganizationNotFound otherwise); the answer has no secret."""
+        hook = {"id": str(uuid.uuid4()), "organization_slug": slug, "url": url, "created_at": now_iso()}
+
+        def tx(db: sqlite3.Connection) -> dict[str, Any]:
+            if not db.execute("SELECT 1 FROM organizations WHERE slug = ?", (slug,)).fetchone():
+                raise OrganizationNotFound(slug)
+            db.execute(
+                "INSERT INTO webhooks (id, organization_slug, url, secret, created_at) VALUES (?, ?, ?, ?, ?)",
+                (hook["id"], slug, url, secret, hook["created_at"]),
+            )
+            return hook
+
+        return await self._call(self._tx, tx)
+
+    async def list_webhooks(self, slug: str, *, with_secrets: bool = False) -> list[dict[str, Any]]:
+        """The organization's webhooks, oldest first; their secrets only for the deliveries."""
+        columns = "id, organization_slug, url, created_at" + (", secret" if with_secrets else "")
+        return await self._call(
+            lambda: [
+                dict(r)
+                for r in self._db.execute(
+                    f"SELECT {columns} FROM webhooks WHERE organization_slug = ? ORDER BY created_at, id",  # noqa: S608 - constant text
+                    (slug,),
+                )
+            ]
+        )
+
+    async def delete_webhook(self, slug: str, webhook_id: str) -> bool:
+        def tx(db: sqlite3.Connection) -> bool:
+            gone = db.execute("DELETE FROM webhooks WHERE organization_slug = ? AND id = ?", (slug, webhook_id))
+            return gone.rowcount > 0
+
+        return await self._call(self._tx, tx)
+
+    async def add_notification(self, slug: str, ref: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
+        def tx(db: sqlite3.Connection) -> dict[str, Any]:
+            at = now_iso()
+            cur = db.execute(
+                "INSERT INTO notifications (organization_slug, ref, event, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                (slug, ref, event, json.dumps(data), at),
+            )
+            return {"id": cur.lastrowid, "organization_slug": slug, "ref": ref, "event": event, "data": data,
+                    "created_at": at}  # fmt: skip
+
+        return await self._call(self._tx, tx)
+
+    async def list_notifications(self, *, unread_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest notifications first, with their deliveries."""
+
+        def read() -> list[dict[str, Any]]:
+            where = "WHERE read_at IS NULL" if unread_only else ""
+            rows = self._db.execute(
+                f"SELECT * FROM notifications {where} ORDER BY id DESC LIMIT ?",  # noqa: S608 - constant text
+                (limit,),
+            ).fetchall()
+            out = []
+            for r in rows:
+                deliveries = [
+                    dict(d)
+                    for d in self._db.execute(
+                        "SELECT webhook_id, attempt, status, error, at FROM deliveries WHERE notification_id = ?"
+                        " ORDER BY id",
+                        (r["id"],),
+                    )
+                ]
+                out.append({**dict(r), "data": json.loads(r["data"]), "deliveries": deliveries})
+            return out
+
+        return await self._call(read)
+
+    async def mark_notifications_read(self, ids: list[int] | None = None) -> int:
+        """Mark these (None: all) unread notifications read; returns how many were."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            at = now_iso()
+            if ids is None:
+                return db.execute("UPDATE notifications SET read_at = ? WHERE read_at IS NULL", (at,)).rowcount
+            return sum(
+                db.execute("UPDATE notifications SET read_at = ? WHERE id = ? AND read_at IS NULL", (at, i)).rowcount
+                for i in ids
+            )
+
+        return await self._call(self._tx, tx)
+
+    async def unread_notifications(self) -> dict[str, int]:
+        """Unread notifications by event."""
+        rows = await self._call(
+            lambda: self._db.execute(
+                "SELECT event, count(*) FROM notifications WHERE read_at IS NULL GROUP BY event"
+            ).fetchall()
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def add_delivery(
+        self, notification_id: int, webhook_id: str, attempt: int, status: int | None, error: str | None
+    ) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO deliveries (notification_id, webhook_id, attempt, status, error, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (notification_id, webhook_id, attempt, status, error, now_iso()),
+            )
+
+        await self._call(self._tx, tx)
 
     async def get_organization(self, slug: str) -> dict[str, Any]:
         """An organization; OrganizationNotFound when there is none with that slug."""
