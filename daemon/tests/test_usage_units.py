@@ -464,3 +464,22 @@ async def test_the_usage_route_and_the_cli_read_the_stored_points(client, capsys
     assert "db       12.5 s  64.0 MiB  80.0 MiB" in out and "db-data  3.0 GiB" in out
     code, out = await asyncio.to_thread(run_cli, "--json", "--hours", "48")
     assert code == 0 and len(json.loads(out)["history"]) == 2
+
+
+async def test_a_database_without_the_backup_agent_has_no_wal_lag(tmp_path):
+    ref = "noagentnoagentnoagen"
+    store = await make_store(tmp_path, [(ref, models.ACTIVE_HEALTHY)])
+    target = Target("127.0.0.1", 1, "u", "p")
+    collector = UsageCollector(store, FakeDocker([], []), FakeDatabases(), lambda p: target, interval=60,
+                               retention_seconds=60)  # fmt: skip
+    try:
+        point = (await collector.collect_once())[ref]
+        assert point["database_size_bytes"] == 12345678 and point["wal_archive_lag_bytes"] is None
+    finally:
+        await store.close()
+
+
+def test_a_file_system_without_blocks_has_no_used_ratio(tmp_path, monkeypatch):
+    empty = os.statvfs_result((4096, 4096, 0, 0, 0, 0, 0, 0, 0, 255))
+    monkeypatch.setattr("supamanager_daemon.fleet.usage.os.statvfs", lambda path: empty)
+    assert filesystem_used_ratio(tmp_path) is None
