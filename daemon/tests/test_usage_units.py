@@ -465,6 +465,22 @@ async def test_the_usage_route_and_the_cli_read_the_stored_points(client, capsys
     code, out = await asyncio.to_thread(run_cli, "--json", "--hours", "48")
     assert code == 0 and len(json.loads(out)["history"]) == 2
 
+    # the organization's usage: each project's newest point (none for one without), the sums; another
+    # organization's project is not counted
+    quiet, elsewhere = "quietquietquietquiet", "otherotherotherother"
+    await store.create_project(ref=quiet, name="q", organization_slug="default", region="local")
+    other_org = await store.create_organization("acmeacmeacmeacmeacme", "Acme")
+    await store.create_project(ref=elsewhere, name="o", organization_slug=other_org["slug"], region="local")
+    await store.add_usage({elsewhere: new}, new["at"], keep_seconds=7 * 86400)
+    resp, body = await checked(client, "GET", "/platform/organizations/default/usage", headers=AUTH)
+    assert resp.status == 200, body
+    assert [(p["ref"], p["latest"] is None) for p in body["projects"]] == [(quiet, True), (ref, False)]
+    assert body["totals"]["disk_bytes"] == 3 * 1024**3 and body["totals"]["memory_bytes"] == 64 * 1024 * 1024
+    assert body["totals"]["connections"] == 2 and body["totals"]["network_rx_bytes"] is None
+    resp, _ = await checked(client, "GET", "/platform/organizations/nope/usage", headers=AUTH)
+    assert resp.status == 404
+    assert (await client.get("/platform/organizations/default/usage")).status == 401
+
 
 async def test_a_database_without_the_backup_agent_has_no_wal_lag(tmp_path):
     ref = "noagentnoagentnoagen"

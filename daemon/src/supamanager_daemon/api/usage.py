@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..shapes.usage import ProjectUsage, UsagePoint, UsageQuery
+from ..shapes.usage import OrganizationUsage, OrganizationUsageTotals, ProjectUsage, UsagePoint, UsageQuery
+from .organizations import load_organization
 from .projects import load_project
 from .routing import Api
 
@@ -50,3 +51,31 @@ async def get_usage(request: web.Request, query: UsageQuery) -> dict[str, Any]:
         "latest": public_point(points[-1], detail=True) if points else None,
         "history": [public_point(p) for p in points],
     }
+
+
+@api.get(
+    "/platform/organizations/{slug}/usage",
+    "getOrganizationUsage",
+    "What the organization's projects use now: each one's newest point and the sums",
+    description="From the store: each project's newest usage point of the last three SUPAMANAGER_USAGE_INTERVAL"
+    " periods (older: null, a stopped or unreachable project), and the totals over them. No API request counts:"
+    " the daemon reads no request counter yet.",
+    response=OrganizationUsage,
+    errors=(404,),
+)
+async def get_organization_usage(request: web.Request) -> dict[str, Any]:
+    org = await load_organization(request)
+    store, interval = request.app[keys.STORE], request.app[keys.SETTINGS].usage_interval
+    since = time.time() - 3 * interval
+    projects = []
+    for project in sorted(await store.list_projects(), key=lambda p: p["ref"]):
+        if project["organization_slug"] != org["slug"]:
+            continue
+        points = await store.usage_history(project["ref"], since=since)
+        latest = public_point(points[-1]) if points else None
+        projects.append({"ref": project["ref"], "name": project["name"], "status": project["status"], "latest": latest})
+    totals = {}
+    for name in OrganizationUsageTotals.model_fields:
+        known = [p["latest"][name] for p in projects if p["latest"] and p["latest"].get(name) is not None]
+        totals[name] = sum(known) if known else None
+    return {"slug": org["slug"], "interval_seconds": interval, "totals": totals, "projects": projects}

@@ -75,3 +75,31 @@ class ProjectUsage(BaseModel):
 
 class UsageQuery(Query):
     hours: int = Field(default=24, ge=1, le=24 * 31, description="How far back the history goes.")
+
+
+class OrganizationProjectUsage(BaseModel):
+    ref: str
+    name: str
+    status: str
+    latest: UsagePoint | None = Field(description="Its newest point; null: none in the last three intervals.")
+
+
+class OrganizationUsageTotals(BaseModel):
+    """The sums over the organization's projects' newest points (a figure no project knows: null)."""
+
+    cpu_seconds: float | None
+    memory_bytes: int | None
+    network_rx_bytes: int | None
+    network_tx_bytes: int | None
+    disk_bytes: int | None
+    database_size_bytes: int | None
+    connections: int | None
+
+
+class OrganizationUsage(BaseModel):
+    """What an organization's projects use now (ours): each one's newest usage point and the sums."""
+
+    slug: str
+    interval_seconds: float
+    totals: OrganizationUsageTotals
+    projects: list[OrganizationProjectUsage]
