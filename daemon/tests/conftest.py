@@ -19,6 +19,7 @@ import sys
 import time
 
 import pytest
+from aiohttp import web
 from supamanager_daemon.app import create_app
 from supamanager_daemon.settings import Settings
 
@@ -291,3 +292,34 @@ def live_project(tmp_path_factory, supabase_clients):
             if status == 200:
                 daemon.wait(headers["X-Operation-Id"], lambda o: o["state"] in ("succeeded", "failed"), timeout=600)
         daemon.stop()
+
+
+# -- webhook receivers on 127.0.0.1 (test_notifications.py, and the failed create of test_daemon_api.py)
+class Receiver:
+    """A webhook receiver: answers `status` (or hangs), keeps what it got."""
+
+    def __init__(self, status: int = 200, hang: bool = False) -> None:
+        self.status, self.hang, self.got = status, hang, []
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.got.append((dict(request.headers), await request.read(), time.monotonic()))
+        self.arrived.set()
+        if self.hang:
+            await asyncio.sleep(5)  # longer than notify_timeout
+        return web.Response(status=self.status)
+
+    def events(self) -> list[dict]:
+        return [json.loads(body) for _, body, _ in self.got]
+
+
+@pytest.fixture
+async def receivers(aiohttp_server):
+    async def make(**options) -> tuple[Receiver, str]:
+        receiver = Receiver(**options)
+        app = web.Application()
+        app.router.add_post("/hook", receiver.handle)
+        server = await aiohttp_server(app, host="127.0.0.1")
+        return receiver, str(server.make_url("/hook"))
+
+    return make

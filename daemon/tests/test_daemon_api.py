@@ -13,6 +13,7 @@ import pytest
 from conftest import AUTH, TOKEN, wait_operation
 from supamanager_daemon import keys
 from supamanager_daemon.app import create_app
+from test_notifications import register, signed, until
 
 
 async def create(client, body=None):
@@ -179,10 +180,21 @@ async def test_a_template_in_the_name_is_never_evaluated(client, settings, tmp_p
     assert not marker.exists()
 
 
-async def test_a_failed_create_is_init_failed_with_the_reason(client, settings):
+async def test_a_failed_create_is_init_failed_with_the_reason(client, settings, receivers):
+    # the organization's webhook hears of it, signed (test_notifications.py: the rest of notifications)
+    receiver, url = await receivers()
+    await register(client, url)
     (settings.root / "fail-create").touch()
     project, op_id = await create(client)
     op = await wait_operation(client, op_id)
+    await until(lambda: len(receiver.got) >= 2)
+    await client.app[keys.NOTIFIER].drain()
+    events = [(e["event"], e["ref"], e.get("kind") or e.get("status")) for e in receiver.events()]
+    assert sorted(events) == [("operation.failed", project["ref"], "create"),
+                              ("project.status_changed", project["ref"], "INIT_FAILED")]  # fmt: skip
+    failure = next(e for e in receiver.events() if e["event"] == "operation.failed")
+    assert failure["operation_id"] == op_id and "simulated failure of create" in failure["error"]
+    assert all(signed(headers, body) for headers, body, _ in receiver.got)
     assert op["state"] == "failed"
     assert "simulated failure of create" in op["error"]
     assert op["error"].endswith("(rolled back)")
