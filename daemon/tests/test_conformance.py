@@ -47,6 +47,16 @@ def deploy_form(path: str = "supabase/functions/hello/index.ts", source: bytes =
     return form
 
 
+def malformed_form(parts: dict[str, bytes]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, data in parts.items():
+        if name == "file":
+            form.add_field(name, data, filename="index.ts")
+        else:
+            form.add_field(name, data.decode())
+    return form
+
+
 async def call(client, method: str, url: str, status: int, **kwargs):
     resp, body = await checked(client, method, url, headers={**AUTH, **kwargs.pop("headers", {})}, **kwargs)
     assert resp.status == status, (method, url, resp.status, body)
@@ -79,6 +89,8 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "POST", "/v1/projects", 400, json={**UPSTREAM_CREATE, "bogus": 1})
     # A second request while the create runs: 409 with a message.
     await call(client, "POST", f"/v1/projects/{ref}/pause", 409)
+    # nor a function deploy while the create writes the project's files
+    await call(client, "POST", f"/v1/projects/{ref}/functions/deploy?slug=hello", 409, data=deploy_form())
     op = await wait_operation(client, resp.headers["X-Operation-Id"])
     assert op["state"] == "succeeded", op
 
@@ -164,6 +176,16 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     _, updated = await call(client, "PATCH", f"{fn}/hello", 200, json={"verify_jwt": False})
     assert (updated["version"], updated["verify_jwt"], updated["id"]) == (2, False, deployed["id"])
     await call(client, "PATCH", f"{fn}/hello", 400, json={"verify_jwt": "no"})
+    _, patched = await call(client, "PATCH", f"{fn}/hello", 200, json={"body": "Deno.serve(() => 2)"})
+    assert (patched["version"], patched["verify_jwt"]) == (3, False)  # a new source, the rest kept
+    for form in (malformed_form({"metadata": b"{nope"}), malformed_form({"file": b"x"}), malformed_form({"x": b"1"})):
+        await call(client, "POST", f"{fn}/deploy?slug=hello", 400, data=form)
+    twice = deploy_form()
+    twice.add_field("file", b"again", filename="supabase/functions/hello/index.ts")
+    await call(client, "POST", f"{fn}/deploy?slug=hello", 400, data=twice)
+    await call(client, "POST", f"{fn}/deploy?slug=hello", 400, json={"metadata": {}})
+    _, got = await call(client, "GET", f"{fn}/hello", 200)
+    assert got["version"] == 3  # none of the refused deploys made a version
     await call(client, "PATCH", f"{fn}/hello?name=x", 400, **eszip)
     await call(client, "PATCH", f"{fn}/nope", 404, json={})
     await call(client, "DELETE", f"{fn}/other", 200)
