@@ -178,3 +178,21 @@ async def test_webhooks_of_an_unknown_organization_are_404_and_a_removed_one_get
     assert resp.status == 200 and (await resp.json()) == hook
     assert (await client.delete(f"/v1/organizations/default/webhooks/{hook['id']}", headers=AUTH)).status == 404
     assert (await (await client.get("/v1/organizations/default/webhooks", headers=AUTH)).json()) == []
+
+
+async def test_a_failed_backup_is_a_backup_failed_and_changes_no_status(notifying, receivers):
+    """A backup operation that failed (scheduled or asked for) is `backup.failed`; a backup leaves the
+    project's status as it is, so no status change is sent. The operation is given here: a backup that
+    really fails is the role's (tests/integration/role/test_backup.py), not run through the daemon."""
+    receiver, url = await receivers()
+    await register(notifying, url)
+    ref = await recorded(notifying)
+    failed = {"id": "op-1", "ref": ref, "kind": "backup", "state": "failed", "error": "pg_basebackup: boom"}
+    notifying.app[keys.NOTIFIER].operation_finished(failed)
+    notifying.app[keys.NOTIFIER].operation_finished({**failed, "id": "op-2", "state": "succeeded", "error": None})
+    await notifying.app[keys.NOTIFIER].drain()
+    assert [(e["event"], e["operation_id"], e["error"]) for e in receiver.events()] == [
+        ("backup.failed", "op-1", "pg_basebackup: boom")
+    ]
+    summary = await (await notifying.get("/platform/notifications/summary", headers=AUTH)).json()
+    assert summary == {"unread_count": 1, "unread_by_event": {"backup.failed": 1}, "has_warning": True}
