@@ -14,6 +14,7 @@ import os
 import pathlib
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -100,6 +101,15 @@ _RESUME_BODY = """    - name: Keep the new size in project.json as the role does
 """
 
 
+# The fake hostname.yml records the custom hostname in project.json, as the role does once the URLs follow it.
+_HOSTNAME_BODY = """    - name: Record the custom hostname in project.json
+      ansible.builtin.copy:
+        dest: "{{ supamanager_root }}/projects/{{ project_ref }}/project.json"
+        content: "{{ lookup('ansible.builtin.file', supamanager_root ~ '/projects/' ~ project_ref ~ '/project.json')
+          | from_json | combine({'custom_hostname': supabase_custom_hostname}) | to_json }}"
+        mode: "0644"
+"""
+
 # The fake backup publishes a manifest as the role's project_backup does (the schedule reads it).
 _BACKUP_BODY = """    - name: Make the backup's directory
       ansible.builtin.file:
@@ -131,8 +141,11 @@ def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
         ("restore", "restore.yml"),
         ("password", "password.yml"),
         ("backup", "backup.yml"),
+        ("hostname", "hostname.yml"),
     ):
-        body = {"create": _CREATE_BODY, "backup": _BACKUP_BODY, "resume": _RESUME_BODY}.get(kind, "")
+        body = {"create": _CREATE_BODY, "backup": _BACKUP_BODY, "resume": _RESUME_BODY, "hostname": _HOSTNAME_BODY}.get(
+            kind, ""
+        )
         (root / "playbooks" / playbook).write_text(_PLAYBOOK.format(kind=kind, body=body))
     return root
 
@@ -323,3 +336,54 @@ async def receivers(aiohttp_server):
         return receiver, str(server.make_url("/hook"))
 
     return make
+
+
+class Dnsmasq:
+    """Debian's dnsmasq on 127.0.0.1 at a free port, answering only the records it is given: the
+    resolver the daemon's ownership check asks (settings.dns_resolver). Never public DNS."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def serve(self, addresses: dict[str, str] | None = None, txt: dict[str, str] | None = None) -> str:
+        """(Re)start it with these A/AAAA and TXT records, on the same port each time; its host:port."""
+        self.stop()
+        if not self.port:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+        port = self.port
+        args = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null"]
+        args += ["--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--pid-file=", "--user=root"]
+        # Every name under .test is answered here (a missing one: no such name), none is forwarded.
+        args.append("--local=/test/")
+        addresses = {"ready.dnsmasq.test": "127.0.0.1", **(addresses or {})}
+        args += [f"--host-record={name},{address}" for name, address in addresses.items()]
+        args += [f"--txt-record={name},{value}" for name, value in (txt or {}).items()]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        from supamanager_daemon.domains import dns
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                dns.query(("127.0.0.1", port), "ready.dnsmasq.test", dns.A, timeout=0.5)
+                break
+            except dns.DnsError:
+                assert self.proc.poll() is None, self.proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "dnsmasq did not answer"
+        return f"127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def dnsmasq():
+    assert shutil.which("dnsmasq"), "Debian's dnsmasq-base is missing: scripts/system-packages installs it (bindep.txt)"
+    server = Dnsmasq()
+    yield server
+    server.stop()

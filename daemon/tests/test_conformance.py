@@ -10,6 +10,7 @@ test_clients.py and test_database_api.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -260,6 +261,53 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     assert resp.status == 401 and body["message"]
     resp, body = await checked(client, "GET", "/v1/organizations", headers={"Authorization": "Bearer sbp_" + "0" * 40})
     assert resp.status == 401 and body["message"]
+
+
+async def test_custom_hostname_operations_answer_as_the_document_says(aiohttp_client, settings, dnsmasq):
+    # The host's edge (its base domain, its address) and a resolver of the test's own.
+    server = dnsmasq.serve({"docs.example.test": "198.51.100.7"})
+    app = create_app(
+        dataclasses.replace(
+            settings,
+            playbook_vars={"supamanager_edge_base_domain": "edge.test"},
+            edge_addresses="198.51.100.7",
+            dns_resolver=server,
+        )
+    )
+    client = await aiohttp_client(app)
+    await client.app[keys.POLLER].stop()
+    resp, project = await call(client, "POST", "/v1/projects", 201, json=UPSTREAM_CREATE)
+    base = f"/v1/projects/{project['ref']}/custom-hostname"
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+
+    _, got = await call(client, "GET", base, 200)
+    assert (got["status"], got["custom_hostname"]) == ("1_not_started", "")
+    await call(client, "POST", f"{base}/reverify", 400)  # nothing to verify yet
+    _, made = await call(client, "POST", f"{base}/initialize", 201, json={"custom_hostname": "docs.example.test"})
+    assert (made["status"], made["custom_hostname"]) == ("2_initiated", "docs.example.test")
+    await call(client, "POST", f"{base}/activate", 400)  # not verified yet
+    await call(client, "POST", f"{base}/initialize", 400, json={"custom_hostname": "x.edge.test"})
+    await call(
+        client,
+        "POST",
+        "/v1/projects/abcdefghijklmnopqrst/custom-hostname/initialize",
+        404,
+        json={"custom_hostname": "a.test"},
+    )
+    _, verified = await call(client, "POST", f"{base}/reverify", 201)
+    assert verified["status"] == "3_challenge_verified", verified
+    resp, activating = await call(client, "POST", f"{base}/activate", 201)
+    assert activating["status"] == "3_challenge_verified"
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"]) == ("custom_hostname", "succeeded"), op
+    _, got = await call(client, "GET", base, 200)
+    assert (got["status"], got["data"]["result"]["ssl"]["status"]) == ("5_services_reconfigured", "active")
+    resp, _ = await call(client, "DELETE", base, 200)
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    _, got = await call(client, "GET", base, 200)
+    assert got["status"] == "1_not_started"
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/custom-hostname", 404)
+    await call(client, "DELETE", "/v1/projects/abcdefghijklmnopqrst/custom-hostname", 404)
 
 
 @pytest.mark.docker

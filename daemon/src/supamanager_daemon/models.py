@@ -76,6 +76,9 @@ KINDS = {
         # PATCH .../billing/addons (compute_instance): resume.yml with the new supabase_instance_size
         # recreates the containers whose limits change (api/billing.py).
         Kind("resize", "resume.yml", RESIZING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
+        # POST .../custom-hostname/activate and DELETE .../custom-hostname: hostname.yml routes the
+        # name (certificate first) or removes it, and recreates the services that hold the URLs.
+        Kind("custom_hostname", "hostname.yml", RESTARTING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it
         # stays ACTIVE_UNHEALTHY while the restart runs, as it is.
         Kind("heal", "restart.yml", ACTIVE_UNHEALTHY, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),

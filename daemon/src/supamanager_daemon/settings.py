@@ -87,6 +87,12 @@ class Settings:
     # other address X-Forwarded-For is ignored. Empty (the default): no proxy is trusted.
     trusted_proxies: str = ""
     operation_retention_days: float = 30.0
+    # Custom hostnames (api/domains.py): the DNS server that answers the ownership check, host:port
+    # (empty: the first nameserver of /etc/resolv.conf), and this host's public addresses,
+    # comma-separated: a name whose A/AAAA records hold one of them is owned (a TXT record is the
+    # other way). The edge's base domain comes from playbook_vars (supamanager_edge_base_domain).
+    dns_resolver: str = ""
+    edge_addresses: str = ""
     # SQL the daemon runs in a project's database (database/query, migrations): a statement longer
     # than this is cancelled; a result larger than this (as JSON) is refused. Both are a 400.
     sql_statement_timeout: float = 30.0
@@ -99,6 +105,15 @@ class Settings:
     @property
     def playbooks_dir(self) -> pathlib.Path:
         return self.collection_dir / "playbooks"
+
+    @property
+    def edge_base_domain(self) -> str:
+        """The edge's base domain the playbooks get (empty: no edge, no custom hostnames)."""
+        return str(self.playbook_vars.get("supamanager_edge_base_domain", "") or "")
+
+    @property
+    def edge_address_set(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.edge_addresses.split(",") if a.strip())
 
     @property
     def ansible_config(self) -> pathlib.Path | None:
@@ -131,6 +146,7 @@ def _default_docker_socket() -> str:
 ENV_VARS = {f"SUPAMANAGER_{f.name.upper()}": f.name for f in dataclasses.fields(Settings) if f.name != "playbook_vars"}
 
 
+_RESOLVER = re.compile(r"\d{1,3}(\.\d{1,3}){3}:\d{1,5}")
 _POOLER_HOST = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
@@ -198,6 +214,14 @@ def _coerce(name: str, value: Any) -> Any:
                 ipaddress.ip_address(address)
             except ValueError:
                 raise SettingsError(f"setting 'trusted_proxies': {address[:60]!r} is not an IP address") from None
+    if name == "dns_resolver" and value and not _RESOLVER.fullmatch(value):
+        raise SettingsError("setting 'dns_resolver' must be an IPv4 address and port (127.0.0.1:53), or empty")
+    if name == "edge_addresses":
+        for address in (a.strip() for a in value.split(",") if a.strip()):
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise SettingsError(f"setting 'edge_addresses': {address[:60]!r} is not an IP address") from None
     if name in ("heal_delay", "heal_backoff_max", "notify_backoff", "notify_backoff_max") and value < 0:
         raise SettingsError(f"setting {name!r} must not be negative")
     return value

@@ -126,6 +126,9 @@ class JobScheduler:
             if op["params"].get("restore_point"):
                 # A restore point: its name (checked by the shape, and by the role) goes into the manifest.
                 extravars["supabase_backup_restore_point"] = str(op["params"]["restore_point"])
+        if op["kind"] == "custom_hostname":
+            # Checked by api/domains.py (and by the role again); "" removes it.
+            extravars["supabase_custom_hostname"] = str(op["params"]["hostname"])
         if playbook == "delete.yml":
             extravars["delete_volumes"] = bool(op["params"].get("delete_volumes", True))
             # A rollback takes the volumes of a project that never came up (they hold nothing), but

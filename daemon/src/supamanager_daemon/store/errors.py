@@ -73,3 +73,10 @@ class ProjectLimit(Forbidden):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"this host holds its limit of {limit} projects; delete one first")
+
+
+class HostnameTaken(Conflict):
+    code = "hostname_taken"
+
+    def __init__(self, hostname: str) -> None:
+        super().__init__(f"custom hostname {hostname} belongs to another project")

@@ -21,6 +21,7 @@ from typing import Any
 from .. import models
 from .errors import (
     HealingDisabled,
+    HostnameTaken,
     OperationInProgress,
     OrganizationNotFound,
     ProjectLimit,
@@ -143,6 +144,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
     status INTEGER,
     error TEXT,
     at TEXT NOT NULL
+);
+-- a project's custom hostname (api/domains.py) until it is deleted: the name, its ownership token
+-- (not a secret: it is published in DNS), the status reached (2_initiated, 3_challenge_verified)
+-- and the last check's errors
+CREATE TABLE IF NOT EXISTS custom_hostnames (
+    ref TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL UNIQUE,
+    token TEXT NOT NULL,
+    status TEXT NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]',
+    updated_at TEXT NOT NULL
 );
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
@@ -494,6 +506,7 @@ class Store:
                 db.execute("DELETE FROM project_ids WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM healing WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM backup_schedules WHERE ref = ?", (op["ref"],))
+                db.execute("DELETE FROM custom_hostnames WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM usage WHERE ref = ?", (op["ref"],))
             else:
                 status = kind.done if ok else kind.failed
@@ -616,6 +629,49 @@ class Store:
             return {"schedule_for": schedule_for, "updated_at": at}
 
         return await self._call(self._tx, tx)
+
+    # -- custom hostnames -----------------------------------------------------------------------
+    async def get_custom_hostname(self, ref: str) -> dict[str, Any] | None:
+        """A project's custom hostname record, None when it has none; ProjectNotFound when there is no such project."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
+                raise ProjectNotFound(ref)
+            row = _row(db.execute("SELECT * FROM custom_hostnames WHERE ref = ?", (ref,)).fetchone())
+            if row is not None:
+                row["errors"] = json.loads(row["errors"])
+            return row
+
+        return await self._call(self._tx, tx)
+
+    async def put_custom_hostname(
+        self, ref: str, hostname: str, token: str, status: str, errors: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Record (or replace) a project's custom hostname; HostnameTaken when another project has it."""
+
+        def tx(db: sqlite3.Connection):
+            if db.execute("SELECT 1 FROM projects WHERE ref = ?", (ref,)).fetchone() is None:
+                raise ProjectNotFound(ref)
+            other = db.execute(
+                "SELECT ref FROM custom_hostnames WHERE hostname = ? AND ref != ?", (hostname, ref)
+            ).fetchone()
+            if other is not None:
+                raise HostnameTaken(hostname)
+            db.execute(
+                "INSERT INTO custom_hostnames (ref, hostname, token, status, errors, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET hostname = excluded.hostname,"
+                " token = excluded.token, status = excluded.status, errors = excluded.errors,"
+                " updated_at = excluded.updated_at",
+                (ref, hostname, token, status, json.dumps(errors or []), now_iso()),
+            )
+            row = _row(db.execute("SELECT * FROM custom_hostnames WHERE ref = ?", (ref,)).fetchone())
+            row["errors"] = json.loads(row["errors"])
+            return row
+
+        return await self._call(self._tx, tx)
+
+    async def delete_custom_hostname(self, ref: str) -> None:
+        await self._call(self._tx, lambda db: db.execute("DELETE FROM custom_hostnames WHERE ref = ?", (ref,)))
 
     # -- usage --------------------------------------------------------------------------------
     async def add_usage(self, points: dict[str, dict[str, Any]], at: float, keep_seconds: float) -> None:
