@@ -22,6 +22,7 @@ from openapi_check import checked
 from supamanager_daemon import keys
 from supamanager_daemon.app import create_app
 from test_backups_api import write_backup
+from test_domains_api import BAD_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -286,7 +287,15 @@ async def test_custom_hostname_operations_answer_as_the_document_says(aiohttp_cl
     _, made = await call(client, "POST", f"{base}/initialize", 201, json={"custom_hostname": "docs.example.test"})
     assert (made["status"], made["custom_hostname"]) == ("2_initiated", "docs.example.test")
     await call(client, "POST", f"{base}/activate", 400)  # not verified yet
-    await call(client, "POST", f"{base}/initialize", 400, json={"custom_hostname": "x.edge.test"})
+    for name in BAD_NAMES:  # not a hostname, under the host's own domain, too long...: nothing changes
+        await call(client, "POST", f"{base}/initialize", 400, json={"custom_hostname": name})
+        _, got = await call(client, "GET", base, 200)
+        assert (got["status"], got["custom_hostname"]) == ("2_initiated", "docs.example.test"), name
+    # A host without an edge (no base domain) takes none, before the project is looked up.
+    no_edge = await aiohttp_client(create_app(dataclasses.replace(settings, dns_resolver=server)))
+    await no_edge.app[keys.POLLER].stop()
+    _, error = await call(no_edge, "POST", f"{base}/initialize", 400, json={"custom_hostname": "docs.example.test"})
+    assert "no edge" in error["message"]
     await call(
         client,
         "POST",
