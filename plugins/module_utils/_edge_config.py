@@ -127,6 +127,13 @@ def _static(status, headers=None):
     return handler
 
 
+def _too_large(max_bytes):
+    return {
+        **_static(413, {"Content-Type": ["application/json"]}),
+        "body": json.dumps({"message": f"Request body over {max_bytes} bytes"}),
+    }
+
+
 def build_config(settings, routes):
     """The whole Caddy JSON config for these settings and routes (a pure function: unit-tested)."""
     check_settings(settings)
@@ -158,6 +165,20 @@ def build_config(settings, routes):
                 "terminal": True,
             }
         )
+    if limits.get("max_body_bytes") and hosts:
+        # A body announced over the cap is refused before any of it reaches the upstream; one
+        # that grows over it in chunks is cut by request_body, and the error routes answer 413.
+        announced = "{http.request.header.Content-Length}"
+        proxy_routes.insert(
+            0,
+            {
+                "match": [
+                    {"host": hosts, "expression": f"{announced} != '' && int({announced}) > {limits['max_body_bytes']}"}
+                ],
+                "handle": [_too_large(limits["max_body_bytes"])],
+                "terminal": True,
+            },
+        )
     # Anything else: 404. (An unknown name gets no certificate at all, so over TLS this is only
     # reached by a request whose Host is unknown; strict_sni_host refuses a Host other than the SNI.)
     proxy_routes.append({"handle": [_static(404)]})
@@ -172,18 +193,13 @@ def build_config(settings, routes):
         "automatic_https": {"disable_redirects": True},
     }
     if limits.get("max_body_bytes"):
-        # Caddy 2.6 reports a body over the cap that the proxy was streaming (one with a
-        # Content-Length) as its upstream's failure, 502, and one in chunks as 413: both are 413.
+        # Caddy 2.6 reports a body over the cap that the proxy was streaming as its upstream's
+        # failure (502) or as 413, by how it was framed: both are 413.
         https_server["errors"] = {
             "routes": [
                 {
                     "match": [{"expression": "{http.error.message}.contains('request body too large')"}],
-                    "handle": [
-                        {
-                            **_static(413, {"Content-Type": ["application/json"]}),
-                            "body": json.dumps({"message": f"Request body over {limits['max_body_bytes']} bytes"}),
-                        }
-                    ],
+                    "handle": [_too_large(limits["max_body_bytes"])],
                 }
             ]
         }

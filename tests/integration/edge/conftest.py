@@ -175,14 +175,25 @@ class Upstream:
 
             def do_POST(self):
                 try:
-                    received = len(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                    received = self.read_body()
                     body = json.dumps({"upstream": upstream.name, "received": received}).encode()
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
-                except OSError:
+                except (OSError, ValueError):
                     pass  # the edge cut a body over its cap short and closed the connection
+
+            def read_body(self):
+                """The whole body, chunked or not, before any answer (so an answer never races the cut)."""
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    return len(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                received = 0
+                while size := int(self.rfile.readline().split(b";")[0], 16):
+                    received += len(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()
+                return received
 
             def log_message(self, *args):
                 pass

@@ -26,9 +26,10 @@ def servers(config):
 
 def test_a_route_proxies_its_names_and_everything_else_is_404():
     config = ec.build_config(SETTINGS, [ROUTE])
+    # routes[0] refuses a body announced over the cap (test_a_body_over_the_cap_...).
     routes = servers(config)["edge-https"]["routes"]
-    assert routes[0]["match"] == [{"host": ["shop.example.com"]}]
-    assert routes[0]["handle"] == [
+    assert routes[1]["match"] == [{"host": ["shop.example.com"]}]
+    assert routes[1]["handle"] == [
         {"handler": "request_body", "max_size": 1000},
         {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:54321"}]},
     ]
@@ -257,8 +258,18 @@ def test_a_body_over_the_cap_is_answered_413_whatever_caddy_reports():
             ],
         }
     ]
+    early = servers(ec.build_config(SETTINGS, [ROUTE]))["edge-https"]["routes"][0]
+    assert early["match"] == [
+        {
+            "host": ["shop.example.com"],
+            "expression": "{http.request.header.Content-Length} != ''"
+            " && int({http.request.header.Content-Length}) > 1000",
+        }
+    ]
+    assert early["handle"] == errors[0]["handle"] and early["terminal"] is True
     uncapped = ec.build_config({**SETTINGS, "limits": {}}, [ROUTE])
     assert "errors" not in servers(uncapped)["edge-https"]
+    assert len(servers(uncapped)["edge-https"]["routes"]) == 2
 
 
 def test_a_name_a_route_no_longer_serves_loses_its_certificate(tmp_path):
