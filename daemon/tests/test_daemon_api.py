@@ -7,7 +7,10 @@ import asyncio
 import dataclasses
 import json
 import os
+import pathlib
+import shutil
 import stat
+import tempfile
 
 import pytest
 from conftest import AUTH, TOKEN, wait_operation
@@ -169,15 +172,20 @@ async def test_create_answers_at_once_then_runs_the_playbook(client, settings):
     assert (await client.get(f"/v1/operations/{op['id']}", headers=AUTH)).status == 200
 
 
-async def test_a_template_in_the_name_is_never_evaluated(client, settings, tmp_path):
-    marker = tmp_path / "pwned"
-    name = f"{{{{ lookup('pipe', 'touch {marker}') }}}} $(touch {marker}) `touch {marker}`"
-    project, op_id = await create(client, {"name": name})
-    op = await wait_operation(client, op_id)
-    assert op["state"] == "succeeded", op
-    stored = await (await client.get(f"/v1/projects/{project['ref']}", headers=AUTH)).json()
-    assert stored["name"] == name
-    assert not marker.exists()
+async def test_a_template_in_the_name_is_never_evaluated(client, settings):
+    # A short path: the name holds it three times and names are at most 256 characters (tmp_path
+    # under an xdist worker is too long for that).
+    marker = pathlib.Path(tempfile.mkdtemp(prefix="t", dir="/tmp")) / "p"
+    try:
+        name = f"{{{{ lookup('pipe', 'touch {marker}') }}}} $(touch {marker}) `touch {marker}`"
+        project, op_id = await create(client, {"name": name})
+        op = await wait_operation(client, op_id)
+        assert op["state"] == "succeeded", op
+        stored = await (await client.get(f"/v1/projects/{project['ref']}", headers=AUTH)).json()
+        assert stored["name"] == name
+        assert not marker.exists()
+    finally:
+        shutil.rmtree(marker.parent)
 
 
 async def test_a_failed_create_is_init_failed_with_the_reason(client, settings, receivers):
