@@ -114,8 +114,8 @@ async def test_list_backups_shows_published_backups_and_the_recovery_window(clie
     assert resp.status == 404
 
 
-async def test_delete_takes_a_final_backup_with_backup_true(client, settings):
-    for query, want in (("", False), ("?backup=true", True), ("?backup=false", False)):
+async def test_delete_takes_a_final_backup_by_default_and_backup_false_skips_it(client, settings):
+    for query, want in (("", True), ("?backup=true", True), ("?backup=false", False)):
         project, op_id = await create(client)
         assert (await wait_operation(client, op_id))["state"] == "succeeded"
         resp = await client.delete(f"/v1/projects/{project['ref']}{query}", headers=AUTH)
@@ -123,6 +123,72 @@ async def test_delete_takes_a_final_backup_with_backup_true(client, settings):
         assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
         recorded = json.loads((settings.root / f"vars-{project['ref']}-delete.json").read_text())
         assert recorded["delete_backup"] is want
+
+
+async def test_a_delete_that_fails_keeps_the_project(client, settings):
+    """A failed delete (the role's: e.g. its final backup failed, tests/integration/role/test_backup.py)
+    leaves the project known, for the poll to judge; it is not a deleted project."""
+    ref = await active(client)
+    (settings.root / "fail-delete").touch()
+    resp = await client.delete(f"/v1/projects/{ref}", headers=AUTH)
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert op["state"] == "failed" and "simulated failure of delete" in op["error"]
+    resp, project = await checked(client, "GET", f"/v1/projects/{ref}", headers=AUTH)
+    assert resp.status == 200 and project["status"] == "UNKNOWN"
+    assert await client.app[keys.STORE].get_deleted_project(ref) is None
+
+
+async def test_a_deleted_project_lists_its_backups_and_a_restore_brings_it_back_under_its_ref_and_id(client, settings):
+    """The real flow (final backup, restore of the deleted project, its rows back) runs on the live
+    project: daemon/tests/test_database_api.py."""
+    ref = await active(client)
+    _, before = await checked(client, "GET", f"/v1/projects/{ref}", headers=AUTH)
+    write_backup(settings.root, ref, 1796100200, "COMPLETED", 1796100210)
+    resp, gone = await checked(client, "DELETE", f"/v1/projects/{ref}", headers=AUTH)
+    assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
+    assert (await client.get(f"/v1/projects/{ref}", headers=AUTH)).status == 404
+    assert [p["ref"] for p in await (await client.get("/v1/projects", headers=AUTH)).json()] == []
+    deleted = await client.app[keys.STORE].get_deleted_project(ref)
+    assert (deleted["id"], deleted["name"]) == (gone["id"], before["name"]) and deleted["deleted_at"]
+
+    url = f"/v1/projects/{ref}/database/backups"
+    resp, body = await checked(client, "GET", url, headers=AUTH)
+    assert resp.status == 200 and [b["id"] for b in body["backups"]] == [1796100200], body
+    jsonschema.Draft202012Validator(OFFICIAL_SCHEMA).validate(body)
+    # a target its backups do not hold is refused, and the project stays deleted
+    resp, answer = await checked(client, "POST", f"{url}/restore", headers=AUTH, json={"id": 1})
+    assert (resp.status, answer["code"]) == (400, "backup_not_found")
+    assert (await client.get(f"/v1/projects/{ref}", headers=AUTH)).status == 404
+    assert await client.app[keys.STORE].get_deleted_project(ref) is not None
+
+    resp, _ = await checked(client, "POST", f"{url}/restore", headers=AUTH, json={"id": 1796100200})
+    assert resp.status == 201
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"], op["ref"]) == ("restore_backup", "succeeded", ref)
+    resp, back = await checked(client, "GET", f"/v1/projects/{ref}", headers=AUTH)
+    assert (back["name"], back["created_at"]) == (before["name"], before["created_at"])
+    assert back["status"] == "ACTIVE_HEALTHY"
+    assert (await client.app[keys.STORE].get_project(ref))["id"] == gone["id"]  # its integer id again
+    assert await client.app[keys.STORE].get_deleted_project(ref) is None
+    assert json.loads((settings.root / f"vars-{ref}-restore.json").read_text())["backup_id"] == "1796100200"
+    # a ref the daemon never knew, with a repository on the host, is not a deleted project of its own
+    write_backup(settings.root, "abcdefghijklmnopqrst", 1796100200, "COMPLETED", 1796100210)
+    resp, _ = await checked(client, "GET", "/v1/projects/abcdefghijklmnopqrst/database/backups", headers=AUTH)
+    assert resp.status == 404
+
+
+async def test_a_deleted_project_without_backups_is_gone_and_forgotten(client, settings):
+    ref = await active(client)
+    resp = await client.delete(f"/v1/projects/{ref}?backup=false", headers=AUTH)
+    assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
+    store = client.app[keys.STORE]
+    assert await store.get_deleted_project(ref) is not None
+    url = f"/v1/projects/{ref}/database/backups"
+    assert (await client.get(url, headers=AUTH)).status == 404  # the fake delete took no backup
+    resp, _ = await checked(client, "POST", f"{url}/restore", headers=AUTH, json={"id": 1})
+    assert resp.status == 404
+    assert await client.app[keys.BACKUP_SCHEDULE].run_once() == []
+    assert await store.deleted_projects() == []
 
 
 async def test_the_rollback_of_a_failed_create_takes_no_backup(client, settings):

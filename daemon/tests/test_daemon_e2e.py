@@ -307,7 +307,7 @@ def test_project_lifecycle_over_http_with_a_crash(e2e, tmp_path):
     foreign = f"foreign-{ref}"
     docker_lines("run", "-d", "--rm", "--name", foreign, "--network", network, kit.BASE_IMAGE, "sleep", "600")
     try:
-        status, body, headers = e2e.request("DELETE", f"/v1/projects/{ref}")
+        status, body, headers = e2e.request("DELETE", f"/v1/projects/{ref}?backup=false")
         assert (status, body["ref"], body["name"]) == (200, ref, name)
         assert isinstance(body["id"], int)
         assert_succeeded(e2e, headers)

@@ -1,8 +1,9 @@
 """The Database routes end to end: a real supamanagerd, the real playbooks, the real engine, the
 stand-in images (a real PostgreSQL behind the supavisor stand-in, the real postgres-meta behind the
 gateway stand-in), and the official CLI. The session's live project (conftest.live_project, shared
-with test_conformance.py) serves every test; the last test pauses it. Each bad input is a clear 4xx
-and changes nothing.
+with test_conformance.py) serves every test; the last but one pauses it, the last deletes it (with
+the default final backup) and restores the deleted project. Each bad input is a clear 4xx and
+changes nothing.
 """
 
 # ruff: noqa: S608 - the SQL here is the test's own, with a constant table-name marker
@@ -365,3 +366,34 @@ def test_zz_a_paused_project_answers_400_and_its_data_stays(api):
     assert (status, body["code"]) == (400, "project_paused")
     status, body, _ = api.request("PATCH", f"/v1/projects/{api.ref}/database/password", {"password": "x" * 12})
     assert (status, body["code"]) == (400, "project_paused")
+
+
+def test_zzz_delete_takes_the_final_backup_and_the_deleted_project_is_restored_with_its_rows(api):
+    """The end of the live project's life (test_zz paused it): DELETE takes the final backup by
+    default (a paused project's: its database started alone); the deleted project is 404, its
+    backups still listed (the API, the CLI); `supamanager backups restore <ref> --id <final> --wait`
+    brings it back under its ref, healthy, with its keys and its rows. The session's teardown then
+    deletes it without a backup."""
+    status, keys_before, _ = api.request("GET", f"/v1/projects/{api.ref}/api-keys")
+    assert status == 200
+    status, _, headers = api.request("DELETE", f"/v1/projects/{api.ref}")
+    assert status == 200
+    op = api.wait(headers["X-Operation-Id"], finished, timeout=900)
+    assert op["state"] == "succeeded", op["error"]
+    assert api.request("GET", f"/v1/projects/{api.ref}")[0] == 404
+    assert subprocess.run(
+        ["docker", "ps", "-a", "-q", "--filter", f"label=supamanager.project={api.ref}"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip() == ""  # fmt: skip
+    listed = json.loads(cli(api, "backups", "list", api.ref, "--json").stdout)
+    final = listed["backups"][-1]
+    assert final["status"] == "COMPLETED"
+    manifest = json.loads((api.root / "backups" / api.ref / "archive" / str(final["id"]) / "backup.json").read_text())
+    assert manifest["kind"] == "final"
+
+    restored = cli(api, "backups", "restore", api.ref, "--id", str(final["id"]), "--wait", timeout=1500)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    status, project, _ = api.request("GET", f"/v1/projects/{api.ref}")
+    assert (status, project["status"]) == (200, "ACTIVE_HEALTHY"), project
+    assert query(api, f"select id::text from public.{MARK}") == (201, [{"id": "9007199254740993"}])
+    assert api.request("GET", f"/v1/projects/{api.ref}/api-keys")[1] == keys_before

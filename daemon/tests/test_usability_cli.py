@@ -151,7 +151,8 @@ def test_backups_list_and_delete_with_a_final_backup(daemon):
     assert point.returncode == 1 and "healthy project" in point.stderr, point.stderr
     missing = cli(daemon, "backups", "restore-point", ref)
     assert missing.returncode == 1 and "no restore point" in missing.stderr, missing.stderr
-    deleted = cli(daemon, "projects", "delete", ref, "--backup", "--wait")
+    assert "--backup" not in cli(daemon, "projects", "delete", "--help").stdout.replace("--no-backup", "")
+    deleted = cli(daemon, "projects", "delete", ref, "--wait")  # a final backup by default
     assert deleted.returncode == 0, deleted.stderr
     recorded = json.loads((daemon.root / f"vars-{ref}-delete.json").read_text())
     assert recorded["delete_backup"] is True

@@ -112,6 +112,8 @@ def test_cli_create_wait_shows_progress_and_ends_active_healthy(daemon):
     assert after['supamanager_job_duration_seconds_count{kind="create"}'] == 1
     assert after['supamanager_projects{status="ACTIVE_HEALTHY"}'] == 1
 
-    result = cli(daemon, "projects", "delete", ref, "--wait", timeout=600)
+    result = cli(daemon, "projects", "delete", ref, "--no-backup", "--wait", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert labelled(ref) == []
+    archive = daemon.root / "backups" / ref / "archive"
+    assert not archive.exists() or not any(archive.iterdir()), "--no-backup took a final backup"

@@ -14,6 +14,8 @@ Layout of <supamanager_backup_root>/<ref>/ (every directory 0700, every file 060
                             functions.tar, settings.tar.enc (encrypted: .env, keys, database config)
     archive/.tmp-<id>/      a backup being written; renamed to <id> only once complete, so a crash never
                             leaves a partial backup that is listed
+    deleted.json            written when the project is deleted ({"deleted_at": unix seconds}): the
+                            retention of a deleted project counts from it (prune_deleted)
 
 A backup's id is an integer (the official API's shape): its start time in unix seconds, made unique.
 """
@@ -32,6 +34,8 @@ from ansible_collections.supamanager.supabase.plugins.module_utils._atomic_file 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 MANIFEST = "backup.json"
+DELETED = "deleted.json"
+REF_DIR_RE = re.compile(r"[a-z][a-z0-9-]{1,38}[a-z0-9]")  # a project ref (roles/project validate.yml)
 STAGING_PREFIX = ".tmp-"
 ID_RE = re.compile(r"[0-9]{1,12}")
 CHAIN_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -429,6 +433,45 @@ def prune(repo, keep_daily, keep_weekly, wal_keep_days, now, check_mode=False):
         if chain != current and chain not in needed and not check_mode and not os.listdir(path):
             os.rmdir(path)
     return {"removed": removed, "wal_removed": wal_removed, "kept": sorted(kept)}
+
+
+def mark_deleted(repo, now):
+    """The project was deleted at now: its repository (if it has one) says so; True when written."""
+    if not os.path.isdir(repo):
+        return False
+    write_atomically(os.path.join(repo, DELETED), json.dumps({"deleted_at": int(now)}) + "\n", FILE_MODE)
+    return True
+
+
+def deleted_at(repo):
+    """When the project of this repository was deleted (unix seconds), or None (not deleted, unreadable)."""
+    try:
+        with open(os.path.join(repo, DELETED)) as handle:
+            value = json.load(handle).get("deleted_at")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def prune_deleted(backup_root, projects_root, keep_days, now, check_mode=False):
+    """Remove the whole repository (backups and WAL) of every project deleted keep_days or more ago.
+
+    A repository goes only while its project's directory (projects_root/<ref>) is gone: a deleted
+    project restored since keeps its repository whatever its old mark says. Returns the refs removed.
+    """
+    removed = []
+    cutoff = now - keep_days * 86400
+    for ref in sorted(os.listdir(backup_root)) if os.path.isdir(backup_root) else []:
+        repo = os.path.join(backup_root, ref)
+        if not REF_DIR_RE.fullmatch(ref) or os.path.islink(repo) or not os.path.isdir(repo):
+            continue
+        when = deleted_at(repo)
+        if when is None or when > cutoff or os.path.lexists(os.path.join(projects_root, ref)):
+            continue
+        removed.append(ref)
+        if not check_mode:
+            shutil.rmtree(repo)
+    return removed
 
 
 # Settings and secrets: one tar, encrypted with openssl (AES-256-CBC, PBKDF2) under the host's backup

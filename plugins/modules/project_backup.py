@@ -24,6 +24,9 @@ description:
   - O(action=mark) recomputes every file's checksum of a published backup and records the checks given with it; a
     mismatch or a failed check marks the backup V(FAILED).
   - O(action=prune) applies the retention (O(keep_daily), O(keep_weekly), O(wal_keep_days)).
+  - O(action=mark_deleted) records in the repository (when there is one) that its project was deleted now.
+  - O(action=prune_deleted) removes the repositories beside O(repository) (every project's of the host) of the
+    projects deleted O(deleted_keep_days) days ago or more, while their directory under O(projects_root) is gone.
   - O(action=unseal) decrypts a backup's settings into O(dest).
   - O(action=switch_chain) points C(wal/current) at a new WAL chain (or O(chain)), for a database with a new history.
 extends_documentation_fragment:
@@ -32,14 +35,15 @@ attributes:
   check_mode:
     support: partial
     details:
-      - Only O(action=prune) runs in check mode (it reports what it would remove); the others fail in check mode.
+      - Only O(action=prune), O(action=prune_deleted) and O(action=mark_deleted) run in check mode (they report
+        what they would change); the others fail in check mode.
   diff_mode:
     support: none
   idempotent:
     support: none
     details:
       - Every O(action=begin) starts a new backup.
-      - O(action=prune) and O(action=switch_chain) with O(chain) are idempotent.
+      - O(action=prune), O(action=prune_deleted) and O(action=switch_chain) with O(chain) are idempotent.
 options:
   repository:
     description: The project's backup repository, C(<supamanager_backup_root>/<ref>).
@@ -49,7 +53,7 @@ options:
     description: What to do (see the description).
     type: str
     required: true
-    choices: [begin, seal, commit, mark, prune, unseal, switch_chain]
+    choices: [begin, seal, commit, mark, prune, unseal, switch_chain, mark_deleted, prune_deleted]
   staging:
     description: The staging directory O(action=begin) returned (O(action=seal), O(action=commit)).
     type: path
@@ -103,6 +107,13 @@ options:
     description: Keep every WAL file younger than this many days, and all WAL a kept backup needs.
     type: int
     default: 7
+  deleted_keep_days:
+    description: Keep a deleted project's repository (its backups and WAL) this many days after its delete.
+    type: int
+    default: 7
+  projects_root:
+    description: The directory of the projects' directories (O(action=prune_deleted)).
+    type: path
 seealso:
   - module: supamanager.supabase.project_backup_info
 author:
@@ -150,6 +161,11 @@ removed:
   returned: action is prune
   type: list
   elements: int
+deleted_removed:
+  description: Refs whose repositories O(action=prune_deleted) removed (or would remove, in check mode).
+  returned: action is prune_deleted
+  type: list
+  elements: str
 wal_removed:
   description: How many WAL files O(action=prune) removed.
   returned: action is prune
@@ -174,7 +190,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.supamanager.supabase.plugins.module_utils import _backup_repository as repo_lib
 
-ACTIONS = ["begin", "seal", "commit", "mark", "prune", "unseal", "switch_chain"]
+ACTIONS = ["begin", "seal", "commit", "mark", "prune", "unseal", "switch_chain", "mark_deleted", "prune_deleted"]
 
 
 def run(module):
@@ -186,6 +202,16 @@ def run(module):
         result = repo_lib.prune(repo, p["keep_daily"], p["keep_weekly"], p["wal_keep_days"], now, module.check_mode)
         result["changed"] = bool(result["removed"] or result["wal_removed"])
         return result
+    if action == "prune_deleted":
+        require(p, "projects_root")
+        backup_root = repo_lib.os.path.dirname(repo_lib.os.path.normpath(repo))
+        keep = p["deleted_keep_days"]
+        removed = repo_lib.prune_deleted(backup_root, p["projects_root"], keep, now, module.check_mode)
+        return {"changed": bool(removed), "deleted_removed": removed}
+    if action == "mark_deleted":
+        if module.check_mode:
+            return {"changed": repo_lib.os.path.isdir(repo)}
+        return {"changed": repo_lib.mark_deleted(repo, now)}
     if module.check_mode:
         raise repo_lib.BackupError(f"action={action} does not run in check mode")
     if action == "begin":
@@ -232,7 +258,7 @@ def main():
             action=dict(
                 type="str",
                 required=True,
-                choices=["begin", "seal", "commit", "mark", "prune", "unseal", "switch_chain"],
+                choices=ACTIONS,
             ),
             staging=dict(type="path"),
             sources=dict(
@@ -250,6 +276,8 @@ def main():
             keep_daily=dict(type="int", default=7),
             keep_weekly=dict(type="int", default=4),
             wal_keep_days=dict(type="int", default=7),
+            deleted_keep_days=dict(type="int", default=7),
+            projects_root=dict(type="path"),
         ),
         supports_check_mode=True,
     )

@@ -63,6 +63,8 @@ def project_vars(root, ref):
         "supabase_health_timeout": 300,
         # About how playbooks are invoked, not backups: without the backup agent (on by default).
         "supabase_backup_wal_enabled": False,
+        # ... and its delete without the final backup (on by default: a whole backup per delete).
+        "delete_backup": False,
     }
 
 

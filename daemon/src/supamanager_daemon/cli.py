@@ -295,7 +295,7 @@ def _lifecycle(path_suffix: str, verb: str):
 
 
 def cmd_delete(client: Client, args) -> int:
-    params = ([] if args.delete_volumes else ["delete_volumes=false"]) + (["backup=true"] if args.backup else [])
+    params = ([] if args.delete_volumes else ["delete_volumes=false"]) + ([] if args.backup else ["backup=false"])
     query = "?" + "&".join(params) if params else ""
     body, headers = client.call("DELETE", _ref_path(args.ref) + query)
     return _accepted(client, args, body, headers, f"deleting project {args.ref}")
@@ -668,7 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name == "delete":
             p.add_argument("--keep-volumes", dest="delete_volumes", action="store_false", help="keep the data volumes")
-            p.add_argument("--backup", action="store_true", help="take a final backup first")
+            p.add_argument(
+                "--no-backup", dest="backup", action="store_false", help="skip the final backup (taken by default)"
+            )
         if name == "health":
             p.add_argument("--service", dest="services", action="append", choices=HEALTH_SERVICES)
 

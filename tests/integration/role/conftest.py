@@ -108,6 +108,9 @@ class Host:
             # The backup agent (on by default) is a container and a start wave more per project: the
             # suites that are not about backups run without it (test_backup.py turns it on).
             "supabase_backup_wal_enabled": False,
+            # A delete takes a final backup by default (a whole backup per delete): the same suites
+            # delete without one (test_backup.py turns it on and tests it).
+            "delete_backup": False,
         }
         self.refs = set()
 

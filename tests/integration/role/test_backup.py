@@ -1,7 +1,7 @@
 """Backups and restores through the playbooks, on one project (real engine, real PostgreSQL, stand-ins).
 
 The tests run in file order on a shared project, and each restore proves several things (a restore
-with its start and its closing backup is the expensive step; the suite has three, and one that fails):
+with its start and its closing backup is the expensive step; the suite has two, and one that fails):
 1. a backup and its checks, listing, file modes, sealed settings;
 2. a clone at a point in time (restore_source_ref + recovery_target_time): exactly the rows before
    the target, the storage object byte-identical, its own keys and ports, the closing backup in its
@@ -10,12 +10,14 @@ with its start and its closing backup is the expensive step; the suite has three
    the last one written just before the kill (waited for in the agent's WAL, not slept for);
 4. a backup killed mid-way (nothing listed, the next succeeds and is copied into a restic repository:
    its snapshot tagged with the project and the backup, whole, encrypted); a restore in place from
-   it, its base archive rotten, fails mid-way and leaves the running project as it was; its
-   corrupted dump is caught by the check and marked FAILED;
-5. a paused project's backup (it stays paused), then its delete with the final backup (a paused
-   project's, the database started alone) and the restore of the deleted project: its rows and
-   keys are back;
-6. a restore with a bad target changes nothing; no secret in any output.
+   it, its base archive rotten, fails mid-way and leaves the running project as it was; a restore
+   with a bad target changes nothing;
+5. the corrupted dump of that backup is caught by the check and marked FAILED (the newest backup is
+   then FAILED: the restores run before it);
+6. a paused project's backup (it stays paused); a delete whose final backup fails deletes nothing
+   (the delete with the default final backup and the restore of the deleted project run through the
+   daemon, on its live project: daemon/tests/test_database_api.py); the deleted project's backups go
+   when its retention ends; no secret in any output.
 """
 
 import json
@@ -319,6 +321,15 @@ def test_a_restore_that_fails_midway_leaves_the_running_project_as_it_was(projec
     assert not [n for n in docker_names("volume", ref) if "-restore-" in n]
 
 
+def test_a_restore_with_a_bad_target_changes_nothing(project, host):
+    before = notes(host.dotenv(project["ref"]))
+    out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="yesterday")
+    assert "recovery target time must be unix seconds or ISO 8601" in out
+    out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="1000000000")
+    assert "before the recovery window" in out
+    assert notes(host.dotenv(project["ref"])) == before
+
+
 def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):
     ref = project["ref"]
     listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
@@ -357,25 +368,33 @@ def test_backup_of_a_paused_project_works_and_leaves_it_paused(project, host):
     assert out.strip() == ""
 
 
-def test_delete_takes_a_final_backup_and_the_deleted_project_comes_back(project, host):
-    """The project is paused (the test before): the final backup starts its database alone."""
-    ref, env = project["ref"], project["env"]
-    host.playbook("delete", ref, delete_volumes=True, **LIGHT)
-    assert docker_names("volume", ref) == [] and not host.project_dir(ref).exists()
-    listed = fact(host, "backup", ref, "supabase_backups", project["outputs"], supabase_backup_action="list")
-    assert listed["backups"][-1]["status"] == "COMPLETED"
-    fact(host, "restore", ref, "supabase_restore", project["outputs"], backup_id=str(listed["backups"][-1]["id"]))
-    back = host.dotenv(ref)
-    assert back["SERVICE_ROLE_KEY"] == env["SERVICE_ROLE_KEY"] and back["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
-    assert notes(back)[-1] == "before the pause"
+def test_a_delete_whose_final_backup_fails_deletes_nothing(project, host):
+    """The project is paused: the final backup starts its database alone, fails (its repository is a
+    file), stops it again, and the delete stops there with the reason."""
+    ref = project["ref"]
+    blocked = host.root.parent / f"not-a-repository-{ref}"
+    blocked.write_text("")
+    volumes = docker_names("volume", ref)
+    out = fails(host, "delete", ref, project["outputs"], delete_volumes=True, supamanager_backup_root=str(blocked))
+    assert f"Deleting project {ref} stopped: its final backup failed" in out and "Nothing was deleted" in out, out
+    assert docker_names("volume", ref) == volumes and (host.project_dir(ref) / "docker-compose.yml").exists()
+    running = ["docker", "ps", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}"]
+    assert run(running, env=None).stdout.strip() == ""  # still paused
+    assert len(docker_names("container", ref)) > 1
 
 
-def test_a_restore_with_a_bad_target_changes_nothing(project, host):
-    out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="yesterday")
-    assert "recovery target time must be unix seconds or ISO 8601" in out
-    out = fails(host, "restore", project["ref"], project["outputs"], recovery_target_time="1000000000")
-    assert "before the recovery window" in out
-    assert notes(host.dotenv(project["ref"]))[-1] == "before the pause"
+def test_a_deleted_projects_backups_go_whole_when_its_retention_ends(project, host):
+    """Its delete marks the repository; the next delete on the host past the retention (0 days
+    here; 7 by default, unit-tested with times) removes its backups and WAL."""
+    ref = project["ref"]
+    repo = host.root / "backups" / ref
+    deleted = host.playbook("delete", ref, delete_volumes=True, **{**LIGHT, "delete_backup": False})
+    project["outputs"].append(deleted.stdout + deleted.stderr)
+    assert abs(json.loads((repo / "deleted.json").read_text())["deleted_at"] - time.time()) < 900
+    assert any((repo / "archive").iterdir()) and any((repo / "wal").iterdir())
+    other = host.playbook("delete", random_ref("none"), **{**LIGHT, "supabase_backup_deleted_keep_days": 0})
+    project["outputs"].append(other.stdout + other.stderr)
+    assert not repo.exists()
 
 
 def test_no_secret_in_any_output_or_listing(project):

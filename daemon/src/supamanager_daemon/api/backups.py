@@ -2,7 +2,11 @@
 restores are operations (kind restore_backup: restore.yml in place, with a backup id or a time), and
 so is a backup taken now (kind backup: backup.yml; ours, also what the daemon's schedule starts) and a
 restore point (a backup that carries its name). The schedule is the daemon's own state (the store):
-setting it changes nothing on the host, so it is answered at once."""
+setting it changes nothing on the host, so it is answered at once.
+
+A deleted project's backups stay in the repository until its retention ends: its listing still
+answers, and a restore (a backup id, or a point in time) brings it back under its ref and id, with
+the keys and secrets its backup sealed (the store's deleted_projects)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ..shapes.backups import (
     V1RestorePointResponse,
     V1UpdateBackupScheduleBody,
 )
+from ..store import ProjectNotFound
 from .projects import OPERATION_HEADER, accepted, load_project, path_ref, record
 from .routing import Api, Reply
 
@@ -37,12 +42,13 @@ api = Api("Database", "A project's backups and its point-in-time recovery window
     "v1-list-all-backups",
     "Lists all backups",
     description="The project's published backups (a backup being written is never listed), oldest first, and"
-    " the window a point-in-time restore can reach. Read from the backup repository on the host.",
+    " the window a point-in-time restore can reach. Read from the backup repository on the host. A deleted"
+    " project's backups are listed too, until their retention ends (the role's supabase_backup_deleted_keep_days).",
     response=V1BackupsResponse,
     errors=(404,),
 )
 async def list_backups(request: web.Request) -> dict[str, Any]:
-    project = await load_project(request)
+    project = await project_or_deleted(request)
     settings = request.app[keys.SETTINGS]
     manifests, streamed = await asyncio.to_thread(
         lambda: (read_backups(settings, project["ref"]), wal_streamed(settings, project["ref"]))
@@ -61,6 +67,19 @@ async def list_backups(request: web.Request) -> dict[str, Any]:
             "latest_physical_backup_date_unix": max(ends) if ends else None,
         },
     }
+
+
+async def project_or_deleted(request: web.Request) -> dict[str, Any]:
+    """The project, else the deleted project of that ref while its repository holds a backup, else 404."""
+    ref = path_ref(request)
+    project = await request.app[keys.STORE].get_project(ref)
+    if project is None:
+        project = await request.app[keys.STORE].get_deleted_project(ref)
+        if project is not None and not await asyncio.to_thread(read_backups, request.app[keys.SETTINGS], ref):
+            project = None  # its backups are gone (retention): nothing left of it
+    if project is None:
+        raise ProjectNotFound(ref)
+    return project
 
 
 def choose_backup(project: dict[str, Any]) -> str:
@@ -123,14 +142,24 @@ def check_restore_target(manifests: list[dict[str, Any]], params: dict[str, int]
         )
 
 
+def choose_restore_deleted(project: dict[str, Any]) -> str:
+    """A deleted project, revived by the store (REMOVED): restore.yml creates it from the backup."""
+    if project["status"] != models.REMOVED:  # it came back meanwhile: judged as any project
+        return choose_restore_backup(project)
+    return "restore_backup"
+
+
 async def _restore(request: web.Request, params: dict[str, int]) -> Reply:
     ref = path_ref(request)
-    project = await load_project(request)
-    choose_restore_backup(project)  # the project's status first; the store checks it again atomically
+    project = await project_or_deleted(request)
+    deleted = "deleted_at" in project
+    if not deleted:
+        choose_restore_backup(project)  # the project's status first; the store checks it again atomically
     manifests = await asyncio.to_thread(read_backups, request.app[keys.SETTINGS], ref)
     check_restore_target(manifests, params)
+    choose = choose_restore_deleted if deleted else choose_restore_backup
     _project, op = await record(
-        request, lambda: request.app[keys.STORE].start_operation(ref, choose_restore_backup, params)
+        request, lambda: request.app[keys.STORE].start_operation(ref, choose, params, revive=deleted)
     )
     return accepted(None, op)
 
@@ -144,7 +173,9 @@ _RESTORE = {"status": 201, "errors": (400, 404, 409), "headers": OPERATION_HEADE
     "Restores a PITR backup for a database",
     description="The database as it was at `recovery_time_target_unix` (the newest backup before it and the WAL"
     " streamed since), with the storage and functions of that backup. Answers at once with the operation to"
-    " follow (status RESTORING); a failed restore leaves the project as it was.",
+    " follow (status RESTORING); a failed restore leaves the project as it was. A deleted project whose"
+    " backups are kept comes back under its ref, with its keys and secrets; its host ports are allocated"
+    " again.",
     body=V1RestorePitrBody,
     **_RESTORE,
 )
@@ -157,7 +188,9 @@ async def restore_pitr(request: web.Request, body: V1RestorePitrBody) -> Reply:
     "v1-restore-physical-backup",
     "Restores a physical backup for a database",
     description="The project as the backup `id` holds it (database, storage, functions). Answers at once with"
-    " the operation to follow; a failed restore leaves the project as it was.",
+    " the operation to follow; a failed restore leaves the project as it was. A deleted project whose backups"
+    " are kept (its final backup) comes back under its ref, with its keys and secrets; its host ports are"
+    " allocated again.",
     body=V1RestoreBackupBody,
     **_RESTORE,
 )

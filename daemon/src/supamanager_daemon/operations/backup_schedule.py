@@ -81,6 +81,11 @@ class BackupSchedule:
     async def run_once(self, now: float | None = None) -> list[str]:
         """Start the backups that are due; returns the refs whose backup was started."""
         now = time.time() if now is None else now
+        # A deleted project is kept while its repository holds a backup (the role prunes it at the
+        # end of its retention, supabase_backup_deleted_keep_days): then forgotten.
+        for deleted in await self.store.deleted_projects():
+            if not await asyncio.to_thread(read_backups, self.settings, deleted["ref"]):
+                await self.store.forget_deleted_project(deleted["ref"])
         own = await self.store.backup_schedules()
         started = []
         for project in await self.store.list_projects():

@@ -134,8 +134,8 @@ class JobScheduler:
             # A rollback takes the volumes of a project that never came up (they hold nothing), but
             # the role keeps those of one that came up once, e.g. in a create resumed after a crash.
             extravars["delete_as_rollback"] = rollback
-            # A delete takes a final backup when asked to (?backup=true); a rollback's project holds nothing.
-            extravars["delete_backup"] = op["kind"] == "delete" and bool(op["params"].get("backup", False))
+            # A delete takes a final backup unless told not to (?backup=false); a rollback's project holds nothing.
+            extravars["delete_backup"] = op["kind"] == "delete" and bool(op["params"].get("backup", True))
         secrets_file = self.job_dir(op["id"]) / "secrets.json"
         if secrets_file.exists():
             extravars.update(json.loads(secrets_file.read_text()))

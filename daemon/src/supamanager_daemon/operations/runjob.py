@@ -79,7 +79,9 @@ def main(argv: list[str]) -> int:
             emit({"event": "task", "name": (data.get("task") or data.get("name") or "")[:200], "n": state["tasks"]})
         elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             message = _failure_message(data)
-            state["error"] = state["error"] or message
+            # The last failure is the one that ended the run: those before it were rescued (a create's
+            # rollback, a delete stopped by its final backup), and the rescue's message says what became of it.
+            state["error"] = message
             emit({"event": "failed", "error": message})
         # False: the event is not written into the artifacts directory.
         return False

@@ -155,7 +155,7 @@ class ApiKeyResponse(BaseModel):
 class DeleteProjectQuery(Query):
     delete_volumes: bool = Field(default=True, description="Also remove the project's data volumes (ours).")
     backup: bool = Field(
-        default=False,
-        description="Take a final backup first, from which the deleted project can be restored (ours; off by"
-        " default for now).",
+        default=True,
+        description="Take a final backup first, from which the deleted project can be restored while its"
+        " retention lasts; a failed final backup deletes nothing (ours; false skips it).",
     )

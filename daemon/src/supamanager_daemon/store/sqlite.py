@@ -156,6 +156,18 @@ CREATE TABLE IF NOT EXISTS custom_hostnames (
     errors TEXT NOT NULL DEFAULT '[]',
     updated_at TEXT NOT NULL
 );
+-- deleted projects, as they were when deleted: their backups stay in the host's repository, and
+-- a restore from one brings the project back under its ref and id (api/backups.py); forgotten
+-- with those backups, at the end of their retention (operations/backup_schedule.py)
+CREATE TABLE IF NOT EXISTS deleted_projects (
+    ref TEXT PRIMARY KEY,
+    id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    organization_slug TEXT NOT NULL,
+    region TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    deleted_at TEXT NOT NULL
+);
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
     playbook TEXT PRIMARY KEY,
@@ -292,6 +304,7 @@ class Store:
                 (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time()),
             )
             db.execute("INSERT INTO project_ids (ref) VALUES (?)", (ref,))
+            db.execute("DELETE FROM deleted_projects WHERE ref = ?", (ref,))  # a new project of that ref
             op = self._insert_operation(db, ref, "create", params or {})
             return _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone()), op
 
@@ -332,6 +345,7 @@ class Store:
         choose_kind: Callable[[dict[str, Any]], str],
         params: dict | None = None,
         healing: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        revive: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Record a new operation on an existing project, atomically.
 
@@ -339,10 +353,14 @@ class Store:
         it runs inside the transaction, so the check and the write see the same state.
         healing(op), for the healer's heals: refuses a project marked "do not heal" and stores
         the service records it returns in the same transaction.
+        revive: a deleted project (deleted_projects) is a project again, REMOVED, under its ref and
+        id, for choose_kind to judge (a restore from its backups); undone if choose_kind refuses.
         """
 
         def tx(db: sqlite3.Connection):
             project = _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone())
+            if project is None and revive:
+                project = self._revive(db, ref)
             if project is None:
                 raise ProjectNotFound(ref)
             running = db.execute(
@@ -476,6 +494,34 @@ class Store:
 
         return await self._call(self._tx, tx)
 
+    def _revive(self, db: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
+        deleted = db.execute("SELECT * FROM deleted_projects WHERE ref = ?", (ref,)).fetchone()
+        if deleted is None:
+            return None
+        db.execute(
+            "INSERT INTO projects (ref, name, organization_slug, region, created_at, status, desired_state,"
+            " job_status_at) VALUES (?, ?, ?, ?, ?, ?, 'absent', ?)",
+            (ref, deleted["name"], deleted["organization_slug"], deleted["region"], deleted["created_at"],
+             models.REMOVED, time.time()),
+        )  # fmt: skip
+        db.execute("INSERT INTO project_ids (id, ref) VALUES (?, ?)", (deleted["id"], ref))
+        db.execute("DELETE FROM deleted_projects WHERE ref = ?", (ref,))
+        return _project(db.execute(PROJECT_BY_REF, (ref,)).fetchone())
+
+    async def get_deleted_project(self, ref: str) -> dict[str, Any] | None:
+        """A deleted project as it was (ref, id, name, organization_slug, region, created_at, deleted_at)."""
+        return await self._call(
+            lambda: _row(self._db.execute("SELECT * FROM deleted_projects WHERE ref = ?", (ref,)).fetchone())
+        )
+
+    async def deleted_projects(self) -> list[dict[str, Any]]:
+        return await self._call(
+            lambda: [_row(r) for r in self._db.execute("SELECT * FROM deleted_projects ORDER BY deleted_at, ref")]
+        )
+
+    async def forget_deleted_project(self, ref: str) -> None:
+        await self._call(lambda: self._db.execute("DELETE FROM deleted_projects WHERE ref = ?", (ref,)))
+
     async def finish_operation(
         self, op_id: str, *, ok: bool, error: str | None = None, services: list[str] | None = None
     ) -> dict[str, Any]:
@@ -502,6 +548,12 @@ class Store:
                     (kind.playbook, op["tasks_done"]),
                 )
             if ok and kind.done is None:
+                db.execute(
+                    "INSERT OR REPLACE INTO deleted_projects (ref, id, name, organization_slug, region, created_at,"
+                    " deleted_at) SELECT p.ref, i.id, p.name, p.organization_slug, p.region, p.created_at, ?"
+                    " FROM projects p JOIN project_ids i ON i.ref = p.ref WHERE p.ref = ?",
+                    (at, op["ref"]),
+                )
                 db.execute("DELETE FROM projects WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM project_ids WHERE ref = ?", (op["ref"],))
                 db.execute("DELETE FROM healing WHERE ref = ?", (op["ref"],))

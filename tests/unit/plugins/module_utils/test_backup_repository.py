@@ -310,3 +310,36 @@ def test_seal_and_unseal_with_openssl(tmp_path):
         br.unseal(run_command, "openssl", staging, str(other), str(tmp_path / "x"))
     with pytest.raises(br.BackupError, match="could not encrypt"):
         br.seal(run_command, "openssl", str(tmp_path / "missing-dir"), [], str(key))
+
+
+def test_a_deleted_projects_repository_goes_whole_when_its_retention_ends(tmp_path):
+    backups, projects = tmp_path / "backups", tmp_path / "projects"
+    projects.mkdir()
+    gone, fresh, restored, live = (backups / ref for ref in ("gone-one", "fresh-one", "restored-one", "live-one"))
+    for repo in (gone, fresh, restored, live):
+        br.switch_chain(str(repo), None, T0 - 9 * DAY)
+        write_segment(repo / "wal" / br.current_chain(str(repo)), "000000010000000000000001", T0 - 9 * DAY)
+        make_backup(repo, T0 - 9 * DAY)
+    assert br.mark_deleted(str(gone), T0 - 7 * DAY) and br.mark_deleted(str(restored), T0 - 8 * DAY)
+    assert br.mark_deleted(str(fresh), T0 - 7 * DAY + 1)
+    assert not br.mark_deleted(str(backups / "never-backed-up"), T0)  # no repository, no mark
+    assert mode_of(gone / br.DELETED) == 0o600 and br.deleted_at(str(gone)) == T0 - 7 * DAY
+    (projects / "restored-one").mkdir()  # restored since: its project directory is back
+    # not a project's repository, or a mark that is not a time: never removed
+    (backups / "Not_A_Ref").mkdir()
+    (backups / "Not_A_Ref" / br.DELETED).write_text(json.dumps({"deleted_at": 1}))
+    (backups / "bad-mark").mkdir()
+    (backups / "bad-mark" / br.DELETED).write_text(json.dumps({"deleted_at": True}))
+    (backups / "odd-mark").mkdir()
+    (backups / "odd-mark" / br.DELETED).write_text("[1]")
+
+    assert br.prune_deleted(str(backups), str(projects), 7, T0, check_mode=True) == ["gone-one"]
+    assert gone.exists()
+    assert br.prune_deleted(str(backups), str(projects), 7, T0) == ["gone-one"]
+    assert not gone.exists() and fresh.exists() and restored.exists() and live.exists()
+    assert sorted(p.name for p in backups.iterdir()) == [
+        "Not_A_Ref", "bad-mark", "fresh-one", "live-one", "odd-mark", "restored-one",
+    ]  # fmt: skip
+    # a second later the fresh one's 7 days are over too; a repository-less root is nothing to do
+    assert br.prune_deleted(str(backups), str(projects), 7, T0 + 1) == ["fresh-one"]
+    assert br.prune_deleted(str(tmp_path / "none"), str(projects), 7, T0) == []
