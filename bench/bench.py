@@ -5,6 +5,7 @@ own data dir and root (their refs are recorded), poll containers carry `supamana
 All of it is removed at the end, also after a failure or Ctrl-C.
 """
 
+# ruff: noqa: S608 - the SQL here is the bench's own, made of its integers and markers
 from __future__ import annotations
 
 import argparse
@@ -167,7 +168,8 @@ class Bench:
         # The very files the role rendered and ran, kept aside before the role deletes them.
         copy = self.work / f"compose-{ref}"
         shutil.copytree(self.root / "projects" / ref, copy, symlinks=True)
-        role["delete"] = self.playbook("delete", ref, "-e", "delete_volumes=true")
+        # Without the final backup (on by default): compose's down has none; the backup step times it.
+        role["delete"] = self.playbook("delete", ref, "-e", "delete_volumes=true", "-e", "delete_backup=false")
         if containers(ref):
             raise RuntimeError(f"{ref}: containers left after delete.yml")
         # Same file, same ref, same ports: the role's objects are gone, so nothing collides.
@@ -319,7 +321,7 @@ class Bench:
         # Delete them through the daemon, then make sure nothing is left.
         t0 = time.perf_counter()
         for ref in ops:
-            http("DELETE", f"{base}/v1/projects/{ref}", token)
+            http("DELETE", f"{base}/v1/projects/{ref}?backup=false", token)  # backups: the backup step
         while time.perf_counter() - t0 < 600:
             _, body, _ = http("GET", f"{base}/v1/projects", token)
             if not [p for p in body if p["ref"] in ops]:
@@ -437,7 +439,7 @@ class Bench:
         )
         log(f"api under load: {json.dumps(result)}")
         for ref in [target, *refs]:
-            http("DELETE", f"{base}/v1/projects/{ref}", token)
+            http("DELETE", f"{base}/v1/projects/{ref}?backup=false", token)  # backups: the backup step
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 600:
             _, listed, _ = http("GET", f"{base}/v1/projects", token)
@@ -581,6 +583,118 @@ class Bench:
         else:
             shutil.rmtree(self.work, ignore_errors=True)
 
+    # -- (8) backups: ours against pg_dump -Fc, a restore, the WAL's recovery-point lag ----------
+    def backup_step(self) -> dict[str, Any]:
+        """One project with the backup agent and a database of --backup-mb MB (generate_series rows)."""
+        ref = f"smb{self.run_id}k"
+        self.role_refs.add(ref)
+        # No logging pair (as the test suites): what is measured is the database and its backups.
+        extra = ("-e", json.dumps({"supabase_logs_enabled": False, "supabase_backup_wal_enabled": True}))
+        result: dict[str, Any] = {"target_mb": self.args.backup_mb}
+        result["create_s"] = self.playbook("create", ref, *extra)
+        rows = benchlib.rows_for_mb(self.args.backup_mb)
+        t0 = time.perf_counter()
+        db_sql(ref, "create table bench_big (id bigint primary key, payload text not null)")
+        db_sql(
+            ref, f"insert into bench_big select g, md5(g::text) || repeat('x', 200) from generate_series(1, {rows}) g"
+        )
+        db_sql(ref, "checkpoint")
+        result["fill_s"] = time.perf_counter() - t0
+        result["rows"] = rows
+        result["database_bytes"] = int(db_sql(ref, "select sum(pg_database_size(datname)) from pg_database"))
+        log(f"backup step: {rows} rows, {result['database_bytes'] / 1024**2:.0f} MiB in all databases")
+
+        result["backup_s"] = self.playbook("backup", ref, *extra)
+        archive = self.root / "backups" / ref / "archive"
+        manifest = json.loads(
+            (
+                archive / max((p.name for p in archive.iterdir() if p.name.isdigit()), key=int) / "backup.json"
+            ).read_text()
+        )
+        result["backup_bytes"] = manifest["size"]
+        result["backup_files"] = {name: f["size"] for name, f in manifest.get("files", {}).items()}
+        result["pg_dump_s"], result["pg_dump_bytes"] = self.pg_dump(ref)
+        result["time_ratio"] = benchlib.ratio(result["backup_s"], result["pg_dump_s"])
+        result["size_ratio"] = benchlib.ratio(result["backup_bytes"], result["pg_dump_bytes"])
+
+        result["restore_s"] = self.playbook("restore", ref, *extra, "-e", f"backup_id={manifest['id']}")
+        restored = int(db_sql(ref, "select count(*) from bench_big"))
+        if restored != rows:
+            raise RuntimeError(f"{ref}: {restored} rows after the restore, {rows} before")
+        result.update(self.wal_lag(ref))
+        self.playbook("delete", ref, *extra, "-e", "delete_volumes=true", "-e", "delete_backup=false")
+        log(f"backup step: {json.dumps(result)}")
+        return result
+
+    def pg_dump(self, ref: str) -> tuple[float, int]:
+        """A plain `pg_dump -Fc` of the same database, as our backup reaches it: a one-shot container of
+        the project's own Postgres image on the project's network (the password in a 0600 env file)."""
+        image = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Config.Image}}", f"supamanager-{ref}-db"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        out = self.work / f"pg_dump-{ref}"
+        out.mkdir(mode=0o700)
+        envfile = self.work / f"pg_dump-{ref}.env"
+        envfile.touch(mode=0o600)
+        password = dotenv(self.root / "projects" / ref / ".env")["POSTGRES_PASSWORD"]
+        envfile.write_text(f"PGPASSWORD={password}\n")
+        took = self.timed(
+            f"pg_dump-{ref}",
+            ["docker", "run", "--rm", "--network", f"supamanager-{ref}", "--env-file", str(envfile),
+             "-v", f"{out}:/out", image, "pg_dump", "-Fc", "-h", "db", "-U", "supabase_admin", "-d", "postgres",
+             "-f", "/out/postgres.dump"],
+        )  # fmt: skip
+        size = (out / "postgres.dump").stat().st_size
+        shutil.rmtree(out, ignore_errors=True)
+        envfile.unlink()
+        return took, size
+
+    def wal_lag(self, ref: str, seconds: float = 60, every: float = 0.1) -> dict[str, Any]:
+        """A row every `every` s for `seconds` s (one psql session in the database container, each row
+        its own commit); for each row, how long after its commit (the database's clock: the same host)
+        the backup agent had written its WAL on the host, read from wal/current every 0.1 s: the lag
+        of the recovery point. Rows carry a text marker, which WAL records hold in clear."""
+        chain = self.root / "backups" / ref / "wal" / "current"
+        count = int(seconds / every)
+        script = "create table if not exists bench_lag (n int primary key, note text not null);\n" + "".join(
+            f"insert into bench_lag values ({i}, '{benchlib.lag_marker(i)}');"
+            f" select 'committed {i} ' || extract(epoch from clock_timestamp()); select pg_sleep({every});\n"
+            for i in range(count)
+        )
+        proc = subprocess.Popen(
+            ["docker", "exec", "-i", f"supamanager-{ref}-db", "bash", "-c",
+             'PGPASSWORD="$POSTGRES_PASSWORD" exec psql -X -q -t -A -h 127.0.0.1 -U supabase_admin -d postgres'],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        committed: dict[int, float] = {}
+
+        def read_commits() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("committed "):
+                    _, n, at = line.split()
+                    committed[int(n)] = float(at)
+
+        reader = threading.Thread(target=read_commits, daemon=True)
+        reader.start()
+        assert proc.stdin is not None
+        proc.stdin.write(script)
+        proc.stdin.close()
+        seen: dict[int, float] = {}
+        deadline = time.time() + seconds * 3 + 120
+        while time.time() < deadline:
+            top = benchlib.highest_marker(chain)
+            now = time.time()
+            for n in range(top + 1):
+                seen.setdefault(n, now)  # WAL is written in order: every row up to the newest is there
+            if proc.poll() is not None and len(seen) >= count:
+                break
+            time.sleep(0.1)
+        proc.wait(30)
+        reader.join(10)
+        return benchlib.lag_figures(committed, seen)
+
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> None:
         steps = {"lifecycle"} if self.args.quick else set(self.args.steps)
@@ -608,6 +722,9 @@ class Bench:
             self.results["api_under_load"] = self.api_under_load(base, token)
             self.stop_daemon()
             self.daemon = None
+            self.write()
+        if "backup" in steps:
+            self.results["backup"] = self.backup_step()
             self.write()
         if "scale" in steps:
             base, token = self.start_daemon()
@@ -711,6 +828,26 @@ def sweep(ref: str) -> None:
     sweep_label(f"supamanager.project={ref}")
 
 
+def db_sql(ref: str, sql: str) -> str:
+    """Run sql as supabase_admin in the project's database container (its own password, which stays
+    in the container); the output, trimmed."""
+    return subprocess.run(
+        ["docker", "exec", f"supamanager-{ref}-db", "bash", "-c",
+         'PGPASSWORD="$POSTGRES_PASSWORD" exec psql -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -U supabase_admin'
+         ' -d postgres -c "$0"', sql],
+        capture_output=True, text=True, check=True, timeout=7200,
+    ).stdout.strip()  # fmt: skip
+
+
+def dotenv(path: pathlib.Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value.strip("'")
+    return values
+
+
 def fake_ref(run_id: str, i: int) -> str:
     return f"smb{run_id}poll{i:03d}"
 
@@ -790,7 +927,11 @@ def main(argv: list[str] | None = None) -> int:
         "--steps",
         type=lambda s: s.split(","),
         default=["lifecycle", "poll", "api", "scale"],
-        help="what a full run measures: any of lifecycle,poll,api,scale (default: all four)",
+        help="what a full run measures: any of lifecycle,poll,api,scale,backup (default: the first four;"
+        " backup is never in CI: a database of --backup-mb MB)",
+    )
+    parser.add_argument(
+        "--backup-mb", type=int, default=1024, help="the backup step's database size in MB (default 1024)"
     )
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20])
     parser.add_argument("--scale-timeout", type=float, default=2400, help="seconds one scale step may take")
@@ -816,9 +957,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
-    unknown = set(args.steps) - {"lifecycle", "poll", "api", "scale"}
+    unknown = set(args.steps) - {"lifecycle", "poll", "api", "scale", "backup"}
     if unknown:
-        parser.error(f"--steps: unknown {', '.join(sorted(unknown))} (choose from lifecycle, poll, api, scale)")
+        parser.error(f"--steps: unknown {', '.join(sorted(unknown))} (choose from lifecycle, poll, api, scale, backup)")
     bench = Bench(args)
     # SIGTERM (a CI timeout, kill) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -826,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.run()
     except BaseException:
         bench.args.keep_logs = True
-        if bench.results.get("lifecycle") or bench.results.get("poll"):
+        if bench.results.get("lifecycle") or bench.results.get("poll") or bench.results.get("backup"):
             bench.write()
         raise
     finally:

@@ -6,6 +6,8 @@ No Docker, no processes: tests/test_bench_helpers.py runs these in CI.
 from __future__ import annotations
 
 import math
+import pathlib
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -91,6 +93,48 @@ def lifecycle_rows(rounds: list[dict[str, dict[str, float]]]) -> list[list[Any]]
         m_ours, m_theirs = median(ours), median(theirs)
         out.append([step, compose_cmd, m_ours, m_theirs, ratio(m_ours, m_theirs)])
     return out
+
+
+# The backup step's rows: about 290 bytes each in the table and its primary key (a 232-character
+# payload, the tuple header, the id and its index entry).
+BACKUP_ROW_BYTES = 290
+LAG_MARKER = re.compile(rb"benchlag-([0-9]{6})")
+
+
+def rows_for_mb(mb: int) -> int:
+    return max(1, mb * 1024 * 1024 // BACKUP_ROW_BYTES)
+
+
+def lag_marker(n: int) -> str:
+    return f"benchlag-{n:06d}"
+
+
+def highest_marker(chain: pathlib.Path) -> int:
+    """The highest lag marker in the newest WAL file of a chain (the segment the agent writes), -1 if none."""
+    try:
+        files = [p for p in chain.iterdir() if p.is_file()]
+    except OSError:
+        return -1
+    best = -1
+    for path in sorted(files, key=lambda p: p.name)[-2:]:  # the partial segment and the one before it
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        best = max([best, *(int(m) for m in LAG_MARKER.findall(data))])
+    return best
+
+
+def lag_figures(committed: dict[int, float], seen: dict[int, float]) -> dict[str, Any]:
+    """Per row, seconds from its commit until its WAL was on the host: median, p95, max; rows never seen."""
+    lags = [max(0.0, seen[n] - at) for n, at in committed.items() if n in seen]
+    return {
+        "lag_rows": len(committed),
+        "lag_rows_missing": len([n for n in committed if n not in seen]),
+        "lag_p50_s": percentile(lags, 50) if lags else None,
+        "lag_p95_s": percentile(lags, 95) if lags else None,
+        "lag_max_s": max(lags) if lags else None,
+    }
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -238,6 +282,27 @@ def render_report(results: dict[str, Any]) -> str:
             "",
             f"The same query with no job running: p50 {fmt(idle_q.get('p50_ms'))} ms, "
             f"p99 {fmt(idle_q.get('p99_ms'))} ms (200 requests).",
+            "",
+        ]
+    backup = results.get("backup")
+    if backup:
+        parts += [
+            f"## Backups: a database of {fmt(backup['database_bytes'] / 1024**2, 0)} MiB ({backup['rows']} rows)",
+            "",
+            markdown_table(
+                ["step", "s", "bytes"],
+                [
+                    ["fill (generate_series)", fmt(backup["fill_s"]), ""],
+                    ["our backup (backup.yml)", fmt(backup["backup_s"]), backup["backup_bytes"]],
+                    ["pg_dump -Fc", fmt(backup["pg_dump_s"]), backup["pg_dump_bytes"]],
+                    ["ratio ours / pg_dump", fmt(backup["time_ratio"]), fmt(backup["size_ratio"])],
+                    ["restore of our backup (restore.yml)", fmt(backup["restore_s"]), ""],
+                ],
+            ),
+            "",
+            f"Recovery-point lag under a row every 0.1 s ({backup['lag_rows']} rows, {backup['lag_rows_missing']}"
+            f" never seen): p50 {fmt(backup['lag_p50_s'])} s, p95 {fmt(backup['lag_p95_s'])} s,"
+            f" max {fmt(backup['lag_max_s'])} s.",
             "",
         ]
     errors = results.get("errors") or []

@@ -106,3 +106,29 @@ def test_a_quick_run_ends_with_the_ratio_line_after_cleanup(tmp_path, monkeypatc
     assert lines[-6] == "create: playbook 36.00s, compose up -d --wait 30.00s, ratio 1.20"
     assert lines[-5] == "pause: playbook 4.00s, compose stop 2.00s, ratio 2.00"
     assert lines[-1] == "create_vs_compose_ratio=1.20"
+
+
+def test_backup_step_helpers_rows_markers_lag_and_report(tmp_path):
+    assert benchlib.rows_for_mb(1024) == 1024 * 1024 * 1024 // benchlib.BACKUP_ROW_BYTES
+    chain = tmp_path / "chain"
+    assert benchlib.highest_marker(chain) == -1  # no chain yet
+    chain.mkdir()
+    (chain / "000000010000000000000001").write_bytes(b"\0" + benchlib.lag_marker(3).encode() + b"\0")
+    (chain / "000000010000000000000002.partial").write_bytes(
+        b"x" + benchlib.lag_marker(7).encode() + benchlib.lag_marker(5).encode()
+    )
+    assert benchlib.highest_marker(chain) == 7
+    figures = benchlib.lag_figures({0: 10.0, 1: 10.1, 2: 10.2}, {0: 10.05, 1: 10.5})
+    assert figures["lag_rows"] == 3 and figures["lag_rows_missing"] == 1
+    assert abs(figures["lag_max_s"] - 0.4) < 1e-9 and abs(figures["lag_p50_s"] - 0.225) < 1e-9
+    assert benchlib.lag_figures({0: 1.0}, {})["lag_p50_s"] is None
+    report = benchlib.render_report(
+        {
+            "backup": {
+                "database_bytes": 1024**3, "rows": 10, "fill_s": 1.0, "backup_s": 30.0, "backup_bytes": 300,
+                "pg_dump_s": 10.0, "pg_dump_bytes": 100, "time_ratio": 3.0, "size_ratio": 3.0, "restore_s": 40.0,
+                "lag_rows": 600, "lag_rows_missing": 0, "lag_p50_s": 0.1, "lag_p95_s": 0.2, "lag_max_s": 0.3,
+            }
+        }
+    )  # fmt: skip
+    assert "a database of 1024 MiB" in report and "| pg_dump -Fc" in report and "p95 0.20 s" in report
