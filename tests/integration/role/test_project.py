@@ -189,9 +189,10 @@ def test_project_directory(project, host, venv_env):
         env=venv_env,
         cwd=directory,
     )
+    # Files 0600, directories (the functions' secrets) 0700: the owner's only, either way.
     keys = host.root / "secrets" / project["ref"]
-    for path in keys.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    for path in keys.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path.name
 
 
 def test_status_reports_healthy_project(project, host):
