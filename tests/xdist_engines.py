@@ -25,3 +25,13 @@ def pytest_configure(config):
     engine = engine_for(os.environ.get("PYTEST_XDIST_WORKER", ""), engines)
     if engine:
         os.environ["DOCKER_HOST"] = engine
+
+
+def port_blocks(start: int, end: int, size: int) -> range:
+    """This worker's blocks of `size` ports in [start, end): the engines share the host's ports, and a
+    project's ports are free while it is stopped (a restore stops it), so two workers must never
+    choose from the same blocks. The whole range without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return range(start, end - size + 1, size)[index::count]

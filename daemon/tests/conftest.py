@@ -24,6 +24,8 @@ from aiohttp import web
 from supamanager_daemon.app import create_app
 from supamanager_daemon.settings import Settings
 
+from tests.xdist_engines import port_blocks
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOKEN = "test-0123456789-abcdefghijklmnopqrstuvwxyz"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -229,9 +231,10 @@ LIVE_TOKEN = "sbp_" + secrets.token_hex(20)  # the official CLI takes only token
 LIVE_DB_PASS = "live-db-Pass_" + secrets.token_hex(6)
 # Seconds between usage points of the live daemon (test_daemon_usage.py waits for a fresh one).
 LIVE_USAGE_INTERVAL = 5
-# A block of 100 ports of 28100-28999 per session: sessions of other checkouts on this host use the
-# same range, and a project's ports are free while it is stopped (a restore stops it).
-_LIVE_PORTS = 28100 + 100 * secrets.randbelow(9)
+# A block of 100 ports of 28100-28999 per session, chosen at random among this worker's blocks:
+# sessions of other checkouts on this host use the same range, and a project's ports are free while
+# it is stopped (a restore stops it).
+_LIVE_PORTS = secrets.choice(port_blocks(28100, 29000, 100))
 LIVE_PLAYBOOK_VARS = {
     "supabase_port_range_start": _LIVE_PORTS,
     "supabase_port_range_end": _LIVE_PORTS + 99,

@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import REPO, run
 from tests.integration.role.conftest import STANDIN_REGISTRY, docker_names, random_ref
+from tests.xdist_engines import port_blocks
 
 INVENTORY = {
     "all": {
@@ -51,7 +52,7 @@ def patient_healthchecks():
 
 
 def project_vars(root, ref):
-    start = random.randrange(30000, 50000 - 200, 200)
+    start = random.choice(port_blocks(30000, 48000, 200))
     return {
         "supabase_healthcheck_overrides": patient_healthchecks(),
         "project_ref": ref,

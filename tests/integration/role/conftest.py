@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, run
+from tests.xdist_engines import port_blocks
 
 STANDIN_REGISTRY = "standin.local"
 PORT_BLOCK = 200
@@ -93,7 +94,8 @@ class Host:
     def __init__(self, root: pathlib.Path, venv_env, registry):
         self.root = root
         self.env = venv_env
-        start = random.randrange(30000, 50000 - PORT_BLOCK, PORT_BLOCK)
+        # This worker's blocks, below test_usability_e2e's fixed 48100-48999.
+        start = random.choice(port_blocks(30000, 48000, PORT_BLOCK))
         self.vars = {
             "supabase_image_registry": registry,
             "supamanager_root": str(root),
