@@ -22,6 +22,7 @@ from . import (
     platform,
     projects,
     secrets,
+    studio,
     tokens,
     usage,
 )
@@ -41,6 +42,7 @@ TAGS = (
     fleet.api,
     usage.api,
     notifications.api,
+    studio.api,
     tokens.api,
     platform.api,
 )

@@ -18,6 +18,7 @@ from .. import keys, models
 from ..errors import DomainError, InvalidState, Unavailable
 from ..projectdb import Target, migrations, roles
 from ..projectdb.targets import LOCAL, project_target
+from ..projects import connections
 from ..projects.files import project_info, read_env
 from ..shapes.database import (
     CreateRoleBody,
@@ -237,16 +238,11 @@ async def pooler_config(request: web.Request) -> list[dict[str, Any]]:
         info, env = await _files(request, ref)
     except Unavailable:
         info, env = {}, {}
-    port = (info.get("ports") or {}).get("pooler_transaction")
-    if not port:
+    found = connections.pooler(request.app[keys.SETTINGS], ref, info, env)
+    if found is None:
         # A create still queued or running: the client asked too early (as the SQL routes answer it).
         raise InvalidState(f"project {ref} has no pooler port yet", code="project_not_ready")
-    settings = request.app[keys.SETTINGS]
-    # The edge's TLS front when the host has one (it routes postgres.<ref> to this same pooler).
-    host, port = (settings.pooler_host, settings.pooler_port) if settings.pooler_host else (settings.public_host, port)
-    user = f"postgres.{env.get('POOLER_TENANT_ID') or ref}"
-    dbname = env.get("POSTGRES_DB") or "postgres"
-    url = f"postgresql://{user}:[YOUR-PASSWORD]@{host}:{port}/{dbname}"
+    user, host, port, dbname, url = (found[k] for k in ("user", "host", "port", "dbname", "url"))
 
     def number(name: str) -> int | None:
         value = env.get(name, "")

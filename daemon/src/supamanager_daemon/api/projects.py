@@ -195,13 +195,7 @@ async def get_project(request: web.Request) -> dict[str, Any]:
     headers=OPERATION_HEADER,
 )
 async def delete_project(request: web.Request, query: DeleteProjectQuery) -> Reply:
-    ref = path_ref(request)
-    project, op = await record(
-        request,
-        lambda: request.app[keys.STORE].start_operation(
-            ref, lambda _p: "delete", {"delete_volumes": query.delete_volumes, "backup": query.backup}
-        ),
-    )
+    project, op = await start_delete(request, delete_volumes=query.delete_volumes, backup=query.backup)
     return accepted({"id": project["id"], "ref": project["ref"], "name": project["name"]}, op)
 
 
@@ -230,9 +224,31 @@ def _choose_restart(project: dict[str, Any]) -> str:
     return "restart"
 
 
-async def _lifecycle(request: web.Request, choose) -> Reply:
+# The lifecycle actions by name: /v1, /platform (api/studio.py) and the console start the same operations.
+CHOOSERS = {"pause": _choose_pause, "restore": _choose_restore, "restart": _choose_restart}
+
+
+async def start_lifecycle(request: web.Request, action: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record the action's operation on the path's project and hand it to the jobs: (project, operation)."""
     ref = path_ref(request)
-    project, op = await record(request, lambda: request.app[keys.STORE].start_operation(ref, choose))
+    return await record(request, lambda: request.app[keys.STORE].start_operation(ref, CHOOSERS[action]))
+
+
+async def start_delete(
+    request: web.Request, *, delete_volumes: bool = True, backup: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record the delete of the path's project (a final backup first unless backup=False)."""
+    ref = path_ref(request)
+    return await record(
+        request,
+        lambda: request.app[keys.STORE].start_operation(
+            ref, lambda _p: "delete", {"delete_volumes": delete_volumes, "backup": backup}
+        ),
+    )
+
+
+async def _lifecycle(request: web.Request, action: str) -> Reply:
+    project, op = await start_lifecycle(request, action)
     return accepted(project_json(request, project), op)
 
 
@@ -252,7 +268,7 @@ _LIFECYCLE = {
     **_LIFECYCLE,
 )
 async def pause_project(request: web.Request) -> Reply:
-    return await _lifecycle(request, _choose_pause)
+    return await _lifecycle(request, "pause")
 
 
 @api.post(
@@ -263,7 +279,7 @@ async def pause_project(request: web.Request) -> Reply:
     **_LIFECYCLE,
 )
 async def restore_project(request: web.Request) -> Reply:
-    return await _lifecycle(request, _choose_restore)
+    return await _lifecycle(request, "restore")
 
 
 @api.post(
@@ -275,7 +291,7 @@ async def restore_project(request: web.Request) -> Reply:
     **_LIFECYCLE,
 )
 async def restart_project(request: web.Request) -> Reply:
-    return await _lifecycle(request, _choose_restart)
+    return await _lifecycle(request, "restart")
 
 
 @api.get(
