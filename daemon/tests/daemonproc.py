@@ -62,10 +62,10 @@ class Daemon:
         lines = [
             f'collection_dir = "{collection}"',
             f'root = "{root}"',
-            'image_registry = "standin.local"',
             "poll_interval = 1",
             "shutdown_timeout = 10",
         ]
+        extra.setdefault("image_registry", "standin.local")
         lines += [f"{k} = {toml_value(v)}" for k, v in extra.items() if not isinstance(v, dict)]
         for key, table in ((k, v) for k, v in extra.items() if isinstance(v, dict)):
             lines += [f"[{key}]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]

@@ -35,6 +35,13 @@ POOLER_HOST = f"pooler.{DOMAIN}"
 MAX_BODY = 65536
 
 
+def front_address():
+    """A loopback address of its own for an edge's Postgres front (Linux routes all of 127/8 to lo):
+    there the front takes the standard ports, 5432 (which the official CLI forces) and 6543, that
+    no other test or session on this machine listens on at that address."""
+    return f"127.{100 + secrets.randbelow(150)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,8 +100,9 @@ class Edge:
         host is the pooler's name (what verify-full checks the certificate against); hostaddr
         stands for the DNS record that points it at this machine."""
         port = self.vars[f"supamanager_edge_pooler_{mode}_port"]
+        address = self.vars.get("supamanager_edge_pooler_listen_address") or "127.0.0.1"
         conninfo = (
-            f"host={self.vars['supamanager_edge_pooler_host']} hostaddr=127.0.0.1 port={port} user={user} "
+            f"host={self.vars['supamanager_edge_pooler_host']} hostaddr={address} port={port} user={user} "
             f"dbname=postgres sslmode={sslmode} sslrootcert={cafile or self.ca_file} connect_timeout=20"
         )
         # Only what psql needs: no ~/.pgpass, no service file, no PG* of the caller's.
@@ -258,7 +266,8 @@ def stop_edge(edge):
 def edge(tmp_path_factory, venv_env, caddy_installed):
     """One edge with Caddy's internal CA, shared by the session's edge tests. Its daemon route
     (supamanager_edge_api_host) goes to a trivial upstream standing for supamanagerd; its
-    Postgres front listens on two free ports for POOLER_HOST."""
+    Postgres front listens for POOLER_HOST on a loopback address of its own, at 5432 (session:
+    the port the official CLI forces) and a free port (transaction)."""
     daemon = Upstream("supamanagerd")
     try:
         e = start_edge(
@@ -268,7 +277,8 @@ def edge(tmp_path_factory, venv_env, caddy_installed):
             supamanager_edge_api_host=f"api.{DOMAIN}",
             supamanager_edge_api_upstream=daemon.address,
             supamanager_edge_pooler_host=POOLER_HOST,
-            supamanager_edge_pooler_session_port=free_port(),
+            supamanager_edge_pooler_listen_address=front_address(),
+            supamanager_edge_pooler_session_port=5432,
             supamanager_edge_pooler_transaction_port=free_port(),
             supamanager_edge_max_body_bytes=MAX_BODY,
         )
