@@ -362,7 +362,7 @@ def test_every_served_operation_was_checked(settings):
     served = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter")
+        path = info.get("path") or info.get("formatter") or info.get("prefix")
         if route.method not in ("HEAD", "*"):
             found = official_operation(route.method, path.replace("{", "").replace("}", ""))
             if found is not None:

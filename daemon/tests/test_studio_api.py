@@ -129,19 +129,19 @@ async def test_projects_settings_and_actions_through_platform(client, settings, 
     }
 
     # The actions are the /v1 operations: same kinds, same refusals.
-    for path, kind, busy in (
-        ("pause", "pause", "PAUSING"),
-        ("resume", "restore", "RESTORING"),
-        ("restart", "restart", "RESTARTING"),
-    ):
-        resp, body = await checked(client, "POST", f"/platform/projects/{ref}/{path}", headers=AUTH)
-        assert resp.status == 200, body
-        assert body["status"] == busy
-        if path == "pause":
-            again, refused = await checked(client, "POST", f"/platform/projects/{ref}/restart", headers=AUTH)
-            assert again.status == 409 and refused["details"]["operation_id"] == resp.headers["X-Operation-Id"]
-        op = await wait_operation(client, resp.headers["X-Operation-Id"])
-        assert (op["kind"], op["state"]) == (kind, "succeeded")
+    resp, body = await checked(client, "POST", f"/platform/projects/{ref}/pause", headers=AUTH)
+    assert resp.status == 200 and body["status"] == "PAUSING"
+    again, refused = await checked(client, "POST", f"/platform/projects/{ref}/resume", headers=AUTH)
+    assert again.status == 409 and refused["details"]["operation_id"] == resp.headers["X-Operation-Id"]
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"]) == ("pause", "succeeded")
+    # A paused project is not restarted (restart's own refusal: the /v1 choice).
+    resp, refused = await checked(client, "POST", f"/platform/projects/{ref}/restart", headers=AUTH)
+    assert resp.status == 400 and refused["code"] == "paused"
+    resp, body = await checked(client, "POST", f"/platform/projects/{ref}/resume", headers=AUTH)
+    assert resp.status == 200 and body["status"] == "RESTORING"
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"]) == ("restore", "succeeded")
     # Studio's own name for resume is .../restore: the same choice (a running project is not paused).
     resp, refused = await checked(client, "POST", f"/platform/projects/{ref}/restore", headers=AUTH)
     assert resp.status == 400 and refused["code"] == "not_paused"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from . import api, events, keys, logging_json, metrics
+from . import api, console, events, keys, logging_json, metrics
 from .api.backups import choose_backup
 from .auth import FailedAuthLimiter, auth_middleware
 from .fleet.docker import DockerClient
@@ -150,4 +150,6 @@ def create_app(settings: Settings) -> web.Application:
     api.setup(app)
     metrics.setup(app)
     events.setup(app)
+    # The web console at / (console/): pages on the same store and jobs as the API.
+    console.setup(app)
     return app

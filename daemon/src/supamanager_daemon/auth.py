@@ -78,20 +78,26 @@ def _normal(address: str) -> str | None:
         return None
 
 
+def check_token(request: web.Request, token: str | None) -> None:
+    """Raise what the API answers for this token (429 while the address is limited, 401 missing or
+    wrong); the console signs in through the same check."""
+    limiter = request.app[keys.AUTH_LIMITER]
+    address = client_address(request, request.app[keys.SETTINGS].trusted_proxy_addresses)
+    wait = limiter.retry_after(address)
+    if wait is not None:
+        raise TooManyFailedAttempts(wait)
+    if not token:
+        limiter.failed(address)
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    if not request.app[keys.TOKENS].accepts(token):
+        limiter.failed(address)
+        raise Unauthorized("invalid bearer token")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     if request.path == "/v1" or request.path.startswith(("/v1/", "/platform/")):
-        limiter = request.app[keys.AUTH_LIMITER]
-        address = client_address(request, request.app[keys.SETTINGS].trusted_proxy_addresses)
-        wait = limiter.retry_after(address)
-        if wait is not None:
-            raise TooManyFailedAttempts(wait)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            limiter.failed(address)
-            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        if not request.app[keys.TOKENS].accepts(token.strip()):
-            limiter.failed(address)
-            raise Unauthorized("invalid bearer token")
+        check_token(request, token.strip() if scheme.lower() == "bearer" else None)
     return await handler(request)

@@ -140,6 +140,13 @@ def accepted(body: Any, op: dict[str, Any]) -> Reply:
     headers=OPERATION_HEADER,
 )
 async def create_project(request: web.Request, body: V1CreateProjectBody) -> Reply:
+    project, op = await start_create(request, body)
+    return accepted(project_json(request, project), op)
+
+
+async def start_create(request: web.Request, body: V1CreateProjectBody) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record a new project and its create operation, hand it to the jobs: (project, operation).
+    The one way in for POST /v1/projects and the console."""
     store = request.app[keys.STORE]
     jobs = request.app[keys.JOBS]
     organization = body.organization_slug or body.organization_id or DEFAULT_ORGANIZATION
@@ -164,10 +171,9 @@ async def create_project(request: web.Request, body: V1CreateProjectBody) -> Rep
         raise RuntimeError("could not mint a free project ref")  # pragma: no cover - 26^20 refs
 
     try:
-        project, op = await record(request, write)
+        return await record(request, write)
     except OrganizationNotFound as exc:
         raise InvalidRequest(exc.message, code=exc.code, field="organization_slug") from None
-    return accepted(project_json(request, project), op)
 
 
 @api.get("/v1/projects", "v1-list-all-projects", "List all projects", response=list[V1ProjectWithDatabaseResponse])
