@@ -264,12 +264,15 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     assert resp.status == 401 and body["message"]
 
 
-async def test_custom_hostname_operations_answer_as_the_document_says(aiohttp_client, settings, dnsmasq):
+async def test_custom_hostname_and_vanity_subdomain_operations_answer_as_the_document_says(
+    aiohttp_client, settings, dnsmasq
+):
     # The host's edge (its base domain, its address) and a resolver of the test's own.
     server = dnsmasq.serve({"docs.example.test": "198.51.100.7"})
     app = create_app(
         dataclasses.replace(
             settings,
+            pooler_host="pooler.edge.test",
             playbook_vars={"supamanager_edge_base_domain": "edge.test"},
             edge_addresses="198.51.100.7",
             dns_resolver=server,
@@ -311,12 +314,62 @@ async def test_custom_hostname_operations_answer_as_the_document_says(aiohttp_cl
     assert (op["kind"], op["state"]) == ("custom_hostname", "succeeded"), op
     _, got = await call(client, "GET", base, 200)
     assert (got["status"], got["data"]["result"]["ssl"]["status"]) == ("5_services_reconfigured", "active")
+    # The vanity subdomain while the project runs with a custom hostname: it says so, takes none,
+    # and its delete leaves the custom hostname.
+    vanity = f"/v1/projects/{project['ref']}/vanity-subdomain"
+    _, got = await call(client, "GET", vanity, 200)
+    assert got == {"status": "custom-domain-used", "custom_domain": "docs.example.test"}
+    await call(client, "POST", f"{vanity}/activate", 409, json={"vanity_subdomain": "docs"})
+    resp, _ = await call(client, "DELETE", vanity, 200)
+    assert "X-Operation-Id" not in resp.headers
     resp, _ = await call(client, "DELETE", base, 200)
     await wait_operation(client, resp.headers["X-Operation-Id"])
     _, got = await call(client, "GET", base, 200)
     assert got["status"] == "1_not_started"
     await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/custom-hostname", 404)
     await call(client, "DELETE", "/v1/projects/abcdefghijklmnopqrst/custom-hostname", 404)
+
+    # Vanity subdomains: one DNS label under the base domain, never the host's own names (its pooler
+    # host) or a project's own name; activate and delete are the custom hostname's operation.
+    _, got = await call(client, "GET", vanity, 200)
+    assert got == {"status": "not-used"}
+    for label, available in (("Shop-Prod", True), ("pooler", False), (project["ref"], False)):
+        _, got = await call(client, "POST", f"{vanity}/check-availability", 201, json={"vanity_subdomain": label})
+        assert got == {"available": available}, label
+    for bad in ("a.b", "-shop", "shop_prod", "", "x" * 64):  # 400, nothing recorded
+        await call(client, "POST", f"{vanity}/check-availability", 400, json={"vanity_subdomain": bad})
+        await call(client, "POST", f"{vanity}/activate", 400, json={"vanity_subdomain": bad})
+    await call(client, "POST", f"{vanity}/activate", 409, json={"vanity_subdomain": project["ref"]})
+    resp, made = await call(client, "POST", f"{vanity}/activate", 201, json={"vanity_subdomain": "Shop-Prod"})
+    assert made == {"custom_domain": "shop-prod.edge.test"}
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"], op["params"]) == (
+        "custom_hostname",
+        "succeeded",
+        {"hostname": "shop-prod.edge.test"},
+    )
+    _, got = await call(client, "GET", vanity, 200)
+    assert got == {"status": "active", "custom_domain": "shop-prod.edge.test"}
+    # Another project cannot take it; after delete (an operation: the URLs go back) it can.
+    resp, second = await call(client, "POST", "/v1/projects", 201, json={**UPSTREAM_CREATE, "name": "second"})
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    second_vanity = f"/v1/projects/{second['ref']}/vanity-subdomain"
+    body = {"vanity_subdomain": "shop-prod"}
+    assert (await call(client, "POST", f"{second_vanity}/check-availability", 201, json=body))[1] == {
+        "available": False
+    }
+    await call(client, "POST", f"{second_vanity}/activate", 409, json=body)
+    resp, _ = await call(client, "DELETE", vanity, 200)
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["state"], op["params"]) == ("succeeded", {"hostname": ""})
+    _, got = await call(client, "GET", vanity, 200)
+    assert got == {"status": "not-used"}
+    assert (await call(client, "POST", f"{second_vanity}/check-availability", 201, json=body))[1] == {"available": True}
+    absent = "/v1/projects/abcdefghijklmnopqrst/vanity-subdomain"
+    await call(client, "GET", absent, 404)
+    await call(client, "DELETE", absent, 404)
+    await call(client, "POST", f"{absent}/check-availability", 404, json=body)
+    await call(client, "POST", f"{absent}/activate", 404, json=body)
 
 
 @pytest.mark.docker

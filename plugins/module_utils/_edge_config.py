@@ -139,10 +139,13 @@ def build_config(settings, routes):
     check_settings(settings)
     routes = sorted((check_route(r) for r in routes), key=lambda r: r["name"])
     seen = {}
+    pooler_host = (settings.get("pooler") or {}).get("host")
     for route in routes:
         for host in route["hosts"]:
             if host in seen:
                 raise EdgeConfigError(f"host {host} is claimed by both route {seen[host]} and route {route['name']}")
+            if host == pooler_host:
+                raise EdgeConfigError(f"host {host} is the Postgres front's: route {route['name']} cannot serve it")
             seen[host] = route["name"]
     hosts = sorted(seen)
     tls = settings["tls"]

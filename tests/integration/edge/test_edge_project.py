@@ -261,11 +261,13 @@ def test_a_project_answers_at_its_https_address_until_it_is_deleted(
     assert recreated == held_url, recreated
     assert all(any(custom_url in v for v in after[service][1]) for service in held_url)
 
-    # A name under the edge's own base domain is refused before anything changes: by the daemon
-    # (400) and by the role for an ansible-playbook user.
+    # A name under the edge's own base domain is refused before anything changes: as a custom
+    # hostname by the daemon (400; one label under it is a vanity subdomain, below), and by the role
+    # for an ansible-playbook user unless it is one label.
     status, refused, _ = daemon.request("POST", f"{hostname}/initialize", {"custom_hostname": f"shop.{DOMAIN}"})
     assert status == 400, refused
-    proc = host.playbook("hostname", ref, check=False, supabase_custom_hostname=f"shop.{DOMAIN}", **project_vars)
+    deeper = f"www.shop.{DOMAIN}"
+    proc = host.playbook("hostname", ref, check=False, supabase_custom_hostname=deeper, **project_vars)
     assert proc.returncode != 0 and "outside the edge's base domain" in proc.stdout, proc.stdout[-2000:]
     assert host.dotenv(ref)["API_EXTERNAL_URL"] == custom_url
     assert containers(ref) == after
@@ -283,11 +285,26 @@ def test_a_project_answers_at_its_https_address_until_it_is_deleted(
     assert (code, out) == (0, "200"), err
     assert daemon.request("GET", hostname)[1]["status"] == "1_not_started"
 
+    # A vanity subdomain, <label>.<base domain>: the same operation routes it, obtains its
+    # certificate and switches the URLs (its delete is the custom hostname's: test_conformance.py).
+    vanity = f"/v1/projects/{ref}/vanity-subdomain"
+    label = f"shop-{secrets.token_hex(3)}"
+    vanity_name, vanity_url = f"{label}.{DOMAIN}", f"https://{label}.{DOMAIN}:{edge.https_port}"
+    status, made, headers = daemon.request("POST", f"{vanity}/activate", {"vanity_subdomain": label})
+    assert (status, made) == (201, {"custom_domain": vanity_name}), made
+    op = daemon.wait(headers["X-Operation-Id"], finished, timeout=900)
+    assert (op["kind"], op["state"]) == ("custom_hostname", "succeeded"), op.get("error")
+    assert daemon.request("GET", vanity)[1] == {"status": "active", "custom_domain": vanity_name}
+    assert host.dotenv(ref)["API_EXTERNAL_URL"] == vanity_url
+    code, out, err = edge.curl(vanity_name, "/rest/v1/", "-o", "/dev/null", "-w", "%{http_code}", *apikey)
+    assert (code, out) == (0, "200"), err
+
     status, _, headers = daemon.request("DELETE", f"/v1/projects/{ref}?backup=false")
     assert status == 200
     assert daemon.wait(headers["X-Operation-Id"], finished, timeout=900)["state"] == "succeeded"
     assert not (edge.dir / "routes" / f"project-{ref}.json").exists()
-    code, _, err = edge.curl(name, "/rest/v1/")
-    assert code == 35, err  # no certificate for the deleted project's name
+    for deleted in (name, vanity_name):
+        code, _, err = edge.curl(deleted, "/rest/v1/")
+        assert code == 35, err  # no certificate for the deleted project's names
     code, _, err = edge.psql(f"postgres.{ref}", password)
     assert code == 2 and f"Tenant or user not found: postgres.{ref}" in err, err

@@ -1,7 +1,10 @@
-"""Routes of the Domains tag: a project's custom hostname (domains/hostnames.py has the rules).
+"""Routes of the Domains tag: a project's custom hostname and vanity subdomain (domains/hostnames.py
+has the rules).
 
-initialize and reverify are answered directly (a record, a DNS lookup); activate and delete change
-what runs on the host, so they are operations (kind `custom_hostname`, playbooks/hostname.yml).
+initialize, reverify and check-availability are answered directly (a record, a DNS lookup);
+activate and delete change what runs on the host, so they are operations (kind `custom_hostname`,
+playbooks/hostname.yml). A vanity subdomain is a custom hostname under the edge's own base domain:
+the same record, the same operation.
 """
 
 from __future__ import annotations
@@ -14,14 +17,21 @@ from aiohttp import web
 
 from .. import keys, models
 from ..domains import hostnames
-from ..errors import InvalidState
+from ..errors import Conflict, InvalidState
 from ..projects.files import project_info
-from ..shapes.domains import UpdateCustomHostnameBody, UpdateCustomHostnameResponse
+from ..shapes.domains import (
+    ActivateVanitySubdomainResponse,
+    SubdomainAvailabilityResponse,
+    UpdateCustomHostnameBody,
+    UpdateCustomHostnameResponse,
+    VanitySubdomainBody,
+    VanitySubdomainConfigResponse,
+)
 from ..store.errors import OperationInProgress
 from .projects import OPERATION_HEADER, accepted, load_project, path_ref, record
 from .routing import Api, Reply
 
-api = Api("Domains", "A project's custom hostname on the host's edge.")
+api = Api("Domains", "A project's custom hostname and vanity subdomain on the host's edge.")
 
 _RUNNING = frozenset({models.ACTIVE_HEALTHY, models.ACTIVE_UNHEALTHY})
 
@@ -176,9 +186,14 @@ async def activate(request: web.Request) -> Reply:
 )
 async def delete_hostname(request: web.Request) -> Reply | None:
     ref = path_ref(request)
+    await request.app[keys.STORE].get_custom_hostname(ref)  # ProjectNotFound
+    return await _remove(request, ref, bool(await _served(request, ref)))
+
+
+async def _remove(request: web.Request, ref: str, served: bool) -> Reply | None:
+    """Forget the project's record; when its URLs use the name (served), an operation puts them back."""
     store = request.app[keys.STORE]
-    await store.get_custom_hostname(ref)  # ProjectNotFound
-    if await _served(request, ref):
+    if served:
         _, op = await record(request, lambda: store.start_operation(ref, _choose_custom_hostname, {"hostname": ""}))
         await store.delete_custom_hostname(ref)
         return Reply(None, {"X-Operation-Id": op["id"]})
@@ -186,4 +201,103 @@ async def delete_hostname(request: web.Request) -> Reply | None:
     if running:  # e.g. an activate that has not switched the URLs yet
         raise OperationInProgress(ref, running[0]["id"], running[0]["kind"])
     await store.delete_custom_hostname(ref)
+    return None
+
+
+# -- vanity subdomains ---------------------------------------------------------------------------
+@api.get(
+    "/v1/projects/{ref}/vanity-subdomain",
+    "v1-get-vanity-subdomain-config",
+    "Get the project's vanity subdomain",
+    description="`active` with `custom_domain` `<subdomain>.<base domain>` once the project's URLs are the"
+    " subdomain's, `custom-domain-used` when they are a custom hostname's (read from its files).",
+    response=VanitySubdomainConfigResponse,
+    errors=(404,),
+)
+async def get_vanity_subdomain(request: web.Request) -> dict[str, Any]:
+    project = await load_project(request)
+    served = await _served(request, project["ref"])
+    if not served:
+        return {"status": "not-used"}
+    used = "active" if hostnames.is_vanity(request.app[keys.SETTINGS], served) else "custom-domain-used"
+    return {"status": used, "custom_domain": served}
+
+
+async def _available(request: web.Request, ref: str, hostname: str) -> bool:
+    """Whether the project may take this name: not the host's own, not another project's own name
+    (`<ref>.<base domain>`) or its custom hostname or vanity subdomain."""
+    store = request.app[keys.STORE]
+    if hostname in hostnames.reserved_hostnames(request.app[keys.SETTINGS]):
+        return False
+    label = hostname.partition(".")[0]
+    if models.is_ref(label) and await store.get_project(label) is not None:
+        return False
+    return await store.hostname_owner(hostname) in (None, ref)
+
+
+@api.post(
+    "/v1/projects/{ref}/vanity-subdomain/check-availability",
+    "v1-check-vanity-subdomain-availability",
+    "Check whether a vanity subdomain is available",
+    description="`available` false when the name `<subdomain>.<base domain>` is the host's own, another"
+    " project's own name or another project's subdomain. The subdomain must be one DNS label.",
+    status=201,
+    body=VanitySubdomainBody,
+    response=SubdomainAvailabilityResponse,
+    errors=(400, 404),
+)
+async def check_vanity_subdomain(request: web.Request, body: VanitySubdomainBody) -> dict[str, Any]:
+    hostname = hostnames.vanity_hostname(request.app[keys.SETTINGS], body.vanity_subdomain)
+    project = await load_project(request)
+    return {"available": await _available(request, project["ref"], hostname)}
+
+
+@api.post(
+    "/v1/projects/{ref}/vanity-subdomain/activate",
+    "v1-activate-vanity-subdomain-config",
+    "Give the project a vanity subdomain",
+    description="An operation (kind `custom_hostname`, as a custom hostname's activate): the edge routes"
+    " `<subdomain>.<base domain>` and obtains its certificate, then the project's URLs become"
+    " `https://<subdomain>.<base domain>` (only the services that hold them are recreated). No DNS check: the"
+    " base domain is the host's. 409 when the name is not available or the project uses a custom hostname.",
+    status=201,
+    body=VanitySubdomainBody,
+    response=ActivateVanitySubdomainResponse,
+    errors=(400, 404, 409),
+    headers=OPERATION_HEADER,
+)
+async def activate_vanity_subdomain(request: web.Request, body: VanitySubdomainBody) -> Reply:
+    settings = request.app[keys.SETTINGS]
+    hostname = hostnames.vanity_hostname(settings, body.vanity_subdomain)
+    ref = (await load_project(request))["ref"]
+    if not await _available(request, ref, hostname):
+        raise Conflict(f"vanity subdomain {hostname} is not available", code="subdomain_taken")
+    served = await _served(request, ref)
+    if served and not hostnames.is_vanity(settings, served):
+        raise Conflict(f"project {ref} runs with custom hostname {served}: delete it first", code="custom_domain_used")
+    store = request.app[keys.STORE]
+    # The host owns its base domain: the name is verified as it is recorded.
+    await store.put_custom_hostname(ref, hostname, "", hostnames.VERIFIED)
+    _, op = await record(request, lambda: store.start_operation(ref, _choose_custom_hostname, {"hostname": hostname}))
+    return accepted({"custom_domain": hostname}, op)
+
+
+@api.delete(
+    "/v1/projects/{ref}/vanity-subdomain",
+    "v1-deactivate-vanity-subdomain-config",
+    "Remove the project's vanity subdomain",
+    description="When the project runs with its vanity subdomain, an operation (kind `custom_hostname`) removes"
+    " its route and certificate and puts the URLs back to `https://<ref>.<base domain>` (its id in"
+    " `X-Operation-Id`). A custom hostname is left as it is.",
+    errors=(404, 409),
+)
+async def delete_vanity_subdomain(request: web.Request) -> Reply | None:
+    settings = request.app[keys.SETTINGS]
+    ref = (await load_project(request))["ref"]
+    found = await request.app[keys.STORE].get_custom_hostname(ref)
+    served = await _served(request, ref)
+    if served and hostnames.is_vanity(settings, served):
+        return await _remove(request, ref, True)
+    if found and hostnames.is_vanity(settings, found["hostname"]):
+        return await _remove(request, ref, False)
     return None

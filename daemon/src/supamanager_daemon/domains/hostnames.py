@@ -6,6 +6,9 @@ one of this host's addresses (settings.edge_addresses) or `_supamanager-challeng
 record holding the token; activate runs playbooks/hostname.yml (the edge's certificate first, then
 the project's URLs); 5_services_reconfigured is observed, not assumed: the project's project.json
 names the hostname once the playbook has switched it.
+
+A vanity subdomain is a custom hostname of one label under the edge's own base domain: its owner is
+the host, so it is verified when it is recorded, and the same operation activates and removes it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from . import dns
 
 # Lowercase DNS labels, two or more (the role checks the same: roles/project/tasks/validate.yml).
 HOSTNAME = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+# One of them: a vanity subdomain is `<label>.<base domain>`.
+LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 CHALLENGE_PREFIX = "_supamanager-challenge."
 
 NOT_STARTED = "1_not_started"
@@ -30,9 +35,7 @@ RECONFIGURED = "5_services_reconfigured"
 
 def check_hostname(settings: Settings, value: str) -> str:
     """The name, lowercased, when it may be a custom hostname here; else InvalidRequest."""
-    base = settings.edge_base_domain
-    if not base:
-        raise InvalidRequest("this host has no edge (supamanager_edge_base_domain): no custom hostname can be served")
+    base = _base_domain(settings)
     name = value.lower()
     if not HOSTNAME.fullmatch(name):
         raise InvalidRequest(
@@ -43,6 +46,40 @@ def check_hostname(settings: Settings, value: str) -> str:
     if name == base or name.endswith("." + base):
         raise InvalidRequest(f"custom_hostname must be outside this host's own domain {base}", code="invalid_hostname")
     return name
+
+
+def _base_domain(settings: Settings) -> str:
+    base = settings.edge_base_domain
+    if not base:
+        raise InvalidRequest("this host has no edge (supamanager_edge_base_domain): no custom hostname can be served")
+    return base
+
+
+def vanity_hostname(settings: Settings, value: str) -> str:
+    """`<label>.<base domain>` for a vanity subdomain, when the label may be one; else InvalidRequest.
+    The labels of the host's own names (the pooler host's and the daemon's, under the base domain)
+    are not available."""
+    base = _base_domain(settings)
+    label = value.lower()
+    if not LABEL.fullmatch(label):
+        raise InvalidRequest(
+            "vanity_subdomain must be one DNS label (letters, digits, inner hyphens), at most 63 characters",
+            code="invalid_subdomain",
+        )
+    return f"{label}.{base}"
+
+
+def reserved_hostnames(settings: Settings) -> frozenset[str]:
+    """The names under the base domain that are the host's own, never a project's."""
+    names = {settings.pooler_host, str(settings.playbook_vars.get("supamanager_edge_api_host", "") or "")}
+    return frozenset(n for n in names if n)
+
+
+def is_vanity(settings: Settings, hostname: str) -> bool:
+    """Whether a custom hostname is a vanity subdomain: one label under the edge's base domain."""
+    base = settings.edge_base_domain
+    label, _, rest = hostname.partition(".")
+    return bool(base) and rest == base and bool(LABEL.fullmatch(label))
 
 
 def challenge_name(hostname: str) -> str:

@@ -1,4 +1,5 @@
-"""Shapes of the Domains tag: the document's UpdateCustomHostnameBody and UpdateCustomHostnameResponse."""
+"""Shapes of the Domains tag: the document's custom hostname (UpdateCustomHostnameBody, UpdateCustomHostnameResponse)
+and vanity subdomain shapes."""
 
 from __future__ import annotations
 
@@ -61,3 +62,25 @@ class UpdateCustomHostnameResponse(BaseModel):
     status: CustomHostnameStatus
     custom_hostname: str
     data: CustomHostnameDetails
+
+
+class VanitySubdomainBody(Request):
+    vanity_subdomain: str = Field(
+        max_length=63, examples=["acme-prod"], description="One DNS label: the project answers at `<it>.<base domain>`."
+    )
+
+
+class VanitySubdomainConfigResponse(BaseModel):
+    status: Literal["not-used", "custom-domain-used", "active"] = Field(
+        description="`active`: the project's URLs are its vanity subdomain's; `custom-domain-used`: a custom"
+        " hostname's (read from its files)."
+    )
+    custom_domain: str | None = omitted("The name the project's URLs use, when it is not its own.", min_length=1)
+
+
+class SubdomainAvailabilityResponse(BaseModel):
+    available: bool
+
+
+class ActivateVanitySubdomainResponse(BaseModel):
+    custom_domain: str = Field(description="`<vanity subdomain>.<base domain>`.")

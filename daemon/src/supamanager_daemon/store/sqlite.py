@@ -722,6 +722,15 @@ class Store:
 
         return await self._call(self._tx, tx)
 
+    async def hostname_owner(self, hostname: str) -> str | None:
+        """The ref of the project whose custom hostname (or vanity subdomain) record holds the name."""
+
+        def tx(db: sqlite3.Connection):
+            row = db.execute("SELECT ref FROM custom_hostnames WHERE hostname = ?", (hostname,)).fetchone()
+            return row[0] if row else None
+
+        return await self._call(self._tx, tx)
+
     async def delete_custom_hostname(self, ref: str) -> None:
         await self._call(self._tx, lambda db: db.execute("DELETE FROM custom_hostnames WHERE ref = ?", (ref,)))
 

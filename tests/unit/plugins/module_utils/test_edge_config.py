@@ -175,6 +175,13 @@ def test_one_name_cannot_belong_to_two_routes():
         ec.build_config(SETTINGS, [ROUTE, {**ROUTE, "name": "project-other"}])
 
 
+def test_no_route_serves_the_pooler_host():
+    """A vanity subdomain or custom hostname that is the Postgres front's name is refused."""
+    settings = {**SETTINGS, "pooler": {"host": "pooler.example.com", "managed_certificate": True}}
+    with pytest.raises(ec.EdgeConfigError, match="is the Postgres front's"):
+        ec.build_config(settings, [{**ROUTE, "hosts": ["shop.example.com", "pooler.example.com"]}])
+
+
 def edge_dir(tmp_path):
     settings = {**SETTINGS, "admin_socket": str(tmp_path / "admin.sock"), "storage": str(tmp_path / "data")}
     (tmp_path / "settings.json").write_text(json.dumps(settings))
