@@ -98,6 +98,10 @@ async def test_every_form_post_needs_the_csrf_token(client):
 async def test_create_restart_and_delete_from_the_console_run_the_api_operations(client, settings, monkeypatch):
     monkeypatch.setattr(client.server.app[keys.POLLER], "wake", lambda: None)
     csrf = await _sign_in(client)
+    home = await (await client.get("/?org=no-such-org")).text()
+    assert 'id="new-project"' in home and "No project in this organization yet." in home
+    form_page = await (await client.get("/console/new?org=default")).text()
+    assert 'name="password_choice" value="generate" checked' in form_page
     # A bad password is refused as the API refuses it, nothing created.
     form = {"csrf_token": csrf, "name": "console-app", "organization": "default", "password_choice": "set"}
     resp = await client.post("/console/new", data={**form, "db_pass": "short"}, allow_redirects=False)
@@ -117,6 +121,8 @@ async def test_create_restart_and_delete_from_the_console_run_the_api_operations
     assert 'id="key-anon"' in page and f"anon.{ref}" in page and 'type="password" readonly' in page
     assert "http://localhost:54321" in page and "ACTIVE_HEALTHY" in page and "create" in page
     assert ref in await (await client.get("/console/projects-rows?org=default")).text()
+    info = await (await client.get(f"/console/projects/{ref}/info")).text()
+    assert 'id="key-service_role"' in info and "hx-trigger" not in info  # complete: no more polling
 
     hold = settings.root / "hold"
     hold.touch()  # the fake playbook waits while this exists
