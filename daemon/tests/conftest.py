@@ -61,7 +61,8 @@ _PLAYBOOK = """---
           'password': supabase_postgres_password | default(None),
           'backup_kind': supabase_backup_kind | default(None),
           'restore_point': supabase_backup_restore_point | default(None),
-          'public_host': supabase_public_host, 'instance_size': supabase_instance_size | default(None)}} | to_json }}}}"
+          'public_host': supabase_public_host, 'instance_size': supabase_instance_size | default(None),
+          'auth_settings_change': supabase_auth_settings_change | default(None)}} | to_json }}}}"
         mode: "0600"
 {body}
     - name: Hold while asked to
@@ -83,13 +84,16 @@ _CREATE_BODY = """    - name: Make the project's directory
     - name: Write the project's env file
       ansible.builtin.copy:
         dest: "{{ supamanager_root }}/projects/{{ project_ref }}/.env"
-        content: "ANON_KEY=anon.{{ project_ref }}\\nSERVICE_ROLE_KEY=service.{{ project_ref }}\\n"
+        content: "ANON_KEY=anon.{{ project_ref }}\\nSERVICE_ROLE_KEY=service.{{ project_ref }}\\n\\
+          DISABLE_SIGNUP=false\\nSMTP_PASS=fake\\n"
         mode: "0600"
     - name: Write project.json as the role does
       ansible.builtin.copy:
         dest: "{{ supamanager_root }}/projects/{{ project_ref }}/project.json"
         content: "{{ {'ref': project_ref, 'services': ['db', 'kong'], 'api_url': 'http://localhost:54321',
-          'ports': {'kong_http': 54321}, 'instance_size': supabase_instance_size | default('')} | to_json }}"
+          'ports': {'kong_http': 54321}, 'instance_size': supabase_instance_size | default(''),
+          'auth_settings': {'disable_signup': 'DISABLE_SIGNUP', 'smtp_pass': 'SMTP_PASS',
+                            'jwt_exp': 'JWT_EXPIRY'}} | to_json }}"
         mode: "0644"
 """
 # The fake resume takes a new size as the role does: into project.json.
@@ -144,6 +148,7 @@ def _write_fake_collection(root: pathlib.Path) -> pathlib.Path:
         ("password", "password.yml"),
         ("backup", "backup.yml"),
         ("hostname", "hostname.yml"),
+        ("settings", "settings.yml"),
     ):
         body = {"create": _CREATE_BODY, "backup": _BACKUP_BODY, "resume": _RESUME_BODY, "hostname": _HOSTNAME_BODY}.get(
             kind, ""

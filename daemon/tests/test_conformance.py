@@ -146,6 +146,40 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "PATCH", f"/v1/projects/{ref}/database/password", 400, json={"password": "a b"})
     await call(client, "PATCH", "/v1/projects/abcdefghijklmnopqrst/database/password", 404, json={"password": "x" * 9})
 
+    # Auth settings: the fake create's .env and project.json have three of them; the change is an
+    # operation whose job gets the values (never the store), secrets answered as digests.
+    auth = f"/v1/projects/{ref}/config/auth"
+    _, got = await call(client, "GET", auth, 200)
+    assert (got["disable_signup"], got["smtp_pass"], got["site_url"]) == (
+        False,
+        hashlib.sha256(b"fake").hexdigest(),
+        None,
+    )
+    change = {"disable_signup": True, "smtp_pass": "new-smtp-pass", "saml_enabled": None}
+    resp, got = await call(client, "PATCH", auth, 200, json=change)
+    assert (got["disable_signup"], got["smtp_pass"]) == (True, hashlib.sha256(b"new-smtp-pass").hexdigest())
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert (op["kind"], op["state"], op["params"]) == (
+        "settings",
+        "succeeded",
+        {"auth": ["disable_signup", "smtp_pass"]},
+    )
+    recorded = json.loads((settings.root / f"vars-{ref}-settings.json").read_text())
+    assert recorded["auth_settings_change"] == {"disable_signup": True, "smtp_pass": "new-smtp-pass"}
+    _, refused = await call(client, "PATCH", auth, 400, json={"jwt_exp": 604801})
+    assert refused["message"] == "field 'jwt_exp' must be at most 604800"
+    _, refused = await call(client, "PATCH", auth, 400, json={"disable_signup": "yes"})
+    assert refused["message"] == "field 'disable_signup' must be a boolean, not a string"
+    _, refused = await call(client, "PATCH", auth, 400, json={"saml_enabled": True})
+    assert refused["details"] == {"field": "saml_enabled"}
+    _, refused = await call(client, "PATCH", auth, 400, json={"smtp_pass": "a$b"})
+    assert "$" in refused["message"] and "a$b" not in refused["message"]
+    _, refused = await call(client, "PATCH", auth, 400, json={"site_url": "http://a"})  # not in this project.json
+    assert refused["code"] == "settings_unknown_to_project"
+    await call(client, "PATCH", auth, 400, json={"no_such_setting": 1})
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/config/auth", 404)
+    await call(client, "PATCH", "/v1/projects/abcdefghijklmnopqrst/config/auth", 404, json={"disable_signup": True})
+
     # Edge functions: written under the project's functions directory (the fake create makes none).
     (settings.root / "projects" / ref / "volumes" / "functions").mkdir(parents=True)
     fn, absent_fn = f"/v1/projects/{ref}/functions", "/v1/projects/abcdefghijklmnopqrst/functions"

@@ -156,7 +156,15 @@ def test_validate_create_rejects_bad_bodies(body, code, needle):
 def test_extravars_yaml_marks_every_string_unsafe():
     import yaml
 
-    text = extravars_yaml({"project_ref": "abc", "delete_volumes": True, "ports": {"start": 1}, "p": 'a"b{{ x }}'})
+    text = extravars_yaml(
+        {
+            "project_ref": "abc",
+            "delete_volumes": True,
+            "ports": {"start": 1},
+            "p": 'a"b{{ x }}',
+            "change": {"site_url": "{{ lookup('pipe', 'id') }}", "list": ["{{ x }}", 2]},
+        }
+    )
     assert 'project_ref: !unsafe "abc"' in text
     assert "delete_volumes: true" in text
 
@@ -170,6 +178,8 @@ def test_extravars_yaml_marks_every_string_unsafe():
         "delete_volumes": True,
         "ports": {"start": 1},
         "p": ("unsafe", 'a"b{{ x }}'),
+        # strings inside maps and lists too (the auth settings' change is a map)
+        "change": {"site_url": ("unsafe", "{{ lookup('pipe', 'id') }}"), "list": [("unsafe", "{{ x }}"), 2]},
     }
     with pytest.raises(ValueError, match="invalid extra var name"):
         extravars_yaml({"bad name": 1})

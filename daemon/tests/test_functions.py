@@ -1,7 +1,10 @@
-"""Edge functions on the session's live project (conftest.live_project: real playbooks, stand-ins):
-the official CLI 2.117.0 deploys with `--use-api`, supabase-js invokes through the project's
-gateway, the stand-in's real Deno runs the function. The document's shapes and the refusals are in
-test_conformance.py; the files' contract in test_functions_units.py."""
+"""A project's services on the session's live project (conftest.live_project: real playbooks,
+stand-ins). Edge functions: the official CLI 2.117.0 deploys with `--use-api`, supabase-js invokes
+through the project's gateway, the stand-in's real Deno runs the function. Auth settings:
+supabase-management-js changes them, GoTrue's /settings through the gateway shows it, only the auth
+container is new, a setting auth cannot take is rolled back. The document's shapes and the refusals
+are in test_conformance.py; the files' contract in test_functions_units.py. (In this file, not one
+of their own: a file of its own could land on a worker without a live project and create one.)"""
 
 from __future__ import annotations
 
@@ -11,12 +14,14 @@ import os
 import secrets
 import stat
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from conftest import LIVE_TOKEN
 from test_clients import supabase
+from test_daemon_sizes import containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -134,3 +139,108 @@ def test_the_official_cli_deploys_and_supabase_js_invokes_through_the_gateway(li
     assert daemon.request("GET", f"/v1/projects/{ref}/functions")[1] == []
     assert gateway(api_url, "/functions/v1/hello", keys["anon"])[0] == 404
     assert not (daemon.root / "projects" / ref / "volumes" / "functions" / "hello").exists()
+
+
+UPDATE_AUTH = """
+const { SupabaseManagementAPI } = require("supabase-management-js");
+const api = new SupabaseManagementAPI({ accessToken: process.env.TOKEN, baseUrl: process.env.BASE_URL });
+api.updateAuthServiceConfig(process.env.REF, JSON.parse(process.env.CHANGE)).then((r) => {
+  console.log(JSON.stringify({ status: r.status, data: r.data, operation: r.headers.get("x-operation-id") }));
+}).catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });
+"""
+
+
+def update_auth(daemon, supabase_clients, change: dict) -> tuple[dict, dict]:
+    """supabase-management-js's updateAuthServiceConfig, then the operation to its end: (its answer, the operation)."""
+    env = {
+        **os.environ,
+        "NODE_PATH": str(supabase_clients.node_modules),
+        "TOKEN": LIVE_TOKEN,
+        "BASE_URL": f"http://127.0.0.1:{daemon.port}",
+        "REF": daemon.ref,
+        "CHANGE": json.dumps(change),
+    }
+    out = subprocess.run(
+        [str(supabase_clients.node), "-e", UPDATE_AUTH], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    assert got["status"] == 200, got
+    op = daemon.wait(got["operation"], lambda o: o["state"] in ("succeeded", "failed"), timeout=900)
+    return got["data"], op
+
+
+def auth_settings(api_url: str, anon: str) -> dict:
+    """GoTrue's /settings through the project's gateway."""
+    req = urllib.request.Request(f"{api_url}/auth/v1/settings", headers={"apikey": anon})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the project's gateway on localhost
+        return json.loads(resp.read())
+
+
+def healthy_within(daemon, seconds: float = 300) -> str:
+    """The project's status once the poll says ACTIVE_HEALTHY (or the last one seen)."""
+    deadline = time.monotonic() + seconds
+    while (status := daemon.request("GET", f"/v1/projects/{daemon.ref}")[1]["status"]) != "ACTIVE_HEALTHY":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    return status
+
+
+DEFAULT_SMTP_PASS = "fake_mail_password"  # the role's .env default (tasks/env.yml)
+
+
+@pytest.fixture
+def auth_put_back(request, live_project, supabase_clients):
+    """The role's auth defaults back for what the test changes, when a later test shares the live project
+    (a settings change costs a recreate and a healthcheck tick: none is paid for a project about to go)."""
+    yield
+    later = request.session.items[request.session.items.index(request.node) + 1 :]
+    if not any("live_project" in item.fixturenames for item in later):
+        return
+    got = live_project.request("GET", f"/v1/projects/{live_project.ref}/config/auth")[1]
+    if got["disable_signup"] or got["smtp_pass"] != hashlib.sha256(DEFAULT_SMTP_PASS.encode()).hexdigest():
+        _, op = update_auth(live_project, supabase_clients, {"disable_signup": False, "smtp_pass": DEFAULT_SMTP_PASS})
+        assert op["state"] == "succeeded", op
+
+
+def test_an_auth_settings_change_recreates_only_auth_and_one_auth_cannot_take_is_rolled_back(
+    live_project, supabase_clients, auth_put_back
+):
+    ref, daemon = live_project.ref, live_project
+    api_url = json.loads((daemon.root / "projects" / ref / "project.json").read_text())["api_url"]
+    keys = {k["name"]: k["api_key"] for k in daemon.request("GET", f"/v1/projects/{ref}/api-keys?reveal=true")[1]}
+    assert auth_settings(api_url, keys["anon"])["disable_signup"] is False
+    before = {name: c["Id"] for name, c in containers(ref).items()}
+    smtp_pass = "smtp-" + secrets.token_hex(8)
+
+    answer, op = update_auth(daemon, supabase_clients, {"disable_signup": True, "smtp_pass": smtp_pass})
+    assert answer["disable_signup"] is True and answer["smtp_pass"] == hashlib.sha256(smtp_pass.encode()).hexdigest()
+    assert (op["kind"], op["state"]) == ("settings", "succeeded"), op
+    assert auth_settings(api_url, keys["anon"])["disable_signup"] is True
+    changed = {name: c["Id"] for name, c in containers(ref).items()}
+    assert sorted(n for n in before if changed[n] != before[n]) == ["auth"]
+    got = daemon.request("GET", f"/v1/projects/{ref}/config/auth")[1]
+    assert (got["disable_signup"], got["smtp_pass"]) == (True, answer["smtp_pass"])
+    assert healthy_within(daemon) == "ACTIVE_HEALTHY"
+
+    # A site URL the auth stand-in refuses to start with (its test marker): auth crashes at start,
+    # the kept settings are put back, the project runs on as before.
+    refused = {"site_url": "http://standin-refuses-this.invalid"}
+    status, _, headers = daemon.request("PATCH", f"/v1/projects/{ref}/config/auth", refused)
+    assert status == 200
+    op = daemon.wait(headers["X-Operation-Id"], lambda o: o["state"] in ("succeeded", "failed"), timeout=900)
+    assert op["state"] == "failed" and "rolled back" in op["error"], op
+    assert "given up by Docker" in op["error"] and "restart policy" in op["error"], op  # seen at once, not waited out
+    got = daemon.request("GET", f"/v1/projects/{ref}/config/auth")[1]
+    assert "standin-refuses-this" not in got["site_url"] and got["disable_signup"] is True
+    assert auth_settings(api_url, keys["anon"])["disable_signup"] is True
+    after = {name: c["Id"] for name, c in containers(ref).items()}
+    assert sorted(n for n in before if after[n] != changed[n]) == ["auth"]
+    assert healthy_within(daemon) == "ACTIVE_HEALTHY"
+
+    # The kept settings and .env are 0600; the SMTP password is in no log, store or job file.
+    for private in (daemon.root / "secrets" / ref / "auth-settings.json", daemon.root / "projects" / ref / ".env"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    for path in [daemon.log, *daemon.data.rglob("*")]:
+        assert not path.is_file() or smtp_pass.encode() not in path.read_bytes(), path

@@ -119,6 +119,12 @@ options:
       - Seconds between two runs of a starting service's healthcheck command.
     type: float
     default: 0.5
+  max_restarts:
+    description:
+      - With V(present) or V(restarted), a service that Docker's restart policy started again more than this many
+        times during the wait has failed at once (it crashes at start, on a setting it cannot take), instead of
+        being waited for until O(timeout). Unset (the default), a crashing service is waited for, as it may recover.
+    type: int
   remove_volumes:
     description:
       - With V(absent), also remove the project's volumes (its database).
@@ -317,7 +323,12 @@ def last_check(state):
     return (log[-1].get("Start") or "") if log else ""
 
 
-def given_up(state, since):
+def state_of(info):
+    """A container's inspect State, with its RestartCount (which Docker keeps beside State)."""
+    return dict(info["State"], RestartCount=info.get("RestartCount", 0))
+
+
+def given_up(state, since, restarts_allowed=None):
     """Docker's own verdict that a container will not come up by itself, or None while it may.
 
     V(unhealthy): its healthcheck failed C(retries) times in a row (out of the start period), in a
@@ -326,10 +337,14 @@ def given_up(state, since):
     resets the health to starting but keeps the log). V(exited): it stopped and Docker will not
     start it again (while a restart policy brings it back, its status is restarting). C(docker
     compose up --wait) fails on both at once; a container still starting is waited for until the
-    deadline.
+    deadline. V(crashing): Docker's restart policy started it again more than C(restarts_allowed)
+    times in all (the count it had when the wait began plus the module's max_restarts; state_of
+    puts the count into the state).
     """
     if state.get("Status") in ("exited", "dead") and not state.get("Running"):
         return "exited"
+    if restarts_allowed is not None and state.get("RestartCount", 0) > restarts_allowed:
+        return "crashing"
     if (state.get("Health") or {}).get("Status") == "unhealthy" and last_check(state) != since:
         return "unhealthy"
     return None
@@ -381,8 +396,9 @@ class Project:
 class Starter:
     """Starts (or restarts) services as soon as their dependencies are ready; one thread per service."""
 
-    def __init__(self, api, project, deadline, probe_interval, only=None):
+    def __init__(self, api, project, deadline, probe_interval, only=None, max_restarts=None):
         self.api = api
+        self.max_restarts = max_restarts
         self.project = project
         self.deadline = deadline
         self.probe_interval = probe_interval
@@ -397,6 +413,8 @@ class Starter:
         # service -> Docker's verdict (given_up), and the last check each had when its wait began
         self.gave_up = {}
         self.since = {}
+        # service -> the restarts it may reach (max_restarts over its count when its wait began)
+        self.restarts_allowed = {}
         # Set on the first verdict: every other service stops waiting, the start has failed.
         self.abort = threading.Event()
         self.lock = threading.Lock()
@@ -429,7 +447,7 @@ class Starter:
 
     def _judge(self, name, state):
         """True (and the start aborted) once Docker gave its verdict on the service."""
-        verdict = given_up(state, self.since.get(name, ""))
+        verdict = given_up(state, self.since.get(name, ""), self.restarts_allowed.get(name))
         if verdict:
             with self.lock:
                 self.gave_up[name] = verdict
@@ -449,10 +467,12 @@ class Starter:
                 return
         cid = self.project.containers[name]["Id"]
         info = self.api.inspect(cid)
-        state = info["State"]
+        state = state_of(info)
         command = probe_command(info["Config"].get("Healthcheck"))
         health = (state.get("Health") or {}).get("Status")
         self.since[name] = last_check(state)
+        if self.max_restarts is not None:
+            self.restarts_allowed[name] = state.get("RestartCount", 0) + self.max_restarts
         if not state.get("Running"):
             self.api.start(cid)
             self._acted(name)
@@ -479,7 +499,7 @@ class Starter:
 
     def _wait_running(self, name, cid):
         while self._waiting():
-            state = self.api.inspect(cid)["State"]
+            state = state_of(self.api.inspect(cid))
             if state.get("Running"):
                 return True
             if self._judge(name, state):
@@ -508,7 +528,7 @@ class Starter:
         while self._waiting():
             began = time.time()
             info = self.api.inspect(cid)
-            state = info["State"]
+            state = state_of(info)
             if (state.get("Health") or {}).get("Status") == "healthy":
                 return True
             if self._judge(name, state):
@@ -567,11 +587,12 @@ def listening(info, timeout=0.2):
     return False if refused else None
 
 
-def wait_docker_healthy(project, deadline, only=None, since=None):
+def wait_docker_healthy(project, deadline, only=None, since=None, restarts_allowed=None):
     """Until every container (of only) runs healthy by Docker's own check (or has none), or Docker gave
     its verdict on one (given_up, each judged against since[service], else the last check it had when
-    this wait first saw it unwell): (those that do not, {service: verdict})."""
+    this wait first saw it unwell, and restarts_allowed[service]): (those that do not, {service: verdict})."""
     since = dict(since or {})
+    restarts_allowed = restarts_allowed or {}
     while True:
         bad = [
             name
@@ -582,8 +603,8 @@ def wait_docker_healthy(project, deadline, only=None, since=None):
         for name in bad:
             c = project.containers[name]
             if c["State"] != "running" or health_of(c) == "unhealthy":
-                state = project.api.inspect(c["Id"])["State"]
-                verdict = given_up(state, since.setdefault(name, last_check(state)))
+                state = state_of(project.api.inspect(c["Id"]))
+                verdict = given_up(state, since.setdefault(name, last_check(state)), restarts_allowed.get(name))
                 if verdict:
                     verdicts[name] = verdict
         if not bad or verdicts or time.time() > deadline:
@@ -662,7 +683,7 @@ def describe_not_ready(api, project, names):
             lines.append(f"{name}: missing")
             continue
         try:
-            state = api.inspect(c["Id"])["State"]
+            state = state_of(api.inspect(c["Id"]))
         except DockerError as exc:
             lines.append(f"{name}: {exc}")
             continue
@@ -670,6 +691,8 @@ def describe_not_ready(api, project, names):
         line = "{}: {}, health {}".format(name, state.get("Status"), health.get("Status", "none"))
         if state.get("Status") == "exited":
             line += ", exit code {}".format(state.get("ExitCode"))
+        if state.get("RestartCount"):
+            line += ", restarted {} times by its restart policy".format(state["RestartCount"])
         log = health.get("Log") or []
         if log:
             line += ", last check: {}".format((log[-1].get("Output") or "").strip()[:300])
@@ -794,7 +817,7 @@ def run(module, api):
         result["timings"]["stop"] = round(time.time() - t0, 2)
         project.refresh()
     t1 = time.time()
-    starter = Starter(api, project, deadline, p["probe_interval"], only)
+    starter = Starter(api, project, deadline, p["probe_interval"], only, p["max_restarts"])
     not_ready = starter.run()
     result["timings"]["ready"] = round(time.time() - t1, 2)
     result["started"] = sorted(starter.acted)
@@ -812,7 +835,7 @@ def run(module, api):
         )
 
     t2 = time.time()
-    unhealthy, verdicts = wait_docker_healthy(project, deadline, only, starter.since)
+    unhealthy, verdicts = wait_docker_healthy(project, deadline, only, starter.since, starter.restarts_allowed)
     result["timings"]["docker_healthy"] = round(time.time() - t2, 2)
     if verdicts:
         raise ServicesError(gave_up_message(api, project, p["timeout"], verdicts, unhealthy))
@@ -845,6 +868,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "stopped", "restarted", "absent"]),
             timeout=dict(type="int", default=300),
             probe_interval=dict(type="float", default=0.5),
+            max_restarts=dict(type="int"),
             remove_volumes=dict(type="bool", default=False),
             gateway_url=dict(type="str"),
             gateway_headers=dict(type="dict", default={}, no_log=True),

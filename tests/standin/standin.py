@@ -413,8 +413,15 @@ AUTH_PROVIDERS = (
 )  # fmt: skip
 
 
+AUTH_REFUSED_MARKER = "standin-refuses-this"
+
+
 def mode_auth(_args):
     require("GOTRUE_JWT_SECRET", "GOTRUE_DB_DRIVER", "API_EXTERNAL_URL", "GOTRUE_SITE_URL")
+    # Ours, for the tests: a site URL holding this marker makes auth refuse to start, as GoTrue does
+    # on a setting it cannot take; daemon/tests/test_settings_api.py shows a settings change rolled back.
+    if AUTH_REFUSED_MARKER in env("GOTRUE_SITE_URL"):
+        die(f"GOTRUE_SITE_URL holds {AUTH_REFUSED_MARKER}: refusing to start (the stand-in's test marker)")
     db_url = env("GOTRUE_DB_DATABASE_URL") or env("DATABASE_URL")
     if not db_url:
         die("missing required environment variable(s): GOTRUE_DB_DATABASE_URL")

@@ -79,6 +79,9 @@ KINDS = {
         # POST .../custom-hostname/activate and DELETE .../custom-hostname: hostname.yml routes the
         # name (certificate first) or removes it, and recreates the services that hold the URLs.
         Kind("custom_hostname", "hostname.yml", RESTARTING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
+        # PATCH .../config/auth: settings.yml recreates the services whose settings change, the project
+        # running on meanwhile; it puts the settings before back when they do not come up healthy.
+        Kind("settings", "settings.yml", ACTIVE_HEALTHY, ACTIVE_HEALTHY, ACTIVE_HEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it
         # stays ACTIVE_UNHEALTHY while the restart runs, as it is.
         Kind("heal", "restart.yml", ACTIVE_UNHEALTHY, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),

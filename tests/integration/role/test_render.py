@@ -52,7 +52,7 @@ def render(tmp_path, venv_env, ref, **extra):
                   ansible.builtin.include_role:
                     name: supamanager.supabase.project
                     tasks_from: "{{ item }}"
-                  loop: [env.yml, instance_size.yml, definition.yml, render.yml]
+                  loop: [settings.yml, env.yml, instance_size.yml, definition.yml, render.yml]
                 # The role writes them in the module run that starts the services (project_services,
                 # with the same module_utils); here, without Docker, project_files writes them.
                 - name: Write what the role rendered
@@ -430,6 +430,60 @@ def test_a_safe_override_is_written_on_one_line(tmp_path, venv_env):
     assert lines == ["SMTP_PASS='with space, and: #symbols!'"]
     config = compose_config(project_dir, venv_env)
     assert config["services"]["auth"]["environment"]["GOTRUE_SMTP_PASS"] == "with space, and: #symbols!"
+
+
+def test_auth_settings_reach_the_auth_service_and_win_over_overrides(tmp_path, venv_env):
+    github = {"external_github_enabled": True, "external_github_client_id": "gh-id", "external_github_secret": "gh-s"}
+    project_dir, _ = render(
+        tmp_path,
+        venv_env,
+        "render-auth",
+        supabase_env_overrides={"DISABLE_SIGNUP": "false", "SMTP_HOST": "over.example.com"},
+        supabase_auth_settings={"disable_signup": True, "jwt_exp": 7200, "site_url": "https://app.example.com"}
+        | github,
+    )
+    services = compose_config(project_dir, venv_env)["services"]
+    auth = services["auth"]["environment"]
+    assert (auth["GOTRUE_DISABLE_SIGNUP"], auth["GOTRUE_JWT_EXP"], auth["GOTRUE_SITE_URL"]) == (
+        "true",
+        "7200",
+        "https://app.example.com",
+    )
+    assert auth["GOTRUE_SMTP_HOST"] == "over.example.com"  # an override the settings do not name stays
+    assert (auth["GOTRUE_EXTERNAL_GITHUB_ENABLED"], auth["GOTRUE_EXTERNAL_GITHUB_CLIENT_ID"]) == ("true", "gh-id")
+    assert auth["GOTRUE_EXTERNAL_GITHUB_SECRET"] == "gh-s"
+    assert auth["GOTRUE_EXTERNAL_GITHUB_REDIRECT_URI"].endswith("/auth/v1/callback")
+    assert not any(name.startswith("GOTRUE_EXTERNAL_GOOGLE") for name in auth)  # a provider no setting names
+    assert services["rest"]["environment"]["PGRST_APP_SETTINGS_JWT_EXP"] == "7200"  # why jwt_exp recreates rest
+    names = json.loads((project_dir / "project.json").read_text())["auth_settings"]
+    assert (names["disable_signup"], names["external_github_secret"]) == ("DISABLE_SIGNUP", "EXTERNAL_GITHUB_SECRET")
+    assert "gh-s" not in (project_dir / "project.json").read_text()
+
+
+def test_auth_settings_that_cannot_be_taken_are_refused_before_anything_is_written(tmp_path, venv_env):
+    proc = run(
+        [
+            "ansible-playbook",
+            str(_write_validate_playbook(tmp_path)),
+            "-e",
+            json.dumps(
+                {
+                    "project_ref": "render-x",
+                    "supamanager_root": str(tmp_path / "root"),
+                    "supabase_auth_settings": {"jwt_exp": "soon", "nope": 1, "smtp_pass": "x'\nA=1"},
+                }
+            ),
+        ],
+        env=venv_env,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert (
+        'supabase_auth_settings refused: "jwt_exp" must be an integer from 0 to 604800; "nope" is not a setting of'
+        ' supabase_auth_settings; "smtp_pass" holds a quote, a backslash, $, a backtick or a control character.'
+    ) in one_line(proc.stdout)
+    assert "A=1" not in proc.stdout
+    assert not (tmp_path / "root").exists()
 
 
 def _write_validate_playbook(tmp_path):

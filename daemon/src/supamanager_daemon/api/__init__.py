@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (
+    auth,
     backups,
     billing,
     database,
@@ -36,6 +37,7 @@ TAGS = (
     backups.api,
     functions.api,
     secrets.api,
+    auth.api,
     billing.api,
     domains.api,
     operations.api,

@@ -175,6 +175,9 @@ def invalid_request(exc: pydantic.ValidationError, where: str = "field") -> Inva
         message = f"must be one of {err['ctx'].get('expected')}, not {str(err.get('input'))[:64]!r}"
     elif kind == "string_pattern_mismatch":
         message = "has an invalid format"
+    elif kind in ("less_than_equal", "greater_than_equal"):
+        bound = "le" if kind == "less_than_equal" else "ge"
+        message = f"must be {'at most' if bound == 'le' else 'at least'} {err['ctx'][bound]}"
     return InvalidRequest(f"{where} '{field}' {message}", code="invalid_value", field=field)
 
 

@@ -46,17 +46,26 @@ RUNJOB_MODULE = "supamanager_daemon.operations.runjob"
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
+def _yaml_value(value: Any) -> str:
+    """A value as YAML flow text, every string in it !unsafe (a JSON string is a valid YAML
+    double-quoted scalar, JSON's maps and lists valid flow collections)."""
+    if isinstance(value, str):
+        return f"!unsafe {json.dumps(value)}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_yaml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
 def extravars_yaml(extravars: dict[str, Any]) -> str:
-    """Extra vars as YAML where every string is !unsafe: Ansible never templates what we pass."""
+    """Extra vars as YAML where every string is !unsafe, in maps and lists too: Ansible never
+    templates what we pass."""
     lines = ["---"]
     for key, value in extravars.items():
         if not key or not set(key) <= _KEY_CHARS:
             raise ValueError(f"invalid extra var name {key!r}")
-        if isinstance(value, str):
-            # A JSON string is a valid YAML double-quoted scalar.
-            lines.append(f"{key}: !unsafe {json.dumps(value)}")
-        else:
-            lines.append(f"{key}: {json.dumps(value)}")
+        lines.append(f"{key}: {_yaml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -93,7 +102,7 @@ class JobScheduler:
     def job_dir(self, op_id: str) -> pathlib.Path:
         return self.settings.jobs_dir / op_id
 
-    def save_secrets(self, op_id: str, secrets: dict[str, str]) -> None:
+    def save_secrets(self, op_id: str, secrets: dict[str, Any]) -> None:
         """Keep secret extra vars for a job (0600) until its operation ends; never in SQLite."""
         if secrets:
             _write_private(self.job_dir(op_id) / "secrets.json", json.dumps(secrets))

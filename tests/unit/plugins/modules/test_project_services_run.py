@@ -54,6 +54,8 @@ class Engine(FakeEngine):
         for after, state in self.after_start.get(name, []):
             if at is not None and time.time() - at >= after:
                 info["State"].update(state)
+        # Docker keeps the restart count beside State, not in it
+        info["RestartCount"] = info["State"].pop("RestartCount", 0)
         return info
 
     def remove(self, name, volumes=False):
@@ -105,6 +107,7 @@ class Module:
             "docker_host": None,
             "compose_command": ["docker", "compose"],
             "services": [],
+            "max_restarts": None,
         }
         self.params.update(params)
         self.check_mode = check_mode
@@ -326,6 +329,43 @@ def test_a_container_docker_restarts_or_a_service_still_starting_is_waited_for(t
     result = ps.run(Module(project_dir=str(tmp_path), timeout=60), engine)
     assert sorted(result["ready_s"]) == ["auth", "db"]
     assert min(result["ready_s"].values()) >= 1.0
+
+
+def test_with_max_restarts_a_container_that_keeps_crashing_fails_the_start_at_once(tmp_path):
+    """max_restarts (the settings change's): a service the restart policy brings back more often than that
+    during the wait, counted from what it had when the wait began, fails then, not at the deadline. (Real
+    engine: daemon/tests/test_settings_api.py, the auth stand-in refusing a setting, rolled back.)"""
+    engine = Engine({"auth": ("", True, 3600)})
+    engine.states["auth"] = {"RestartCount": 4}  # from before this run: not this wait's crashes
+    engine.after_start["auth"] = [
+        (0.1, {"Running": False, "Status": "restarting", "Restarting": True, "ExitCode": 1, "RestartCount": 5}),
+        (0.3, {"RestartCount": 7}),
+    ]
+    start = time.time()
+    with pytest.raises(ps.ServicesError) as failed:
+        ps.run(Module(project_dir=str(tmp_path), timeout=60, max_restarts=2), engine)
+    assert str(failed.value).startswith("given up by Docker (unhealthy, or exited and not restarting), not waiting")
+    assert str(failed.value).endswith("auth: restarting, health none, restarted 7 times by its restart policy")
+    assert time.time() - start < 10
+
+
+def test_max_restarts_judges_the_wait_for_docker_s_healthy_too():
+    engine = Engine({"auth": ("", True, 0)}, running=True)
+    project = ps.Project(engine, "p")
+    listed = engine.containers
+    # Between two crashes: the list says restarting
+    engine.containers = lambda label: [dict(c, State="restarting", Status="Restarting (1)") for c in listed(label)]
+    engine.states["auth"] = {"RestartCount": 3}
+    assert ps.wait_docker_healthy(project, time.time() + 0.3, restarts_allowed={"auth": 3}) == (["auth"], {})
+    assert ps.wait_docker_healthy(project, time.time() + 5, restarts_allowed={"auth": 2}) == (
+        ["auth"],
+        {"auth": "crashing"},
+    )
+    assert ps.given_up({"Status": "running", "RestartCount": 9}, "") is None  # no limit: waited for
+    assert ps.state_of({"State": {"Status": "restarting"}, "RestartCount": 3}) == {
+        "Status": "restarting",
+        "RestartCount": 3,
+    }
 
 
 def test_an_unhealthy_verdict_from_before_the_run_is_not_taken_for_a_new_one(tmp_path):
