@@ -102,7 +102,7 @@ def choose_settings(project: dict[str, Any]) -> str:
     errors=(400, 404, 409, 503),
     headers=OPERATION_HEADER,
 )
-async def update_auth_config(request: web.Request, body: Any) -> Reply | dict[str, Any]:
+async def update_auth_config(request: web.Request, body: Any) -> Reply:
     ref = path_ref(request)
     change = body.model_dump(exclude_none=True)
     for name, value in sorted(change.items()):
@@ -121,8 +121,8 @@ async def update_auth_config(request: web.Request, body: Any) -> Reply | dict[st
             code="settings_unknown_to_project",
             fields=unknown,
         )
-    if not change:
-        return answer
+    # An empty change is an operation too (a converge that recreates nothing): the answer always
+    # names the operation, as the document's header says.
     jobs = request.app[keys.JOBS]
 
     async def write() -> tuple[dict[str, Any], dict[str, Any]]:
