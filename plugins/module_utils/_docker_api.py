@@ -4,7 +4,7 @@
 
 """A small Docker Engine API client over the engine's Unix socket. Private to this collection.
 
-Only what project_services needs (list, inspect, start, stop, remove, exec), with the standard
+Only what project_services needs (list, inspect, start, stop, restart, remove, exec), with the standard
 library alone: every call is one short HTTP request on its own connection, so threads may share
 a client.
 """
@@ -98,6 +98,10 @@ class DockerAPI:
     def stop(self, name):
         # The engine waits the container's own stop timeout (stop_grace_period) before it kills.
         self.request("POST", f"/containers/{quote(name)}/stop", timeout=STOP_WAIT)
+
+    def restart(self, name):
+        # In place: the engine stops the container (its own stop timeout, then a kill) and starts it again.
+        self.request("POST", f"/containers/{quote(name)}/restart", timeout=STOP_WAIT)
 
     def remove(self, name, volumes=False):
         self.request(

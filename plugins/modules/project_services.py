@@ -25,8 +25,12 @@ description:
     still V(starting) (a slow start, or within its start period) is waited for until O(timeout).
   - Services start concurrently wherever the dependencies allow. A V(service_started) dependency (a service without a
     healthcheck) is ready once its container runs.
-  - V(stopped) stops every container, the services that depend on others first, each level at once; V(restarted)
-    stops them so and starts them again as V(present) does; V(absent) stops and removes the project's containers and
+  - V(stopped) stops every container, the services that depend on others first, each level at once. V(restarted)
+    restarts the containers in place, as C(docker compose restart) does (the engine's restart of each container, its
+    stop timeout, then a start), all at once except a service whose C(depends_on) says C(restart) after another, which
+    restarts once that one is ready again by its probe. Then each service is probed as V(present) probes a starting
+    one (a service's probes wait until its dependencies are ready) and the run returns once all are healthy by
+    Docker's own check. V(absent) stops and removes the project's containers (all at once, once stopped) and
     network (a container that is not the project's is disconnected from it, not removed), and with O(remove_volumes)
     its volumes.
   - With O(files), V(present) first writes the project's files (one module run for the files and the start).
@@ -92,7 +96,7 @@ options:
   state:
     description:
       - V(present) creates what is missing or changed and starts everything, waiting for health.
-      - V(stopped) stops every container. V(restarted) restarts every container and waits for health.
+      - V(stopped) stops every container. V(restarted) restarts every container in place and waits for health.
       - V(absent) removes the containers and the network (and the volumes with O(remove_volumes)).
     type: str
     choices: [present, stopped, restarted, absent]
@@ -100,7 +104,8 @@ options:
   services:
     description:
       - With V(restarted), restart only these services, and with them every service whose C(depends_on) says
-        C(restart) after one of them (Compose's rule), in dependency order, and wait for their health alone.
+        C(restart) after one of them (Compose's rule), each such follower once what it follows is ready again, and
+        wait for their health alone.
       - With V(present), start only these services and what they depend on, and wait for their health alone (the
         role sets the database's passwords before the other services log in). C(docker compose create) still
         makes every container.
@@ -198,8 +203,8 @@ ready_s:
   sample: {vector: 0.6, db: 3.9, kong: 8.2}
 timings:
   description:
-    - Seconds spent in each phase (compose create, start until every service is ready by its probe, until Docker's
-      own checks report healthy, until the gateway answers, stop, remove).
+    - Seconds spent in each phase (compose create, start (or restart) until every service is ready by its probe,
+      until Docker's own checks report healthy, until the gateway answers, stop, remove).
   returned: always
   type: dict
   sample: {compose_create: 1.2, ready: 9.8, docker_healthy: 4.1, gateway: 0.1}
@@ -209,7 +214,7 @@ started:
   type: list
   elements: str
 stopped:
-  description: The services this run stopped.
+  description: The services this run stopped (not those V(restarted) restarts in place, see RV(started)).
   returned: always
   type: list
   elements: str
@@ -264,6 +269,16 @@ def parse_depends_on(label):
     return deps
 
 
+def restarts_after(label):
+    """The services a depends_on label says to restart after ("db:service_healthy:true" -> {"db"})."""
+    out = set()
+    for item in (label or "").split(","):
+        parts = item.strip().split(":")
+        if len(parts) > 2 and parts[0] and parts[2] == "true":
+            out.add(parts[0])
+    return out
+
+
 def restart_followers(labels_by_service, names):
     """names, with every service whose depends_on says restart after one of them, transitively."""
     out = set(names)
@@ -271,14 +286,9 @@ def restart_followers(labels_by_service, names):
     while grown:
         grown = False
         for service, label in labels_by_service.items():
-            if service in out:
-                continue
-            for item in (label or "").split(","):
-                parts = item.strip().split(":")
-                if len(parts) > 2 and parts[0] in out and parts[2] == "true":
-                    out.add(service)
-                    grown = True
-                    break
+            if service not in out and restarts_after(label) & out:
+                out.add(service)
+                grown = True
     return out
 
 
@@ -394,9 +404,10 @@ class Project:
 
 
 class Starter:
-    """Starts (or restarts) services as soon as their dependencies are ready; one thread per service."""
+    """Starts services as soon as their dependencies are ready, or restarts them in place (restart=True);
+    one thread per service."""
 
-    def __init__(self, api, project, deadline, probe_interval, only=None, max_restarts=None):
+    def __init__(self, api, project, deadline, probe_interval, only=None, max_restarts=None, restart=False):
         self.api = api
         self.max_restarts = max_restarts
         self.project = project
@@ -405,6 +416,15 @@ class Starter:
         self.t0 = time.time()
         self.deps = project.deps()
         self.only = only
+        # service -> what it restarts after (depends_on restart: true), when restarting in place
+        self.restart_after = (
+            dict(
+                (name, restarts_after((c.get("Labels") or {}).get(DEPENDS_LABEL)) & set(self.deps))
+                for name, c in project.containers.items()
+            )
+            if restart
+            else None
+        )
         self.started_evt = dict((n, threading.Event()) for n in self.deps)
         self.ready_evt = dict((n, threading.Event()) for n in self.deps)
         self.ready_at = {}
@@ -459,13 +479,25 @@ class Starter:
             self._ready(name)  # not part of this restart: left as it is
             self.ready_at.pop(name)
             return
+        container = self.project.containers[name]
+        cid = container["Id"]
+        restarted = self.restart_after is not None and container["State"] in ("running", "restarting", "paused")
+        if restarted:
+            # In place and at once, as `docker compose restart` does; a follower of another service
+            # (its pools die with the database) once that one is ready again. Docker resets the health
+            # to starting, so the probes below see the restarted service, not its old verdict. A
+            # stopped one starts below, once its dependencies are ready, as a resume starts it.
+            for dep in sorted(self.restart_after[name]):
+                if not self._wait_for(dep, self.ready_evt):
+                    return
+            self.api.restart(cid)
+            self._acted(name)
         for dep, condition in self.deps[name].items():
             if dep not in self.deps:
                 continue
             events = self.ready_evt if condition == "service_healthy" else self.started_evt
             if not self._wait_for(dep, events):
                 return
-        cid = self.project.containers[name]["Id"]
         info = self.api.inspect(cid)
         state = state_of(info)
         command = probe_command(info["Config"].get("Healthcheck"))
@@ -475,7 +507,8 @@ class Starter:
             self.restarts_allowed[name] = state.get("RestartCount", 0) + self.max_restarts
         if not state.get("Running"):
             self.api.start(cid)
-            self._acted(name)
+            if not restarted:
+                self._acted(name)
         elif health == "healthy" or command is None:
             self._ready(name)
             return
@@ -627,6 +660,26 @@ def wait_gateway(url, headers, deadline):
         time.sleep(0.25)
 
 
+def at_once(action, items):
+    """action(item) for every item, concurrently (the engine removes containers and volumes in parallel,
+    as compose asks it to); the first DockerError once all have ended."""
+    errors = []
+
+    def one(item):
+        try:
+            action(item)
+        except DockerError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def stop_all(api, project, only=None):
     """Stop running containers (of only, when given), dependants before their dependencies, each level at once."""
     containers = project.containers
@@ -765,18 +818,17 @@ def run(module, api):
         result["changed"] = bool(result["stopped"])
         if state == "absent":
             t1 = time.time()
-            removed = []
-            for c in sorted(project.containers.values(), key=lambda c: c["Names"][0]):
-                api.remove(c["Id"], volumes=True)
-                removed.append(c["Names"][0].lstrip("/"))
+            containers = sorted(project.containers.values(), key=lambda c: c["Names"][0])
+            at_once(lambda c: api.remove(c["Id"], volumes=True), containers)
+            removed = [c["Names"][0].lstrip("/") for c in containers]
             label = "{}={}".format(PROJECT_LABEL, p["project"])
             for net in api.networks(label):
                 remove_network(api, net["Id"])
                 removed.append(net["Name"])
             if p["remove_volumes"]:
-                for vol in api.volumes(label):
-                    api.remove_volume(vol["Name"])
-                    removed.append(vol["Name"])
+                volumes = sorted(vol["Name"] for vol in api.volumes(label))
+                at_once(api.remove_volume, volumes)
+                removed.extend(volumes)
             result["removed"] = removed
             result["changed"] = result["changed"] or bool(removed)
             result["timings"]["remove"] = round(time.time() - t1, 2)
@@ -810,14 +862,10 @@ def run(module, api):
             only = restart_followers(labels, p["services"])
         else:
             only = with_dependencies(project.deps(), p["services"])
-    if state == "restarted":
-        # Stop (dependants first), then start as a resume does: each service once its
-        # dependencies are ready again, which a plain ordered restart does not wait for.
-        result["stopped"] = stop_all(api, project, only)
-        result["timings"]["stop"] = round(time.time() - t0, 2)
-        project.refresh()
     t1 = time.time()
-    starter = Starter(api, project, deadline, p["probe_interval"], only, p["max_restarts"])
+    starter = Starter(
+        api, project, deadline, p["probe_interval"], only, p["max_restarts"], restart=state == "restarted"
+    )
     not_ready = starter.run()
     result["timings"]["ready"] = round(time.time() - t1, 2)
     result["started"] = sorted(starter.acted)

@@ -1,5 +1,5 @@
 """The collection's small Docker client (module_utils/_docker_api.py) against the real engine:
-list by label, inspect, exec and its exit code, stop, remove, networks (and disconnecting from them),
+list by label, inspect, exec and its exit code, stop, restart, remove, networks (and disconnecting from them),
 volumes, errors."""
 
 import secrets
@@ -53,7 +53,12 @@ def test_list_inspect_exec_stop_remove(labelled):
     api.stop(name)
     assert api.inspect(name)["State"]["Running"] is False
     api.start(name)
-    assert api.inspect(name)["State"]["Running"] is True
+    started = api.inspect(name)["State"]
+    assert started["Running"] is True
+    api.restart(name)  # in place: the same container, started again
+    again = api.inspect(name)
+    assert again["Id"] == info["Id"] and again["State"]["Running"] is True
+    assert again["State"]["StartedAt"] != started["StartedAt"]
     assert [n["Name"] for n in api.networks(label)] == [name]
     [attached] = api.network(name)["Containers"]
     assert attached == info["Id"]

@@ -3,7 +3,9 @@ idempotence, secrets kept out of the output, then pause / resume / restart / del
 that survives. The read-only checks share one created project (module-scoped fixture).
 """
 
+import datetime
 import json
+import re
 import stat
 import time
 import urllib.error
@@ -113,6 +115,12 @@ def started_at(ref):
     names = [row["Names"] for row in containers(ref).values()]
     inspected = json.loads(run(["docker", "inspect", *names], env=None).stdout)
     return {c["Config"]["Labels"]["supamanager.service"]: c["State"]["StartedAt"] for c in inspected}
+
+
+def docker_time(value):
+    """Docker's RFC 3339 time with nanoseconds ("2026-12-02T16:03:38.41963399Z") as a datetime."""
+    whole, _, fraction = value.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
 
 
 def query(env, sql, params=()):
@@ -348,17 +356,26 @@ def test_lifecycle_keeps_the_data(project, host):
     assert first > 0 and second == 0
     assert query(env, "select note from kept") == [("before pause",)]
 
+    # A restart is in place (the same containers, each started again), as compose restarts.
+    ids, before = {name: row["ID"] for name, row in containers(ref).items()}, started_at(ref)
     restarted = host.playbook("restart", ref, verbosity=2)
     project["outputs"].append(restarted.stdout + restarted.stderr)
     assert host.status(ref)["status"] == "ACTIVE_HEALTHY"
+    after = started_at(ref)
+    assert {name: row["ID"] for name, row in containers(ref).items()} == ids
+    assert all(after[name] != before[name] for name in after)
+    # ...with no stop phase of its own: the engine's restart stops and starts each container.
+    phases = re.search(r"phases:\n((?: +\w+: [\d.]+\n)+)", restarted.stdout)
+    assert set(re.findall(r"(\w+):", phases.group(1))) == {"ready", "docker_healthy", "gateway"}
     assert query(env, "select note from kept") == [("before pause",)]
 
-    # The daemon's heal: only db, and the pooler, whose depends_on says restart after db.
-    before = started_at(ref)
+    # The daemon's heal: only db, and the pooler, whose depends_on says restart after db: once db is ready again.
+    before = after
     healed = host.playbook("restart", ref, supabase_restart_services=["db"])
     project["outputs"].append(healed.stdout + healed.stderr)
     after = started_at(ref)
     assert {name for name in after if after[name] != before[name]} == {"db", "supavisor"}
+    assert docker_time(after["supavisor"]) > docker_time(after["db"])
     assert query(env, "select note from kept") == [("before pause",)]
 
     assert run_twice("delete")[1] == 0

@@ -90,6 +90,7 @@ class FakeEngine:
         self.services = services
         self.execs = {}
         self.stopped = []
+        self.restarted = []
         self.calls = 0
         self.check_timeout = 1.0  # seconds, the healthcheck's Timeout that inspect reports
 
@@ -137,6 +138,11 @@ class FakeEngine:
         with self.lock:
             self.stopped.append(name)
             self.running[name] = False
+
+    def restart(self, name):
+        with self.lock:
+            self.restarted.append(name)
+        self.start(name)
 
     def exec_start(self, name, cmd):
         assert cmd == ["check"]
@@ -240,6 +246,34 @@ def test_a_restart_of_some_services_leaves_the_others_alone():
     assert sorted(starter.acted) == ["db", "storage"]
     assert sorted(starter.ready_at) == ["db", "storage"]
     assert ps.wait_docker_healthy(project, time.time() + 5, only={"db", "storage"}) == ([], {})
+
+
+def test_a_restart_is_in_place_at_once_and_a_follower_restarts_once_its_leader_is_ready_again():
+    services = dict(SERVICES, pool=("db:service_healthy:true,rest:service_started:false", True, 0.1))
+    engine = FakeEngine(services)
+    for name in services:
+        engine.start(name)
+    engine.started_at = dict.fromkeys(services, 0)
+    began = time.time()
+    project = ps.Project(engine, "p")
+    starter = ps.Starter(engine, project, time.time() + 30, probe_interval=0.05, restart=True)
+    assert starter.run() == []
+    assert engine.stopped == [] and sorted(engine.restarted) == sorted(starter.acted) == sorted(services)
+    start = engine.started_at
+    # Everything at once, as compose restarts, whatever its depends_on: no waiting for readiness...
+    assert max(start[n] for n in services if n != "pool") - began < 0.3
+    # ...except the one whose depends_on says restart after db: once db's probe passes again.
+    assert start["pool"] >= start["db"] + 0.4
+    assert sorted(starter.ready_at) == sorted(services)
+
+
+def test_a_restart_of_a_stopped_project_starts_it_in_readiness_order():
+    engine = FakeEngine(SERVICES)
+    project = ps.Project(engine, "p")
+    starter = ps.Starter(engine, project, time.time() + 30, probe_interval=0.05, restart=True)
+    assert starter.run() == []
+    assert engine.restarted == [] and sorted(starter.acted) == sorted(SERVICES)
+    assert engine.started_at["rest"] >= engine.started_at["db"] + 0.4
 
 
 def slow_probes(engine, durations):

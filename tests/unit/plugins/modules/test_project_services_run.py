@@ -159,6 +159,23 @@ def test_absent_stops_dependants_first_removes_the_project_then_finds_nothing_to
     assert (last["changed"], last["stopped"], last["removed"]) == (False, [], [])
 
 
+def test_a_removal_the_engine_refuses_fails_the_delete_once_the_others_went_and_leaves_the_network():
+    """Containers are removed at once; one the engine refuses is the failure, and the network stays
+    (a delete run again removes the rest)."""
+    engine = Engine(SERVICES, running=True)
+    remove = engine.remove
+
+    def refuse_db(name, volumes=False):
+        if name == "db":
+            raise DockerError("DELETE /containers/db: 409 removal of container db is already in progress", 409)
+        remove(name, volumes)
+
+    engine.remove = refuse_db
+    with pytest.raises(DockerError, match="already in progress"):
+        ps.run(Module(state="absent"), engine)
+    assert sorted(engine.removed) == sorted(set(SERVICES) - {"db"}) and engine.nets == ["p_default"]
+
+
 def test_absent_disconnects_a_foreign_container_and_outlasts_a_lingering_endpoint(monkeypatch):
     """Someone else's container on the project's network is disconnected (it keeps running), and a removal
     the engine refuses for an endpoint that lingers (Docker 20.10) is tried again; the daemon e2e shows
@@ -229,8 +246,8 @@ def test_a_project_without_containers_or_a_service_it_lacks_is_refused(tmp_path)
 def test_restarted_with_services_restarts_only_those_and_their_followers():
     engine = Engine(SERVICES, running=True)
     result = ps.run(Module(state="restarted", services=["storage"]), engine)
-    assert result["stopped"] == ["storage"] and result["started"] == ["storage"]
-    assert result["changed"] is True
+    assert result["stopped"] == [] and result["started"] == ["storage"] == engine.restarted
+    assert result["changed"] is True and engine.stopped == []
 
 
 def test_a_service_that_never_gets_ready_is_named_with_its_state_exit_code_and_last_check(tmp_path):
