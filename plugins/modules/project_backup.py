@@ -27,6 +27,7 @@ description:
   - O(action=mark_deleted) records in the repository (when there is one) that its project was deleted now.
   - O(action=prune_deleted) removes the repositories beside O(repository) (every project's of the host) of the
     projects deleted O(deleted_keep_days) days ago or more, while their directory under O(projects_root) is gone.
+    With O(mark_deleted) it first does what O(action=mark_deleted) does (a delete's one run for both).
   - O(action=unseal) decrypts a backup's settings into O(dest).
   - O(action=switch_chain) points C(wal/current) at a new WAL chain (or O(chain)), for a database with a new history.
 extends_documentation_fragment:
@@ -114,6 +115,10 @@ options:
   projects_root:
     description: The directory of the projects' directories (O(action=prune_deleted)).
     type: path
+  mark_deleted:
+    description: With O(action=prune_deleted), first record that the project of O(repository) was deleted now.
+    type: bool
+    default: false
 seealso:
   - module: supamanager.supabase.project_backup_info
 author:
@@ -206,8 +211,11 @@ def run(module):
         require(p, "projects_root")
         backup_root = repo_lib.os.path.dirname(repo_lib.os.path.normpath(repo))
         keep = p["deleted_keep_days"]
+        marked = False
+        if p["mark_deleted"]:
+            marked = repo_lib.os.path.isdir(repo) if module.check_mode else repo_lib.mark_deleted(repo, now)
         removed = repo_lib.prune_deleted(backup_root, p["projects_root"], keep, now, module.check_mode)
-        return {"changed": bool(removed), "deleted_removed": removed}
+        return {"changed": marked or bool(removed), "deleted_removed": removed}
     if action == "mark_deleted":
         if module.check_mode:
             return {"changed": repo_lib.os.path.isdir(repo)}
@@ -278,6 +286,7 @@ def main():
             wal_keep_days=dict(type="int", default=7),
             deleted_keep_days=dict(type="int", default=7),
             projects_root=dict(type="path"),
+            mark_deleted=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

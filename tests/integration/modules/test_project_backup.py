@@ -5,6 +5,7 @@ main yet): begin, seal, commit, list, plan, mark, switch_chain, prune, unseal; t
 import json
 import os
 import stat
+import time
 
 BACKUP = "supamanager.supabase.project_backup"
 INFO = "supamanager.supabase.project_backup_info"
@@ -99,3 +100,20 @@ def test_what_each_action_refuses(playbook, tmp_path):
     not_a_dir.write_text("")
     broken = playbook(BACKUP, {"repository": str(not_a_dir / "x"), "action": "begin"})
     assert broken["failed"] and "backup repository" in broken["msg"]
+
+
+def test_a_deletes_one_run_marks_its_project_and_prunes_those_deleted_long_ago(playbook, tmp_path):
+    """prune_deleted with mark_deleted (the role's delete): this project's repository is marked deleted now,
+    another one deleted eight days ago goes; check mode says so and changes nothing."""
+    backups, projects = tmp_path / "backups", tmp_path / "projects"
+    (backups / "shop").mkdir(parents=True)
+    (backups / "old").mkdir()
+    (backups / "old" / "deleted.json").write_text(json.dumps({"deleted_at": int(time.time()) - 8 * 86400}) + "\n")
+    args = {"action": "prune_deleted", "mark_deleted": True, "projects_root": str(projects)}
+    would = playbook(BACKUP, {"repository": str(backups / "shop"), **args}, check=True)
+    assert (would["changed"], would["deleted_removed"]) == (True, ["old"]) and (backups / "old").exists()
+    assert not (backups / "shop" / "deleted.json").exists()
+    done = playbook(BACKUP, {"repository": str(backups / "shop"), **args})
+    assert (done["changed"], done["deleted_removed"]) == (True, ["old"]) and not (backups / "old").exists()
+    marked = json.loads((backups / "shop" / "deleted.json").read_text())["deleted_at"]
+    assert abs(marked - time.time()) < 120
