@@ -39,7 +39,7 @@ VENV = REPO / ".venv" / "bin"
 REGISTRY = "standin.local"
 SERVICES = [
     *("db", "vector", "analytics", "auth", "rest", "realtime", "storage"),
-    *("imgproxy", "meta", "functions", "kong", "studio", "supavisor"),
+    *("imgproxy", "meta", "functions", "kong", "studio", "supavisor", "backup"),
 ]
 # Running and healthy, or running without a Docker healthcheck (as `compose up --wait` counts them).
 HEALTHY = ("healthy", "none")
@@ -363,7 +363,9 @@ class Bench:
             out["note"] = f"checks off: {len(errors)} resumes failed: {errors[0]}"
             return out
         running = sum(
-            1 for ref in refs if all(v == "none" for v in containers(ref).values()) and len(containers(ref)) == 13
+            1
+            for ref in refs
+            if all(v == "none" for v in containers(ref).values()) and len(containers(ref)) == len(SERVICES)
         )
         time.sleep(self.args.settle_window)  # the restarted services settle first
         out["settled_cpu_pct_checks_off"] = psutil.cpu_percent(interval=self.args.settle_window)
@@ -495,7 +497,7 @@ class Bench:
                 store = Store(self.work / f"poll-{n}.sqlite3")
                 await store.open()
                 try:
-                    # Real containers, 13 per project, labelled as the role labels them. The first
+                    # Real containers, one per service (SERVICES), labelled as the role labels them. The first
                     # 10 projects run (`sleep`), the rest are created and stopped: the poller's cost
                     # is the engine listing them and our parsing, which count containers, not processes.
                     while made < n:
@@ -699,7 +701,8 @@ class Bench:
     def run(self) -> None:
         steps = {"lifecycle"} if self.args.quick else set(self.args.steps)
         self.results["lifecycle_healthcheck_interval"] = self.args.healthcheck_interval or "the role's default"
-        rounds = 1 if self.args.quick else self.args.rounds if "lifecycle" in steps else 0
+        # The goals are medians of three rounds: --quick runs three unless --rounds says otherwise.
+        rounds = self.args.rounds or (3 if self.args.quick else 1) if "lifecycle" in steps else 0
         lifecycle = []
         for i in range(rounds):
             log(f"lifecycle round {i + 1}/{rounds}")
@@ -751,6 +754,8 @@ class Bench:
         print(f"create_vs_compose_ratio={benchlib.fmt(rows[0][4])}", flush=True)
 
     def write(self) -> None:
+        # The load when the figures were written: other work on a shared host is in every figure.
+        self.results["machine"]["load at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
         out = pathlib.Path(self.args.output)
         out.mkdir(parents=True, exist_ok=True)
         stem = "quick" if self.args.quick else "full"
@@ -853,7 +858,7 @@ def fake_ref(run_id: str, i: int) -> str:
 
 
 async def make_fake_project(docker: Any, run_id: str, i: int, running: bool) -> None:
-    """13 labelled containers of one project, from a stand-in image, running `sleep` or stopped."""
+    """One labelled container per service of a project, from a stand-in image, running `sleep` or stopped."""
     ref = fake_ref(run_id, i)
 
     async def one(service: str) -> None:
@@ -922,7 +927,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="only one project: playbooks vs compose (under 10 minutes)"
     )
-    parser.add_argument("--rounds", type=int, default=1, help="lifecycle rounds in a full run (medians are reported)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="lifecycle rounds (medians are reported; default 3 with --quick, 1 in a full run)",
+    )
     parser.add_argument(
         "--steps",
         type=lambda s: s.split(","),

@@ -154,6 +154,16 @@ def render_report(results: dict[str, Any]) -> str:
             ),
             "",
         ]
+        if len(rounds) > 1:
+            parts += [
+                "Each round:",
+                "",
+                markdown_table(
+                    ["round", "step", "playbook s", "compose s", "ratio"],
+                    [[i + 1, *row[:1], *row[2:]] for i, r in enumerate(rounds) for row in lifecycle_rows([r])],
+                ),
+                "",
+            ]
     scale = results.get("scale") or []
     if scale:
         parts += [

@@ -56,6 +56,17 @@ def test_lifecycle_rows_take_the_median_over_rounds():
     assert rows["delete"][2:] == [None, None, None]
 
 
+def test_a_report_of_several_rounds_shows_each_round_under_the_medians():
+    rounds = [
+        {"role": {"create": 10.0}, "compose": {"create": 20.0}},
+        {"role": {"create": 12.0}, "compose": {"create": 20.0}},
+        {"role": {"create": 30.0}, "compose": {"create": 20.0}},
+    ]
+    report = benchlib.render_report({"lifecycle": rounds})
+    assert "| create | up -d --wait | 12.00 | 20.00 | 0.60 |" in report
+    assert "| 3 | create | 30.00 | 20.00 | 1.50 |" in report
+
+
 def test_report_and_chart_from_a_results_dict(tmp_path):
     results = {
         "mode": "full",
