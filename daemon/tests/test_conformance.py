@@ -23,6 +23,7 @@ from supamanager_daemon import keys
 from supamanager_daemon.app import create_app
 from test_backups_api import write_backup
 from test_domains_api import BAD_NAMES
+from test_fleet import write_inventory
 
 pytestmark = pytest.mark.slow
 
@@ -441,6 +442,42 @@ def test_database_operations_answer_as_the_document_says(live_project):
     call("GET", f"/v1/projects/{absent}/types/typescript", 404)
     # The migration above is the only one; the refused one left nothing.
     assert [m.get("name") for m in call("GET", f"{db}/migrations", 200)] == ["conformance"]
+
+
+async def test_available_regions_answer_as_the_document_says(aiohttp_client, settings, tmp_path):
+    """The regions of the inventory's hosts (test_fleet.py has the inventory itself)."""
+    inventory = write_inventory(
+        tmp_path / "hosts.yml",
+        {
+            "fra1": {"supamanager_memory_mb": 4096},
+            "fra2": {"supamanager_memory_mb": 8192},
+            "virginia": {"supamanager_region": "us-east-1", "supamanager_memory_mb": 2048},
+            "lab": {"supamanager_region": "lab"},  # not one of the document's codes: serves creates, not listed
+        },
+        groups={"frankfurt": {"vars": {"supamanager_region": "eu-central-1"}, "hosts": ["fra1", "fra2"]}},
+    )
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, inventory=inventory)))
+    await client.app[keys.POLLER].stop()
+    url = "/v1/projects/available-regions?organization_slug=default"
+    _, regions = await call(client, "GET", url, 200)
+    assert [r["code"] for r in regions["all"]["specific"]] == ["eu-central-1", "us-east-1"]
+    assert {g["code"] for g in regions["all"]["smartGroup"]} == {"americas", "emea", "apac"}
+    # without a continent: the smart group of the region with the most free memory
+    assert regions["recommendations"]["smartGroup"]["code"] == "emea"
+    assert [r["code"] for r in regions["recommendations"]["specific"]] == ["eu-central-1"]
+    assert all("status" not in r for r in regions["all"]["specific"])
+    _, regions = await call(client, "GET", f"{url}&continent=NA&desired_instance_size=small", 200)
+    assert regions["recommendations"]["smartGroup"]["code"] == "americas"
+    # a small project (2048 + 1024 MiB) fits in Frankfurt, not in Virginia's 2048
+    assert [r["code"] for r in regions["recommendations"]["specific"]] == []
+    assert {r["code"]: r.get("status") for r in regions["all"]["specific"]} == {
+        "eu-central-1": None,
+        "us-east-1": "capacity",
+    }
+    await call(client, "GET", "/v1/projects/available-regions", 400)
+    await call(client, "GET", "/v1/projects/available-regions?organization_slug=nope", 400)
+    await call(client, "GET", f"{url}&continent=XX", 400)
+    await call(client, "GET", f"{url}&desired_instance_size=huge", 400)
 
 
 def test_every_served_operation_was_checked(settings):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from . import api, console, events, keys, logging_json, metrics
@@ -13,6 +17,8 @@ from .api.backups import choose_backup
 from .auth import FailedAuthLimiter, auth_middleware
 from .fleet.docker import DockerClient
 from .fleet.healing import Healer, Policy
+from .fleet.hosts import InventoryError
+from .fleet.manager import FleetManager
 from .fleet.poller import Poller
 from .fleet.usage import UsageCollector
 from .middleware import error_middleware
@@ -21,7 +27,7 @@ from .operations.backup_schedule import BackupSchedule
 from .operations.jobs import JobScheduler
 from .projectdb import ProjectDatabases, Target, project_target
 from .projects.files import project_info, read_env
-from .settings import Settings, ensure_api_token
+from .settings import CHECKOUT, Settings, ensure_api_token
 from .store import Store
 from .tokens import TokenRegistry
 
@@ -43,9 +49,54 @@ async def docker_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[keys.DOCKER].close()
 
 
+def _instance_sizes(settings: Settings) -> dict:
+    """The role's supabase_instance_sizes (playbook_vars' own first): what a size takes, for placement."""
+    sizes = settings.playbook_vars.get("supabase_instance_sizes")
+    if isinstance(sizes, dict):
+        return sizes
+    # The role of the collection the daemon runs, else of the checkout it sits in (as postgres_version).
+    for collection in (settings.collection_dir, CHECKOUT):
+        try:
+            defaults = yaml.safe_load((collection / "roles" / "project" / "defaults" / "main.yml").read_text())
+            return dict(defaults["supabase_instance_sizes"])
+        except (OSError, KeyError, AttributeError, TypeError, ValueError, yaml.YAMLError):
+            continue
+    return {}
+
+
+async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hosts of the inventory (one local host without one), reloaded on SIGHUP or POST /platform/fleet/reload."""
+    settings = app[keys.SETTINGS]
+    manager = FleetManager(settings, app[keys.DOCKER], _instance_sizes(settings))
+    await manager.reload()  # InventoryError: the daemon does not start, and says why
+    app[keys.FLEET] = manager
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task] = set()
+
+    async def reload() -> None:
+        try:
+            await manager.reload()
+        except InventoryError as exc:
+            log.error("SIGHUP: the inventory was not reloaded, the hosts stay as they were: %s", exc)
+
+    def on_hup() -> None:
+        task = asyncio.create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    hup = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        hup = True
+    yield
+    if hup:
+        loop.remove_signal_handler(signal.SIGHUP)
+    await manager.close()
+
+
 async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    poller = Poller(app[keys.STORE], app[keys.DOCKER], settings.poll_interval)
+    poller = Poller(app[keys.STORE], app[keys.DOCKER], settings.poll_interval, app[keys.FLEET])
     poller.on_poll = app[metrics.METRICS].poll_finished
     poller.healer = Healer(app[keys.STORE], settings.root, Policy.from_settings(settings))
     poller.healer.on_give_up = app[metrics.METRICS].heal_gave_up
@@ -103,6 +154,7 @@ async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.NOTIFIER] = notifier
     app[keys.POLLER].on_status_changed = notifier.status_changed
+    app[keys.POLLER].on_host_changed = notifier.host_changed
     yield
     await notifier.stop()
 
@@ -118,7 +170,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         job_metrics.job_finished(op)
         notifier.operation_finished(op)
 
-    jobs = JobScheduler(settings, app[keys.STORE], on_finished=finished)
+    jobs = JobScheduler(settings, app[keys.STORE], on_finished=finished, fleet=app[keys.FLEET])
     app[keys.JOBS] = jobs
     poller.healer.enqueue = jobs.enqueue
     pruned = await app[keys.STORE].prune_operations(settings.operation_retention_days)
@@ -145,7 +197,9 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.AUTH_LIMITER] = FailedAuthLimiter(settings.auth_failures_per_minute)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
-    app.cleanup_ctx.extend([store_ctx, docker_ctx, direct_ctx, poller_ctx, usage_ctx, notifier_ctx, jobs_ctx])
+    app.cleanup_ctx.extend(
+        [store_ctx, docker_ctx, fleet_ctx, direct_ctx, poller_ctx, usage_ctx, notifier_ctx, jobs_ctx]
+    )
     # Every route, documented: api/<tag>.py, shapes/<tag>.py (openapi.py derives /openapi.json).
     api.setup(app)
     metrics.setup(app)

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .auth import FailedAuthLimiter
     from .fleet.docker import DockerClient
+    from .fleet.manager import FleetManager
     from .fleet.poller import Poller
     from .fleet.usage import UsageCollector
     from .notifications import Notifier
@@ -26,6 +27,8 @@ TOKENS: web.AppKey[TokenRegistry] = web.AppKey("tokens")
 AUTH_LIMITER: web.AppKey[FailedAuthLimiter] = web.AppKey("auth_limiter")
 STORE: web.AppKey[Store] = web.AppKey("store")
 DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
+# The hosts of the inventory, their Docker clients, placement (fleet/manager.py).
+FLEET: web.AppKey[FleetManager] = web.AppKey("fleet")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")
 USAGE: web.AppKey[UsageCollector] = web.AppKey("usage")
 JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")

@@ -136,6 +136,7 @@ class Metrics:
         usage: dict[str, dict[str, Any]] | None = None,
         usage_counts: tuple[int, int] = (0, 0),
         newest_backups: dict[str, float] | None = None,
+        hosts_up: dict[str, bool] | None = None,
     ) -> str:
         lines: list[str] = []
 
@@ -169,6 +170,9 @@ class Metrics:
         lines += self.poll_duration.lines("supamanager_poll_duration_seconds", {})
         family("supamanager_poll_errors_total", "counter", "Status polls that could not ask Docker.")
         lines.append(f"supamanager_poll_errors_total {self.poll_errors}")
+        family("supamanager_host_up", "gauge", "1 while the host's Docker engine answered the last poll.")
+        for host, up in sorted((hosts_up or {}).items()):
+            lines.append(f"supamanager_host_up{_labels({'host': host})} {int(up)}")
         family("supamanager_heal_give_ups_total", "counter", "Services the healer gave up restarting.")
         lines.append(f"supamanager_heal_give_ups_total {self.heal_give_ups}")
         family("supamanager_orphan_projects", "gauge", "Refs with labelled containers that no known project owns.")
@@ -240,6 +244,7 @@ async def render(app: web.Application) -> str:
         usage.latest,
         (usage.cycles, usage.errors),
         newest,
+        dict(app[keys.POLLER].host_up),
     )
 
 

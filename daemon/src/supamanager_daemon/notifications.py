@@ -62,6 +62,12 @@ class Notifier:
     def status_changed(self, ref: str, status: str, previous: str | None = None) -> None:
         self._spawn(self._emit(ref, "project.status_changed", {"status": status, "previous_status": previous}))
 
+    def host_changed(self, host: str, up: bool, error: str | None, refs: list[str]) -> None:
+        """A host stopped (or started again) answering: each of its projects' organizations hears it."""
+        event = "host.reachable" if up else "host.unreachable"
+        for ref in refs:
+            self._spawn(self._emit(ref, event, {"host": host, "error": None if up else (error or "")[:300]}))
+
     def operation_finished(self, op: dict[str, Any]) -> None:
         """An operation ended: its project's new status, and its failure when it failed."""
         kind = models.KINDS[op["kind"]]

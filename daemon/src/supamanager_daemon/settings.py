@@ -99,6 +99,22 @@ class Settings:
     sql_max_result_bytes: int = 10 * 1024 * 1024
     # An edge function deploy: the files of one upload together (upstream's limit is 20 MB).
     function_max_bytes: int = 20 * 1024 * 1024
+    # The fleet (fleet/hosts.py): an Ansible inventory whose group supabase_hosts lists the Docker
+    # hosts; "": this machine alone (the host `localhost` on docker_socket). region: a host's region
+    # when the inventory gives none (and the single host's). host_max_jobs: playbook runs at once on
+    # one host, unless its supamanager_max_jobs says otherwise (max_jobs caps them all together).
+    inventory: str = ""
+    region: str = "local"
+    host_max_jobs: int = 4
+    # Placement: the memory a project takes besides its database's size (a project without a size
+    # counts as nano), against a host's supamanager_memory_mb.
+    project_memory_mb: int = 1024
+    # Admission on hosts of this machine (ansible_connection=local): a create starts only while the
+    # 1-minute load per CPU is below admit_load and at least admit_memory_mb are available, and at
+    # most one create starts every admit_spacing seconds (the load average lags by a minute).
+    admit_load: float = 3.0
+    admit_memory_mb: int = 1024
+    admit_spacing: float = 10.0
     # Extra vars for every playbook (e.g. a port range); set in the config file only.
     playbook_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -146,6 +162,7 @@ def _default_docker_socket() -> str:
 ENV_VARS = {f"SUPAMANAGER_{f.name.upper()}": f.name for f in dataclasses.fields(Settings) if f.name != "playbook_vars"}
 
 
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RESOLVER = re.compile(r"\d{1,3}(\.\d{1,3}){3}:\d{1,5}")
 _POOLER_HOST = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -184,6 +201,8 @@ def _coerce(name: str, value: Any) -> Any:
         "sql_max_result_bytes",
         "function_max_bytes",
         "notify_attempts",
+        "host_max_jobs",
+        "project_memory_mb",
     )
     if name in at_least_one and value < 1:
         raise SettingsError(f"setting {name!r} must be at least 1")
@@ -199,6 +218,7 @@ def _coerce(name: str, value: Any) -> Any:
         "usage_interval",
         "usage_retention_days",
         "notify_timeout",
+        "admit_load",
     )
     if name in (*positive, "operation_retention_days") and value <= 0:
         raise SettingsError(f"setting {name!r} must be positive")
@@ -222,7 +242,20 @@ def _coerce(name: str, value: Any) -> Any:
                 ipaddress.ip_address(address)
             except ValueError:
                 raise SettingsError(f"setting 'edge_addresses': {address[:60]!r} is not an IP address") from None
-    if name in ("heal_delay", "heal_backoff_max", "notify_backoff", "notify_backoff_max") and value < 0:
+    if name == "region" and not _REGION.fullmatch(value):
+        raise SettingsError("setting 'region' must be 1-64 lowercase letters, digits or '-'")
+    if (
+        name
+        in (
+            "heal_delay",
+            "heal_backoff_max",
+            "notify_backoff",
+            "notify_backoff_max",
+            "admit_memory_mb",
+            "admit_spacing",
+        )
+        and value < 0
+    ):
         raise SettingsError(f"setting {name!r} must not be negative")
     return value
 

@@ -1,4 +1,5 @@
-"""Routes of ours for the fleet: a project's healing state and its "do not heal" mark; orphans."""
+"""Routes of ours for the fleet: its hosts and their reload; a project's healing state and its "do not heal"
+mark; orphans."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..errors import Unavailable
+from ..errors import InvalidRequest, Unavailable
 from ..fleet import orphans
 from ..fleet.docker import DockerError
 from ..fleet.healing import public_state
-from ..shapes.fleet import Healing, HealingBody, Orphans, OrphansCleaned, OrphansQuery
-from .projects import path_ref
+from ..fleet.hosts import InventoryError
+from ..shapes.fleet import Fleet, Healing, HealingBody, Orphans, OrphansCleaned, OrphansQuery
+from .projects import host_usage, path_ref
 from .routing import Api
 
 api = Api("Fleet", "The daemon's care of the host: healing failing services, orphaned objects (ours).", ours=True)
@@ -78,3 +80,59 @@ async def clean_orphans(request: web.Request, query: OrphansQuery) -> dict[str, 
         )
     except DockerError as exc:
         raise Unavailable(f"cannot query Docker: {exc}", code="docker_unavailable") from None
+
+
+async def fleet_view(app: web.Application) -> dict[str, Any]:
+    manager, poller, jobs = app[keys.FLEET], app[keys.POLLER], app[keys.JOBS]
+    used = await host_usage(app)
+    hosts = []
+    for host in manager.fleet.hosts.values():
+        u = used.get(host.name)
+        hosts.append(
+            {
+                "name": host.name,
+                "region": host.region,
+                "docker_host": host.docker_host,
+                "local": host.local,
+                "up": poller.host_up.get(host.name) if host.polled else None,
+                "error": poller.host_errors.get(host.name),
+                "labels": dict(host.labels),
+                "memory_mb": host.memory_mb,
+                "cpus": host.cpus,
+                "max_projects": host.max_projects,
+                "max_jobs": host.max_jobs,
+                "port_range": list(host.port_range) if host.port_range else None,
+                "projects": u.projects if u else 0,
+                "memory_mb_used": u.memory_mb if u else 0,
+                "jobs_running": jobs.running_on(host.name),
+            }
+        )
+    return {"inventory": manager.fleet.source, "reloads": manager.reloads, "hosts": hosts}
+
+
+@api.get(
+    "/platform/fleet",
+    "getFleet",
+    "The hosts of the inventory, their capacity, what they hold, whether they answer",
+    response=Fleet,
+)
+async def get_fleet(request: web.Request) -> dict[str, Any]:
+    return await fleet_view(request.app)
+
+
+@api.post(
+    "/platform/fleet/reload",
+    "reloadFleet",
+    "Read the inventory again (as SIGHUP does)",
+    description="Hosts added, changed or removed take effect at once; a wrong inventory changes nothing (400, saying"
+    " which host and variable). The next poll asks the new hosts.",
+    response=Fleet,
+    errors=(400,),
+)
+async def reload_fleet(request: web.Request) -> dict[str, Any]:
+    try:
+        await request.app[keys.FLEET].reload()
+    except InventoryError as exc:
+        raise InvalidRequest(str(exc), code="invalid_inventory") from None
+    request.app[keys.POLLER].wake()
+    return await fleet_view(request.app)

@@ -19,7 +19,7 @@ async def healthz(request: web.Request) -> dict:
         "status": "ok",
         "docker": "error" if poller.last_error else "ok",
         "polls": poller.polls,
-        "docker_api_calls": request.app[keys.DOCKER].calls,
+        "docker_api_calls": request.app[keys.FLEET].docker_api_calls,
         "usage_cycles": request.app[keys.USAGE].cycles,
         "usage_docker_api_calls": request.app[keys.USAGE].docker.calls,
         "jobs_running": jobs.running,

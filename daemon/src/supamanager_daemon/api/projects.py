@@ -10,7 +10,7 @@ import asyncio
 import functools
 import pathlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from aiohttp import web
@@ -18,14 +18,19 @@ from aiohttp import web
 from .. import keys, models
 from ..errors import InvalidRequest, InvalidState, NotFound, Unavailable
 from ..fleet.docker import DockerError
+from ..fleet.hosts import Host
+from ..fleet.placement import Used, free_on
 from ..fleet.status import group_by_project, service_health
 from ..projects.files import project_info, read_env
 from ..settings import CHECKOUT, Settings
 from ..shapes.projects import (
     ApiKeyResponse,
     ApiKeysQuery,
+    AvailableRegionsQuery,
     DeleteProjectQuery,
     HealthQuery,
+    RegionCode,
+    RegionsInfo,
     V1CreateProjectBody,
     V1ProjectRefResponse,
     V1ProjectWithDatabaseResponse,
@@ -149,8 +154,10 @@ async def start_create(request: web.Request, body: V1CreateProjectBody) -> tuple
     The one way in for POST /v1/projects and the console."""
     store = request.app[keys.STORE]
     jobs = request.app[keys.JOBS]
+    fleet = request.app[keys.FLEET]
     organization = body.organization_slug or body.organization_id or DEFAULT_ORGANIZATION
     settings = request.app[keys.SETTINGS]
+    host = ""
 
     async def write() -> tuple[dict[str, Any], dict[str, Any]]:
         for _ in range(5):
@@ -159,7 +166,8 @@ async def start_create(request: web.Request, body: V1CreateProjectBody) -> tuple
                     ref=models.mint_ref(),
                     name=body.name,
                     organization_slug=organization,
-                    region=body.region or DEFAULT_REGION,
+                    region=body.region or (fleet.host(host).region if fleet.from_inventory else DEFAULT_REGION),
+                    host=host,
                     max_projects=settings.max_projects,
                     params={"instance_size": body.desired_instance_size} if body.desired_instance_size else None,
                 )
@@ -171,9 +179,104 @@ async def start_create(request: web.Request, body: V1CreateProjectBody) -> tuple
         raise RuntimeError("could not mint a free project ref")  # pragma: no cover - 26^20 refs
 
     try:
-        return await record(request, write)
+        # Placement and the record together: two creates at once never both take a host's last room.
+        async with fleet.placement_lock:
+            host = (await _place(request, body.region, body.desired_instance_size)).name
+            return await record(request, write)
     except OrganizationNotFound as exc:
         raise InvalidRequest(exc.message, code=exc.code, field="organization_slug") from None
+
+
+async def host_usage(app: web.Application) -> dict[str, Used]:
+    """What each host holds, as placement counts it (the projects' sizes from their project.json, read
+    only when some host's capacity is limited)."""
+    fleet, settings = app[keys.FLEET], app[keys.SETTINGS]
+    projects = await app[keys.STORE].list_projects()
+    sizes: dict[str, str | None] = {}
+    if any(h.memory_mb is not None or h.cpus is not None for h in fleet.fleet.hosts.values()):
+        sizes = await asyncio.to_thread(
+            lambda: {p["ref"]: project_info(settings, p["ref"]).get("instance_size") for p in projects}
+        )
+    return fleet.usage(projects, sizes)
+
+
+async def _place(request: web.Request, region: str | None, size: str | None) -> Host:
+    return request.app[keys.FLEET].place(region, await host_usage(request.app), size)
+
+
+# The document's region codes: their names and smart groups.
+REGIONS = {
+    "us-east-1": ("East US (North Virginia)", "americas"),
+    "us-east-2": ("East US (Ohio)", "americas"),
+    "us-west-1": ("West US (North California)", "americas"),
+    "us-west-2": ("West US (Oregon)", "americas"),
+    "ca-central-1": ("Canada (Central)", "americas"),
+    "sa-east-1": ("South America (São Paulo)", "americas"),
+    "eu-west-1": ("West EU (Ireland)", "emea"),
+    "eu-west-2": ("West EU (London)", "emea"),
+    "eu-west-3": ("West EU (Paris)", "emea"),
+    "eu-north-1": ("North EU (Stockholm)", "emea"),
+    "eu-central-1": ("Central EU (Frankfurt)", "emea"),
+    "eu-central-2": ("Central EU (Zurich)", "emea"),
+    "ap-southeast-1": ("Southeast Asia (Singapore)", "apac"),
+    "ap-northeast-1": ("Northeast Asia (Tokyo)", "apac"),
+    "ap-northeast-2": ("Northeast Asia (Seoul)", "apac"),
+    "ap-east-1": ("East Asia (Hong Kong)", "apac"),
+    "ap-southeast-2": ("Oceania (Sydney)", "apac"),
+    "ap-south-1": ("South Asia (Mumbai)", "apac"),
+}
+assert set(REGIONS) == set(get_args(RegionCode))
+SMART_GROUPS = {"americas": "Americas", "emea": "Europe, Middle East and Africa", "apac": "Asia-Pacific"}
+CONTINENT_GROUPS = {"NA": "americas", "SA": "americas", "EU": "emea", "AF": "emea", "AS": "apac", "OC": "apac"}
+
+
+@api.get(
+    "/v1/projects/available-regions",
+    "v1-get-available-regions",
+    "The regions the inventory's hosts serve",
+    description="A host's `supamanager_region` that is one of the document's codes; `capacity` when no host of it"
+    " has room for a project of `desired_instance_size`. The recommendation: the regions with room in the"
+    " continent's smart group (without `continent`: the group of the region with the most free memory).",
+    query=AvailableRegionsQuery,
+    response=RegionsInfo,
+    errors=(400,),
+)
+async def available_regions(request: web.Request, query: AvailableRegionsQuery) -> dict[str, Any]:
+    fleet = request.app[keys.FLEET]
+    try:
+        await request.app[keys.STORE].get_organization(query.organization_slug)
+    except OrganizationNotFound as exc:
+        raise InvalidRequest(exc.message, code=exc.code, field="organization_slug") from None
+    used = await host_usage(request.app)
+    need = fleet.need(query.desired_instance_size)
+    room: dict[str, float] = {}  # region -> the most free memory of one of its hosts that fits, or -1
+    for region in fleet.fleet.regions:
+        if region not in REGIONS:
+            continue
+        frees = [free_on(h, used.get(h.name)) for h in fleet.fleet.in_region(region)]
+        room[region] = max((f.memory_mb for f in frees if f.fits(need)), default=-1)
+
+    def specific(code: str) -> dict[str, Any]:
+        entry = {"name": REGIONS[code][0], "code": code, "type": "specific", "provider": "AWS"}
+        if room[code] < 0:
+            entry["status"] = "capacity"
+        return entry
+
+    group = CONTINENT_GROUPS.get(query.continent or "")
+    if group is None:
+        roomiest = sorted((r for r in room if room[r] >= 0), key=lambda r: (-room[r], r))
+        group = REGIONS[roomiest[0]][1] if roomiest else "americas"
+    recommended = sorted((r for r in room if room[r] >= 0 and REGIONS[r][1] == group), key=lambda r: (-room[r], r))
+    return {
+        "recommendations": {
+            "smartGroup": {"name": SMART_GROUPS[group], "code": group, "type": "smartGroup"},
+            "specific": [specific(r) for r in recommended],
+        },
+        "all": {
+            "smartGroup": [{"name": n, "code": c, "type": "smartGroup"} for c, n in SMART_GROUPS.items()],
+            "specific": [specific(r) for r in sorted(room)],
+        },
+    }
 
 
 @api.get("/v1/projects", "v1-list-all-projects", "List all projects", response=list[V1ProjectWithDatabaseResponse])
@@ -310,8 +413,11 @@ async def restart_project(request: web.Request) -> Reply:
 )
 async def project_health(request: web.Request, query: HealthQuery) -> list[dict[str, Any]]:
     project = await load_project(request)
+    docker = request.app[keys.FLEET].client_of(project)
+    if docker is None:
+        raise Unavailable(f"host {project['host']} has no engine the daemon can ask", code="docker_unavailable")
     try:
-        raw = await request.app[keys.DOCKER].project_containers(project["ref"])
+        raw = await docker.project_containers(project["ref"])
     except DockerError as exc:
         raise Unavailable(f"cannot query Docker: {exc}", code="docker_unavailable") from None
     containers = group_by_project(raw).get(project["ref"], [])

@@ -1,4 +1,4 @@
-"""A minimal Docker Engine API client over the unix socket, counting its calls."""
+"""A minimal Docker Engine API client over a unix socket (or plain tcp://), counting its calls."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ class NotFoundError(DockerError):
 
 class DockerClient:
     def __init__(self, socket_path: str, timeout: float = 10.0) -> None:
-        self.socket_path = socket_path
+        """socket_path: a unix socket's path, or an engine URL (unix:///path, tcp://host:port: plain HTTP)."""
+        self.socket_path = socket_path.removeprefix("unix://")
         self.calls = 0  # every API request made, for the bench's calls-per-cycle figure
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=socket_path),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
+        if socket_path.startswith("tcp://"):
+            self._base = "http://" + socket_path.removeprefix("tcp://")
+            connector: aiohttp.BaseConnector = aiohttp.TCPConnector()
+        else:
+            self._base = "http://docker"
+            connector = aiohttp.UnixConnector(path=self.socket_path)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout))
 
     async def close(self) -> None:
         await self._session.close()
@@ -35,7 +39,7 @@ class DockerClient:
     async def _request(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
         self.calls += 1
         try:
-            async with self._session.request(method, f"http://docker{path}", params=params) as resp:
+            async with self._session.request(method, f"{self._base}{path}", params=params) as resp:
                 if resp.status == 404 and method == "DELETE":
                     raise NotFoundError(f"docker {method} {path}: gone already")
                 if resp.status not in (200, 204):

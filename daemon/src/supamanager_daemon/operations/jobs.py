@@ -23,12 +23,17 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import logging_json, models
+from ..fleet.hosts import Host
+from ..fleet.placement import Admission
 from ..projects.files import project_info
 from ..settings import Settings
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..fleet.manager import FleetManager
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +92,17 @@ def _is_runjob(pid: int, job_dir: pathlib.Path) -> bool:
 
 
 class JobScheduler:
-    def __init__(self, settings: Settings, store: Store, on_finished=None) -> None:
+    def __init__(self, settings: Settings, store: Store, on_finished=None, fleet: FleetManager | None = None) -> None:
         self.settings = settings
         self.store = store
         self.on_finished = on_finished
+        # The hosts (fleet/manager.py): with an inventory, each job runs its playbook limited to its
+        # project's host, on that host's engine, within that host's own job limit.
+        self.fleet = fleet
+        self.admission = Admission(settings.admit_load, settings.admit_memory_mb, settings.admit_spacing)
         self._slots = asyncio.Semaphore(settings.max_jobs)
+        self._host_slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._proc_hosts: dict[str, Host] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._cancelled: set[str] = set()
@@ -107,8 +118,13 @@ class JobScheduler:
         if secrets:
             _write_private(self.job_dir(op_id) / "secrets.json", json.dumps(secrets))
 
-    def extravars(self, op: dict[str, Any], playbook: str, rollback: bool = False) -> dict[str, Any]:
+    def extravars(
+        self, op: dict[str, Any], playbook: str, rollback: bool = False, host: Host | None = None
+    ) -> dict[str, Any]:
         extravars = dict(self.settings.playbook_vars)
+        if host is not None and host.port_range is not None:
+            # The host's own range (its inventory variables) wins over playbook_vars' one for all hosts.
+            extravars["supabase_port_range_start"], extravars["supabase_port_range_end"] = host.port_range
         extravars.update(
             project_ref=op["ref"],
             supabase_image_registry=self.settings.image_registry,
@@ -150,9 +166,12 @@ class JobScheduler:
             extravars.update(json.loads(secrets_file.read_text()))
         return extravars
 
-    def child_env(self) -> dict[str, str]:
+    def child_env(self, host: Host | None = None) -> dict[str, str]:
         """An allow-listed environment: the daemon's own variables (e.g. its token) stay out."""
         env = {k: os.environ[k] for k in (*_ENV_ALLOW, *_ENV_ALLOW_COVERAGE) if k in os.environ}
+        if host is not None and host.docker_host is not None:
+            # The engine of the project's host: the modules and the docker CLI of a local connection use it.
+            env["DOCKER_HOST"] = host.docker_host
         bindir = os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "/usr/bin:/bin")])
         env["PYTHONUNBUFFERED"] = "1"
@@ -174,6 +193,28 @@ class JobScheduler:
     @property
     def running(self) -> int:
         return len(self._procs)
+
+    def running_on(self, host: str) -> int:
+        return sum(1 for h in self._proc_hosts.values() if h.name == host)
+
+    def _running_on_this_machine(self) -> int:
+        return sum(1 for h in self._proc_hosts.values() if h.local)
+
+    def _host_slot(self, host: Host | None) -> asyncio.Semaphore | contextlib.nullcontext:
+        if host is None:
+            return contextlib.nullcontext()
+        return self._host_slots.setdefault((host.name, host.max_jobs), asyncio.Semaphore(host.max_jobs))
+
+    async def _host_of(self, op: dict[str, Any]) -> tuple[Host | None, str | None]:
+        """The inventory host the operation's project is on (None without an inventory), or why it has none."""
+        if self.fleet is None or not self.fleet.from_inventory:
+            return None, None
+        project = await self.store.get_project(op["ref"])
+        name = project["host"] if project is not None else None
+        host = self.fleet.host(name) if name else None
+        if host is None:
+            return None, f"host {name!r} of project {op['ref']} is not in the inventory (any more): add it and reload"
+        return host, None
 
     @property
     def queued(self) -> int:
@@ -244,17 +285,36 @@ class JobScheduler:
 
     # -- one job ----------------------------------------------------------------------------------
     async def _run(self, op_id: str) -> None:
+        queued = await self.store.get_operation(op_id)
+        host, missing = await self._host_of(queued)
+        async with self._host_slot(host):
+            if host is not None and queued["kind"] == "create":
+
+                async def waiting(why: str) -> None:
+                    await self.store.record_step(op_id, f"waiting for room on host {host.name}: {why}", 0, 0)
+
+                await self.admission.admit(host, self._running_on_this_machine, waiting)
+            await self._run_admitted(op_id, host, missing)
+
+    async def _run_admitted(self, op_id: str, host: Host | None, missing: str | None) -> None:
         async with self._slots:
             if self._stopping:
                 return
             op = await self.store.mark_running(op_id)
+            if missing is not None:
+                op = await self.store.finish_operation(op_id, ok=False, error=missing)
+                log.warning("operation %s (%s %s) failed: %s", op_id, op["kind"], op["ref"], missing)
+                shutil.rmtree(self.job_dir(op_id), ignore_errors=True)
+                if self.on_finished is not None:
+                    self.on_finished(op)
+                return
             logging_json.bind(operation_id=op_id, project_ref=op["ref"])
             kind = models.KINDS[op["kind"]]
             ok, error = False, None
             try:
-                ok, error = await self._execute(op, kind.playbook)
+                ok, error = await self._execute(op, kind.playbook, host=host)
                 if not ok and kind.name == "create" and not self._stopping:
-                    error = await self._roll_back(op, error)
+                    error = await self._roll_back(op, error, host)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the job machinery failed, not the playbook
@@ -276,7 +336,7 @@ class JobScheduler:
             if self.on_finished is not None:
                 self.on_finished(op)
 
-    async def _roll_back(self, op: dict[str, Any], error: str | None) -> str | None:
+    async def _roll_back(self, op: dict[str, Any], error: str | None, host: Host | None = None) -> str | None:
         """A create failed: remove whatever it made, through the delete playbook.
 
         The role rolls back a failed create of a new project itself, but a create resumed after a
@@ -284,21 +344,27 @@ class JobScheduler:
         The volumes of a project that came up once stay (delete_as_rollback): it may hold data.
         """
         await self.store.add_event(op["id"], "rollback", "delete.yml", {})
-        ok, rollback_error = await self._execute(op, "delete.yml", rollback=True)
+        ok, rollback_error = await self._execute(op, "delete.yml", rollback=True, host=host)
         error = error or "create failed"
         if ok:
             return f"{error} (rolled back)"
         return f"{error} (rollback failed: {rollback_error})"
 
-    async def _execute(self, op: dict[str, Any], playbook_name: str, rollback: bool = False) -> tuple[bool, str | None]:
+    async def _execute(
+        self, op: dict[str, Any], playbook_name: str, rollback: bool = False, host: Host | None = None
+    ) -> tuple[bool, str | None]:
         job_dir = self.job_dir(op["id"])
         runner_dir = job_dir / "runner"
         shutil.rmtree(runner_dir, ignore_errors=True)  # a previous attempt's leftovers
         playbook = self.settings.playbooks_dir / playbook_name
         if not playbook.is_file():
             return False, f"playbook {playbook} not found"
-        _write_private(runner_dir / "env" / "extravars", extravars_yaml(self.extravars(op, playbook_name, rollback)))
+        extravars = self.extravars(op, playbook_name, rollback, host)
+        _write_private(runner_dir / "env" / "extravars", extravars_yaml(extravars))
         job = {"playbook": str(playbook), "project_dir": str(self.settings.collection_dir)}
+        if host is not None:
+            # The inventory's one host: its variables (connection, Python, ranges) apply, no other host is touched.
+            job.update(inventory=self.settings.inventory, limit=host.name)
         _write_private(job_dir / "job.json", json.dumps(job))
         expected = await self.store.task_count(playbook_name) or _DEFAULT_TASKS.get(playbook_name, 40)
 
@@ -313,11 +379,13 @@ class JobScheduler:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
-                env=self.child_env(),
+                env=self.child_env(host),
                 cwd=str(self.settings.collection_dir),
                 start_new_session=True,
             )
         self._procs[op["id"]] = proc
+        if host is not None:
+            self._proc_hosts[op["id"]] = host
         self.started += 1
         done: dict[str, Any] | None = None
         timed_out = False
@@ -333,6 +401,7 @@ class JobScheduler:
             await proc.wait()
         finally:
             self._procs.pop(op["id"], None)
+            self._proc_hosts.pop(op["id"], None)
         if done is None:
             tail = stderr_path.read_text(errors="replace").strip().splitlines()[-1:] if stderr_path.exists() else []
             return False, f"job process exited with code {proc.returncode}" + (f": {tail[0][:300]}" if tail else "")

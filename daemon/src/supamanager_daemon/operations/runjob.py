@@ -98,6 +98,8 @@ def main(argv: list[str]) -> int:
             cancel_callback=cancel.is_set,
             settings={"pexpect_timeout": 1, "suppress_ansible_output": True},
             rotate_artifacts=1,
+            # With the daemon's inventory: its project's host alone (operations/jobs.py).
+            **({"inventory": job["inventory"], "limit": job["limit"]} if job.get("limit") else {}),
         )
         status, rc = result.status, result.rc
     except Exception as exc:

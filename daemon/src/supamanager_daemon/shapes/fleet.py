@@ -76,3 +76,31 @@ class OrphansCleaned(BaseModel):
     removed: RemovedOrphans
     kept_volumes: list[str]
     errors: list[str]
+
+
+class FleetHost(BaseModel):
+    """One host of the inventory's group supabase_hosts, with what it holds (ours)."""
+
+    name: str
+    region: str
+    docker_host: str | None = Field(description="The engine the daemon polls; null: reached by its playbooks only.")
+    local: bool = Field(description="ansible_connection=local: it shares this machine (admission applies).")
+    up: bool | None = Field(description="Whether it answered the last poll (null: not polled yet, or not polled).")
+    error: str | None = Field(description="Why it did not answer.")
+    labels: dict[str, str]
+    memory_mb: int | None = Field(description="supamanager_memory_mb; null: not limited.")
+    cpus: float | None
+    max_projects: int | None
+    max_jobs: int
+    port_range: list[int] | None = Field(description="[start, end] of its port allocator.")
+    projects: int
+    memory_mb_used: int = Field(description="What its projects take, as placement counts it.")
+    jobs_running: int
+
+
+class Fleet(BaseModel):
+    """The fleet the daemon drives (ours)."""
+
+    inventory: str | None = Field(description="The inventory read (SUPAMANAGER_INVENTORY); null: this machine alone.")
+    reloads: int
+    hosts: list[FleetHost]

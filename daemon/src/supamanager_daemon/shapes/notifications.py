@@ -57,7 +57,9 @@ class Notification(BaseModel):
     id: int
     organization_slug: str
     ref: str
-    event: str = Field(description="project.status_changed, operation.failed or backup.failed.")
+    event: str = Field(
+        description="project.status_changed, host.unreachable, host.reachable, operation.failed or backup.failed."
+    )
     data: dict[str, Any]
     created_at: str
     read_at: str | None

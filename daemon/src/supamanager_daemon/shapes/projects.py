@@ -159,3 +159,70 @@ class DeleteProjectQuery(Query):
         description="Take a final backup first, from which the deleted project can be restored while its"
         " retention lasts; a failed final backup deletes nothing (ours; false skips it).",
     )
+
+
+# GET /v1/projects/available-regions: the document's region codes and smart groups. A host's region
+# (supamanager_region) is listed when it is one of these codes; other names serve creates only.
+RegionCode = Literal[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ap-southeast-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-east-1",
+    "ap-southeast-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-north-1",
+    "eu-central-1",
+    "eu-central-2",
+    "ca-central-1",
+    "ap-south-1",
+    "sa-east-1",
+]
+SmartGroupCode = Literal["americas", "emea", "apac"]
+Continent = Literal["NA", "SA", "EU", "AF", "AS", "OC", "AN"]
+
+
+class AvailableRegionsQuery(Query):
+    organization_slug: str = Field(description="The organization the project would belong to.")
+    continent: Continent | None = Field(default=None, description="Recommends the smart group of that continent.")
+    desired_instance_size: InstanceSize | None = Field(
+        default=None, description="A region whose hosts have no room for a project of this size is `capacity`."
+    )
+
+
+class SmartGroup(BaseModel):
+    name: str
+    code: SmartGroupCode
+    type: Literal["smartGroup"]
+
+
+class SpecificRegion(BaseModel):
+    name: str
+    code: RegionCode
+    type: Literal["specific"]
+    provider: Literal["AWS", "FLY", "AWS_K8S", "AWS_NIMBUS"] = Field(
+        description="Always `AWS`: the document has no provider for a host of one's own."
+    )
+    status: Literal["capacity", "other"] | None = omitted("`capacity`: no host of the region has room.")
+
+
+class RegionsRecommendations(BaseModel):
+    smartGroup: SmartGroup
+    specific: list[SpecificRegion]
+
+
+class RegionsAll(BaseModel):
+    smartGroup: list[SmartGroup]
+    specific: list[SpecificRegion]
+
+
+class RegionsInfo(BaseModel):
+    """The regions the inventory's hosts serve (those named by one of the document's codes)."""
+
+    recommendations: RegionsRecommendations
+    all: RegionsAll

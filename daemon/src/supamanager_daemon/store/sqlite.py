@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS projects (
     -- services seen when the project was last healthy: a missing one makes it unhealthy
     services TEXT NOT NULL DEFAULT '[]',
     -- unix time a job last set the status: older poll snapshots must not overwrite it
-    job_status_at REAL NOT NULL DEFAULT 0
+    job_status_at REAL NOT NULL DEFAULT 0,
+    -- the inventory host it runs on (fleet/hosts.py): every job of the project is limited to it
+    host TEXT NOT NULL DEFAULT 'localhost'
 );
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY,
@@ -166,7 +168,8 @@ CREATE TABLE IF NOT EXISTS deleted_projects (
     organization_slug TEXT NOT NULL,
     region TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    deleted_at TEXT NOT NULL
+    deleted_at TEXT NOT NULL,
+    host TEXT NOT NULL DEFAULT 'localhost'
 );
 -- how many tasks a playbook ran last time it succeeded: the denominator of progress
 CREATE TABLE IF NOT EXISTS task_counts (
@@ -223,6 +226,10 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
+        # A store of a daemon from before the fleet: its projects ran on the one local host.
+        for table in ("projects", "deleted_projects"):
+            if "host" not in {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN host TEXT NOT NULL DEFAULT 'localhost'")
         # The default organization, and one for every slug projects of an older daemon name.
         at = now_iso()
         db.execute(
@@ -285,10 +292,12 @@ class Store:
         name: str,
         organization_slug: str,
         region: str,
+        host: str = "localhost",
         max_projects: int | None = None,
         params: dict | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Insert a project and its create operation (params) in one transaction (ProjectLimit past max_projects)."""
+        """Insert a project on its host and its create operation (params) in one transaction (ProjectLimit past
+        max_projects)."""
         kind = models.KINDS["create"]
 
         def tx(db: sqlite3.Connection):
@@ -300,8 +309,8 @@ class Store:
                 raise OrganizationNotFound(organization_slug)
             db.execute(
                 "INSERT INTO projects (ref, name, organization_slug, region, created_at, status, desired_state,"
-                " job_status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time()),
+                " job_status_at, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ref, name, organization_slug, region, now_iso(), kind.busy, kind.desired, time.time(), host),
             )
             db.execute("INSERT INTO project_ids (ref) VALUES (?)", (ref,))
             db.execute("DELETE FROM deleted_projects WHERE ref = ?", (ref,))  # a new project of that ref
@@ -500,9 +509,9 @@ class Store:
             return None
         db.execute(
             "INSERT INTO projects (ref, name, organization_slug, region, created_at, status, desired_state,"
-            " job_status_at) VALUES (?, ?, ?, ?, ?, ?, 'absent', ?)",
+            " job_status_at, host) VALUES (?, ?, ?, ?, ?, ?, 'absent', ?, ?)",
             (ref, deleted["name"], deleted["organization_slug"], deleted["region"], deleted["created_at"],
-             models.REMOVED, time.time()),
+             models.REMOVED, time.time(), deleted["host"]),
         )  # fmt: skip
         db.execute("INSERT INTO project_ids (id, ref) VALUES (?, ?)", (deleted["id"], ref))
         db.execute("DELETE FROM deleted_projects WHERE ref = ?", (ref,))
@@ -550,7 +559,8 @@ class Store:
             if ok and kind.done is None:
                 db.execute(
                     "INSERT OR REPLACE INTO deleted_projects (ref, id, name, organization_slug, region, created_at,"
-                    " deleted_at) SELECT p.ref, i.id, p.name, p.organization_slug, p.region, p.created_at, ?"
+                    " deleted_at, host) SELECT p.ref, i.id, p.name, p.organization_slug, p.region, p.created_at, ?,"
+                    " p.host"
                     " FROM projects p JOIN project_ids i ON i.ref = p.ref WHERE p.ref = ?",
                     (at, op["ref"]),
                 )
