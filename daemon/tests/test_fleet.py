@@ -235,6 +235,12 @@ _FLEET_PLAYBOOK = """---
         content: '{{{{ {{"ref": project_ref, "services": ["db"]}} | to_json }}}}'
         mode: "0644"
       when: "'{kind}' == 'create'"
+    - name: Hold while asked to
+      ansible.builtin.wait_for:
+        path: "{{{{ supamanager_root }}}}/hold"
+        state: absent
+        timeout: 120
+        sleep: 1
 """
 
 
@@ -251,7 +257,7 @@ def fleet_settings(settings, tmp_path):
                       "supabase_port_range_start": 49100, "supabase_port_range_end": 49199},
             "big": {"docker_host": "unix:///run/fleet-big.sock", "supamanager_memory_mb": 3072,
                     "supabase_port_range_start": 49200, "supabase_port_range_end": 49299},
-            "lab": {"supamanager_region": "lab"},
+            "lab": {"supamanager_region": "lab", "supamanager_max_jobs": 1},
         },
         groups={"frankfurt": {"vars": {"supamanager_region": "eu-central-1"}, "hosts": ["small", "big"]}},
     )  # fmt: skip
@@ -269,33 +275,32 @@ async def test_creates_spread_by_free_memory_each_job_limited_to_its_host_until_
     client = await aiohttp_client(create_app(fleet_settings))
     await client.app[keys.POLLER].stop()  # no engine behind these sockets
     root = fleet_settings.root
-    placed = []
-    for _ in range(2):
+    placed, ops = [], []
+    # placed at once, each by what the ones before it take: their jobs run together
+    for _ in range(3):
         resp, project = await _create(client, region="eu-central-1")
         assert resp.status == 201, project
-        assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
         placed.append(project["ref"])
+        ops.append(resp.headers["X-Operation-Id"])
         assert project["region"] == "eu-central-1"
-    stored = {p["ref"]: p["host"] for p in await client.app[keys.STORE].list_projects()}
-    # big (3072 MiB) first; then small (2048) has more room than big's 1536 left
-    assert [stored[r] for r in placed] == ["big", "small"]
-    for ref, host, ports in zip(placed, ("big", "small"), ([49200, 49299], [49100, 49199]), strict=True):
-        # the play ran on that host alone, on its engine, with its port range
-        ran = sorted(p.name for p in root.glob(f"ran-{ref}-*"))
-        assert ran == [f"ran-{ref}-create-{host}.json"]
-        seen = json.loads((root / ran[0]).read_text())
-        assert seen == {"docker_host": f"unix:///run/fleet-{host}.sock", "ports": ports}
-    # both hosts hold 1536 MiB of their 2048 / 3072: big has room for one more, then none has
-    resp, project = await _create(client, region="eu-central-1")
-    assert resp.status == 201
-    await wait_operation(client, resp.headers["X-Operation-Id"])
-    assert (await client.app[keys.STORE].get_project(project["ref"]))["host"] == "big"
+    # the fourth: both hosts hold 1536 MiB a project, big two of its 3072, small one of its 2048: none has room
     resp, refused = await _create(client, region="eu-central-1")
     assert resp.status == 403 and refused["code"] == "no_capacity", refused
     assert "region eu-central-1" in refused["message"]
     resp, refused = await _create(client, region="us-west-2")
     assert resp.status == 400 and refused["code"] == "unknown_region"
-    # the region of the create is the host's when none is asked for; a restart runs on the project's host
+    for op in ops:
+        assert (await wait_operation(client, op))["state"] == "succeeded"
+    stored = {p["ref"]: p["host"] for p in await client.app[keys.STORE].list_projects()}
+    # big (3072 MiB) first; then small (2048) has more room than big's 1536 left; then big's 1536 beats small's 512
+    assert [stored[r] for r in placed] == ["big", "small", "big"]
+    for ref, host, ports in zip(placed[:2], ("big", "small"), ([49200, 49299], [49100, 49199]), strict=True):
+        # the play ran on that host alone, on its engine, with its port range
+        ran = sorted(p.name for p in root.glob(f"ran-{ref}-*"))
+        assert ran == [f"ran-{ref}-create-{host}.json"]
+        seen = json.loads((root / ran[0]).read_text())
+        assert seen == {"docker_host": f"unix:///run/fleet-{host}.sock", "ports": ports}
+    # a restart runs on the project's host
     resp = await client.post(f"/v1/projects/{placed[1]}/restart", headers=AUTH)
     assert resp.status == 200
     await wait_operation(client, resp.headers["X-Operation-Id"])
@@ -308,14 +313,31 @@ async def test_creates_spread_by_free_memory_each_job_limited_to_its_host_until_
     assert held == {"big": (2, 3072, "eu-central-1"), "small": (1, 1536, "eu-central-1"), "lab": (0, 0, "lab")}
 
 
-async def test_a_job_whose_host_left_the_inventory_fails_saying_so_and_the_reload_endpoint_and_sighup_reread_it(
+async def test_creates_wait_for_their_hosts_job_slot_and_a_job_whose_host_left_the_inventory_fails_saying_so(
     aiohttp_client, fleet_settings, tmp_path
 ):
+    """Also: the reload endpoint and SIGHUP read the inventory again."""
     client = await aiohttp_client(create_app(fleet_settings))
     await client.app[keys.POLLER].stop()
-    resp, project = await _create(client, region="lab")
-    assert resp.status == 201
-    assert (await wait_operation(client, resp.headers["X-Operation-Id"]))["state"] == "succeeded"
+    hold = fleet_settings.root / "hold"
+    hold.touch()
+    ops, refs = [], []
+    for _ in range(2):
+        resp, project = await _create(client, region="lab")  # lab runs one job at a time
+        assert resp.status == 201
+        ops.append(resp.headers["X-Operation-Id"])
+        refs.append(project["ref"])
+    jobs = client.app[keys.JOBS]
+    deadline = time.monotonic() + 120
+    while jobs.running_on("lab") < 1:
+        assert time.monotonic() < deadline, "the first create did not start"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
+    states = [(await (await client.get(f"/v1/operations/{op}", headers=AUTH)).json())["state"] for op in ops]
+    assert states == ["running", "queued"] and jobs.running_on("lab") == 1 and jobs.queued == 1
+    hold.unlink()
+    assert [(await wait_operation(client, op))["state"] for op in ops] == ["succeeded", "succeeded"]
+    project = {"ref": refs[0]}
     assert (fleet_settings.root / f"ran-{project['ref']}-create-lab.json").exists()
     inventory = pathlib.Path(fleet_settings.inventory)
     data = yaml.safe_load(inventory.read_text())
