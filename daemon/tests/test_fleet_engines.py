@@ -1,0 +1,223 @@
+"""A fleet of two real Docker engines on this machine (scripts/dev-engine 9 and 10, each its own
+dockerd, socket, data root and bridge range), the stand-in images loaded into each, an inventory
+naming them: a real supamanagerd places one project on each by free memory, refuses a third, loses
+engine 10 (its project UNKNOWN, the other ACTIVE_HEALTHY, nothing deleted) and gets it back.
+
+The arithmetic and the reloads, without Docker: test_fleet.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+import sqlite3
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import yaml
+from conftest import REPO
+from daemonproc import Daemon
+from test_fleet import write_inventory
+
+from tests.xdist_engines import port_blocks
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+COLLECTION = pathlib.Path(os.environ.get("SUPAMANAGER_TEST_COLLECTION", REPO))
+DEV_ENGINE = pathlib.Path(REPO) / "scripts" / "dev-engine"
+ENGINES = {"e9": 9, "e10": 10}
+# Not about logs or backups: the services a project runs without them, and their images only.
+PLAYBOOK_VARS = {
+    "supabase_logs_enabled": False,
+    "supabase_backup_wal_enabled": False,
+    "supabase_health_timeout": 900,
+    "supabase_healthcheck_interval": "10s",
+    "supabase_healthcheck_start_period": "600s",
+}
+WITHOUT = {"vector", "analytics"}
+# Each host its own block of this range (no other test uses 49100-49899), per xdist worker.
+PORT_BLOCKS = port_blocks(49100, 49900, 100)
+
+
+def socket_of(n: int) -> str:
+    return f"unix:///run/docker-{n}.sock"
+
+
+def docker(n: int | None, *args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if n is not None:
+        env["DOCKER_HOST"] = socket_of(n)
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def answers(n: int) -> bool:
+    return docker(n, "info", "--format", "{{.ID}}", timeout=30).returncode == 0
+
+
+def project_images() -> list[str]:
+    defaults = yaml.safe_load((COLLECTION / "roles" / "project" / "defaults" / "main.yml").read_text())
+    return sorted(
+        f"standin.local/{image}" for name, image in defaults["supabase_images"].items() if name not in WITHOUT
+    )
+
+
+def image_ids(n: int | None, images: list[str]) -> dict[str, str]:
+    """The images the engine holds, with their ids (one inspect each: a missing one fails alone)."""
+    found = {}
+    for image in images:
+        result = docker(n, "image", "inspect", "--format", "{{.Id}}", image)
+        if result.returncode == 0:
+            found[image] = result.stdout.strip()
+    return found
+
+
+def load_images(n: int, images: list[str], wanted: dict[str, str]) -> float:
+    """Copy the images this engine lacks (or holds in another version) from the worker's engine, in one
+    `docker save | docker load` (their shared layers once). Returns the seconds it took."""
+    have = image_ids(n, images)
+    missing = [i for i in images if have.get(i) != wanted[i]]
+    if not missing:
+        return 0.0
+    started = time.monotonic()
+    save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
+    loaded = docker(n, "load", "-q", stdin=save.stdout, timeout=900)
+    save.stdout.close()
+    assert save.wait(timeout=60) == 0 and loaded.returncode == 0, loaded.stderr[-2000:]
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """Engines 9 and 10 with the images, an inventory of them, and a daemon driving it."""
+    started_here = []
+    for n in ENGINES.values():
+        if not answers(n):
+            out = subprocess.run([DEV_ENGINE, str(n)], capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, out.stderr
+            started_here.append(n)
+    images = project_images()
+    wanted = image_ids(None, images)
+    assert sorted(wanted) == images, "build the stand-in images first (tests/standin/build)"
+    load_seconds = {name: load_images(n, images, wanted) for name, n in ENGINES.items()}
+    print(f"fleet: loaded the stand-in images in {load_seconds}")
+    tmp = tmp_path_factory.mktemp("fleet")
+    first, second = random.sample(list(PORT_BLOCKS), 2)
+    inventory = write_inventory(
+        tmp / "fleet.yml",
+        {
+            # e10 has more memory: the first project goes there, the second to e9; one project each at most
+            "e10": {"docker_host": socket_of(10), "supamanager_memory_mb": 4096, "supamanager_max_projects": 1,
+                    "supabase_port_range_start": first, "supabase_port_range_end": first + 99},
+            "e9": {"docker_host": socket_of(9), "supamanager_memory_mb": 3072, "supamanager_max_projects": 1,
+                   "supabase_port_range_start": second, "supabase_port_range_end": second + 99},
+        },
+        groups={"frankfurt": {"vars": {"supamanager_region": "eu-central-1"}, "hosts": ["e9", "e10"]}},
+    )  # fmt: skip
+    root = tmp / "root"
+    root.mkdir()
+    daemon = Daemon(tmp, COLLECTION, root, inventory=inventory, admit_spacing=0, playbook_vars=PLAYBOOK_VARS)
+    daemon.start()
+    daemon.load_seconds = load_seconds
+    daemon.refs = []
+    try:
+        yield daemon
+    finally:
+        for n in ENGINES.values():
+            if not answers(n):
+                subprocess.run([DEV_ENGINE, str(n)], capture_output=True, timeout=120)
+        daemon.stop()
+        # Engines 9 and 10 are this test's alone: their labelled objects go without a delete playbook each
+        # (test_daemon_e2e.py deletes through the daemon), and the project files with tmp.
+        for n in ENGINES.values():
+            for kind, listing in (
+                ("rm -f", "ps -aq"),
+                ("volume rm -f", "volume ls -q"),
+                ("network rm", "network ls -q"),
+            ):
+                ids = docker(n, *listing.split(), "--filter", "label=supamanager.project").stdout.split()
+                if ids:
+                    docker(n, *kind.split(), *ids)
+        for n in started_here:
+            subprocess.run([DEV_ENGINE, str(n), "--stop"], capture_output=True, timeout=60)
+
+
+def statuses(daemon: Daemon) -> dict[str, str]:
+    return {p["ref"]: p["status"] for p in daemon.request("GET", "/v1/projects")[1]}
+
+
+def wait_for(daemon: Daemon, predicate, timeout: float, what: str) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while not predicate(seen := statuses(daemon)):
+        assert time.monotonic() < deadline, f"{what}: still {seen} after {timeout} s"
+        time.sleep(1)
+    return seen
+
+
+def containers_on(n: int, ref: str) -> list[str]:
+    out = docker(n, "ps", "-a", "--filter", f"label=supamanager.project={ref}", "--format", "{{.Names}}")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_a_two_engine_fleet_places_by_free_memory_refuses_when_full_and_survives_losing_a_host(fleet):
+    began = time.monotonic()
+    phases = {}
+    creates = []
+    for name in ("first", "second"):
+        status, project, headers = fleet.request("POST", "/v1/projects", {"name": name, "region": "eu-central-1"})
+        assert status == 201, project
+        fleet.refs.append(project["ref"])
+        creates.append(headers["X-Operation-Id"])
+    first, second = fleet.refs
+    # every host holds its one project: the third is refused at once, recording nothing
+    status, refused, _ = fleet.request("POST", "/v1/projects", {"name": "third", "region": "eu-central-1"})
+    assert status == 403 and refused["code"] == "no_capacity", refused
+    assert len(statuses(fleet)) == 2
+    for op_id in creates:
+        op = fleet.wait(op_id, lambda o: o["state"] in ("succeeded", "failed"), timeout=900)
+        assert op["state"] == "succeeded", op["error"]
+    # placed by free memory: e10 (4096 MiB) first, then e9; each project's containers on its own engine only
+    hosts = {h["name"]: h for h in fleet.request("GET", "/platform/fleet")[1]["hosts"]}
+    assert (hosts["e10"]["projects"], hosts["e9"]["projects"]) == (1, 1)
+    assert containers_on(10, first) and not containers_on(9, first)
+    assert containers_on(9, second) and not containers_on(10, second)
+    wait_for(fleet, lambda s: set(s.values()) == {"ACTIVE_HEALTHY"}, 600, "both healthy")
+    phases["two creates"] = time.monotonic() - began
+
+    # engine 10 goes away: its project is UNKNOWN, the other stays healthy, nothing is deleted
+    out = subprocess.run([DEV_ENGINE, "10", "--stop"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    stopped = time.monotonic()
+    seen = wait_for(fleet, lambda s: s[first] == "UNKNOWN", 120, "engine 10's project unknown")
+    phases["stop to UNKNOWN"] = time.monotonic() - stopped
+    assert seen[second] == "ACTIVE_HEALTHY"
+    with urllib.request.urlopen(f"http://127.0.0.1:{fleet.port}/metrics", timeout=60) as resp:
+        metrics = resp.read().decode()
+    assert 'supamanager_host_up{host="e10"} 0' in metrics and 'supamanager_host_up{host="e9"} 1' in metrics
+    hosts = {h["name"]: h for h in fleet.request("GET", "/platform/fleet")[1]["hosts"]}
+    assert hosts["e10"]["up"] is False and hosts["e10"]["error"] and hosts["e9"]["up"] is True
+    notes = fleet.request("GET", "/platform/notifications")[1]
+    lost = [n for n in notes if n["event"] == "host.unreachable"]
+    assert [(n["ref"], n["data"]["host"]) for n in lost] == [(first, "e10")], notes
+    for _ in range(3):  # a few polls: still UNKNOWN, never REMOVED, no operation started on it
+        time.sleep(2)
+        assert statuses(fleet)[first] == "UNKNOWN"
+    with sqlite3.connect(fleet.data / "supamanager.sqlite3") as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM operations WHERE ref = ?", (first,))]
+    assert kinds == ["create"]
+
+    # engine 10 is back: its containers restart (restart: unless-stopped) and the project takes its real status
+    back = time.monotonic()
+    out = subprocess.run([DEV_ENGINE, "10"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert containers_on(10, first)
+    wait_for(fleet, lambda s: s[first] == "ACTIVE_HEALTHY", 600, "engine 10's project healthy again")
+    phases["start to ACTIVE_HEALTHY"] = time.monotonic() - back
+    print(f"fleet: {', '.join(f'{k} {v:.0f} s' for k, v in phases.items())}")
+    notes = fleet.request("GET", "/platform/notifications")[1]
+    assert any(n["event"] == "host.reachable" and n["ref"] == first for n in notes)
+    assert json.dumps(fleet.request("GET", "/platform/fleet")[1]).count('"up": true') == 2
