@@ -406,10 +406,11 @@ def _container(ref, service):
 class FakeFleet:
     def __init__(self, engines):
         self.engines = engines
-        self.fleet = Fleet({n: Host(n, "r") for n in engines}, source="inventory")
+        # and an SSH host without an engine URL: never polled, its projects UNKNOWN, no host_up of its own
+        self.fleet = Fleet({n: Host(n, "r") for n in [*engines, "ssh"]}, source="inventory")
 
     def client(self, name):
-        return self.engines[name]
+        return self.engines.get(name)
 
 
 async def test_a_host_that_does_not_answer_leaves_its_projects_unknown_and_the_others_as_they_are(tmp_path):
@@ -418,14 +419,14 @@ async def test_a_host_that_does_not_answer_leaves_its_projects_unknown_and_the_o
     await store.open()
     try:
         refs = {}
-        for host in ("one", "two"):
+        for host in ("one", "two", "ssh"):
             project, op = await store.create_project(
                 ref=f"{host}aaaaaaaaaaaaaaaaa"[:20], name=host, organization_slug="default", region="r", host=host
             )
             await store.mark_running(op["id"])
             await store.finish_operation(op["id"], ok=True)
             refs[host] = project["ref"]
-        engines = {h: FakeEngine([_container(refs[h], "db")]) for h in refs}
+        engines = {h: FakeEngine([_container(refs[h], "db")]) for h in ("one", "two")}
         poller = Poller(store, None, 3600, FakeFleet(engines))
         changes = []
         poller.on_host_changed = lambda *args: changes.append(args)
@@ -433,21 +434,20 @@ async def test_a_host_that_does_not_answer_leaves_its_projects_unknown_and_the_o
         await poller.poll_once()
         assert time.monotonic() - started < 0.39  # concurrently
         status = {p["host"]: p["status"] for p in await store.list_projects()}
-        assert status == {"one": "ACTIVE_HEALTHY", "two": "ACTIVE_HEALTHY"} and poller.host_up == {
-            "one": True,
-            "two": True,
-        }
+        assert status == {"one": "ACTIVE_HEALTHY", "two": "ACTIVE_HEALTHY", "ssh": "UNKNOWN"}
+        assert poller.host_up == {"one": True, "two": True} and poller.last_error is None
         engines["two"].down = True
         await poller.poll_once()
         status = {p["host"]: p["status"] for p in await store.list_projects()}
-        assert status == {"one": "ACTIVE_HEALTHY", "two": "UNKNOWN"}
+        assert status == {"one": "ACTIVE_HEALTHY", "two": "UNKNOWN", "ssh": "UNKNOWN"}
         assert poller.host_up == {"one": True, "two": False} and "two: docker GET" in poller.last_error
         assert changes == [("two", False, "docker GET /containers/json: Cannot connect", [refs["two"]])]
         assert [e.calls for e in engines.values()] == [2, 2]  # one call per host per poll
         engines["two"].down = False
         await poller.poll_once()
         status = {p["host"]: p["status"] for p in await store.list_projects()}
-        assert status == {"one": "ACTIVE_HEALTHY", "two": "ACTIVE_HEALTHY"} and poller.last_error is None
+        assert status == {"one": "ACTIVE_HEALTHY", "two": "ACTIVE_HEALTHY", "ssh": "UNKNOWN"}
+        assert poller.last_error is None
         assert changes[-1] == ("two", True, None, [refs["two"]])
     finally:
         await store.close()

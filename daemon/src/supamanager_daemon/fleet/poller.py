@@ -85,7 +85,7 @@ class Poller:
                 else:
                     for ref, views in group_by_project(raw).items():
                         grouped.setdefault(ref, []).extend(views)
-            self._note_hosts(answers, projects)
+            self._note_hosts({n: a for n, a in answers.items() if targets[n] is not None}, projects)
             observed = {}
             answered = []
             for project in projects:
@@ -130,7 +130,7 @@ class Poller:
             return changed
 
     def _note_hosts(self, answers: dict[str, tuple[list | None, str | None]], projects: list[dict]) -> None:
-        """Remember which hosts answered; tell (on_host_changed) when one stops or starts answering."""
+        """Remember which polled hosts answered; tell (on_host_changed) when one stops or starts answering."""
         for name, (_raw, error) in answers.items():
             up = error is None
             was = self.host_up.get(name)
