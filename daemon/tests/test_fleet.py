@@ -261,7 +261,8 @@ def fleet_settings(settings, tmp_path):
         },
         groups={"frankfurt": {"vars": {"supamanager_region": "eu-central-1"}, "hosts": ["small", "big"]}},
     )  # fmt: skip
-    return dataclasses.replace(settings, inventory=path, admit_spacing=0)
+    # Admission is test_admission_...'s: here every create starts at once, whatever this machine's load.
+    return dataclasses.replace(settings, inventory=path, admit_spacing=0, admit_load=1000.0, admit_memory_mb=0)
 
 
 async def _create(client, **body):
@@ -449,6 +450,12 @@ async def test_a_host_that_does_not_answer_leaves_its_projects_unknown_and_the_o
         assert status == {"one": "ACTIVE_HEALTHY", "two": "ACTIVE_HEALTHY", "ssh": "UNKNOWN"}
         assert poller.last_error is None
         assert changes[-1] == ("two", True, None, [refs["two"]])
+        # a host gone from the inventory is forgotten: no host_up of it, its project UNKNOWN
+        del engines["two"]
+        fleet = poller.fleet.fleet
+        poller.fleet.fleet = Fleet({n: h for n, h in fleet.hosts.items() if n != "two"}, source="inventory")
+        await poller.poll_once()
+        assert poller.host_up == {"one": True} and (await store.get_project(refs["two"]))["status"] == "UNKNOWN"
     finally:
         await store.close()
 
