@@ -167,9 +167,13 @@ async def _operations(request: web.Request, ref: str) -> list[dict[str, Any]]:
     return ops
 
 
-async def _health(request: web.Request, ref: str) -> list[dict[str, Any]] | None:
+async def _health(request: web.Request, project: dict[str, Any]) -> list[dict[str, Any]] | None:
+    ref = project["ref"]
+    docker = request.app[keys.FLEET].client_of(project)  # the engine of the project's host
+    if docker is None:
+        return None
     try:
-        raw = await request.app[keys.DOCKER].project_containers(ref)
+        raw = await docker.project_containers(ref)
     except DockerError:
         return None
     containers = group_by_project(raw).get(ref, [])
@@ -277,7 +281,7 @@ async def _live(request: web.Request, project: dict[str, Any]) -> dict[str, Any]
         "project": project,
         "busy": BUSY,
         "operations": await _operations(request, project["ref"]),
-        "health": await _health(request, project["ref"]),
+        "health": await _health(request, project),
     }
 
 
