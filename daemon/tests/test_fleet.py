@@ -273,7 +273,8 @@ async def _create(client, **body):
 async def test_creates_spread_by_free_memory_each_job_limited_to_its_host_until_the_region_is_full(
     aiohttp_client, fleet_settings
 ):
-    client = await aiohttp_client(create_app(fleet_settings))
+    # one create starts a second after another on this machine (admission), whatever the load
+    client = await aiohttp_client(create_app(dataclasses.replace(fleet_settings, admit_spacing=1.0)))
     await client.app[keys.POLLER].stop()  # no engine behind these sockets
     root = fleet_settings.root
     placed, ops = [], []
@@ -290,8 +291,12 @@ async def test_creates_spread_by_free_memory_each_job_limited_to_its_host_until_
     assert "region eu-central-1" in refused["message"]
     resp, refused = await _create(client, region="us-west-2")
     assert resp.status == 400 and refused["code"] == "unknown_region"
-    for op in ops:
-        assert (await wait_operation(client, op))["state"] == "succeeded"
+    done = [await wait_operation(client, op) for op in ops]
+    assert [op["state"] for op in done] == ["succeeded"] * 3
+    # the second and the third waited for the first's (then the second's) start, and said so
+    waited = [[s["name"] for s in op["steps"] if s["name"] and s["name"].startswith("waiting")] for op in done]
+    assert waited[0] == [] and waited[2] == ["waiting for room on host big: the last create started less than 1 s ago"]
+    assert waited[1] == ["waiting for room on host small: the last create started less than 1 s ago"]
     stored = {p["ref"]: p["host"] for p in await client.app[keys.STORE].list_projects()}
     # big (3072 MiB) first; then small (2048) has more room than big's 1536 left; then big's 1536 beats small's 512
     assert [stored[r] for r in placed] == ["big", "small", "big"]

@@ -103,6 +103,8 @@ class JobScheduler:
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._host_slots: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._proc_hosts: dict[str, Host] = {}
+        # Creates past the admission gate whose playbook has not started yet: they count as running.
+        self._admitted: set[str] = set()
         self._tasks: dict[str, asyncio.Task] = {}
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._cancelled: set[str] = set()
@@ -198,7 +200,7 @@ class JobScheduler:
         return sum(1 for h in self._proc_hosts.values() if h.name == host)
 
     def _running_on_this_machine(self) -> int:
-        return sum(1 for h in self._proc_hosts.values() if h.local)
+        return sum(1 for h in self._proc_hosts.values() if h.local) + len(self._admitted)
 
     def _host_slot(self, host: Host | None) -> asyncio.Semaphore | contextlib.nullcontext:
         if host is None:
@@ -294,7 +296,12 @@ class JobScheduler:
                     await self.store.record_step(op_id, f"waiting for room on host {host.name}: {why}", 0, 0)
 
                 await self.admission.admit(host, self._running_on_this_machine, waiting)
-            await self._run_admitted(op_id, host, missing)
+                if host.local:
+                    self._admitted.add(op_id)
+            try:
+                await self._run_admitted(op_id, host, missing)
+            finally:
+                self._admitted.discard(op_id)
 
     async def _run_admitted(self, op_id: str, host: Host | None, missing: str | None) -> None:
         async with self._slots:
@@ -386,6 +393,7 @@ class JobScheduler:
         self._procs[op["id"]] = proc
         if host is not None:
             self._proc_hosts[op["id"]] = host
+        self._admitted.discard(op["id"])
         self.started += 1
         done: dict[str, Any] | None = None
         timed_out = False
