@@ -2,7 +2,9 @@
 stand-ins). Edge functions: the official CLI 2.117.0 deploys with `--use-api`, supabase-js invokes
 through the project's gateway, the stand-in's real Deno runs the function. Auth settings:
 supabase-management-js changes them, GoTrue's /settings through the gateway shows it, only the auth
-container is new, a setting auth cannot take is rolled back. The document's shapes and the refusals
+container is new, a setting auth cannot take is rolled back. Advisors: tables, views, functions and
+indexes made to trip each lint are named, and no longer once fixed; buckets come from the storage
+table. The document's shapes and the refusals
 are in test_conformance.py; the files' contract in test_functions_units.py. (In this file, not one
 of their own: a file of its own could land on a worker without a live project and create one.)"""
 
@@ -141,6 +143,103 @@ def test_the_official_cli_deploys_and_supabase_js_invokes_through_the_gateway(li
     assert not (daemon.root / "projects" / ref / "volumes" / "functions" / "hello").exists()
 
 
+# What trips each advisor lint in the public schema (exposed), and what does not.
+LINT_TRIPS = """
+create table advisor_parent (id int primary key);
+create table advisor_child (id int primary key, parent_id int references advisor_parent (id));
+create index advisor_child_a on advisor_child (id, parent_id);
+create index advisor_child_b on advisor_child (id, parent_id);
+create table advisor_safe (id int primary key);
+alter table advisor_safe enable row level security;
+create view advisor_view as select id from advisor_parent;
+create view advisor_invoker with (security_invoker = true) as select id from advisor_parent;
+create function advisor_fn() returns int language sql as 'select 1';
+create function advisor_fixed() returns int language sql set search_path = '' as 'select 1';
+"""
+LINT_CLEANUP = """
+drop view advisor_view, advisor_invoker;
+drop table advisor_child, advisor_parent, advisor_safe;
+drop function advisor_fn(), advisor_fixed();
+"""
+
+
+def test_the_advisors_name_what_trips_their_lints_and_forget_it_once_fixed(live_project):
+    ref, daemon = live_project.ref, live_project
+
+    def sql(query: str) -> None:
+        status, answer, _ = daemon.request("POST", f"/v1/projects/{ref}/database/query", {"query": query})
+        assert status == 201, answer
+
+    def found(kind: str) -> set[tuple[str, str]]:
+        status, answer, _ = daemon.request("GET", f"/v1/projects/{ref}/advisors/{kind}")
+        assert status == 200, answer
+        return {(lint["name"], lint["metadata"]["name"]) for lint in answer["lints"] if "advisor" in lint["cache_key"]}
+
+    sql(LINT_TRIPS)
+    try:
+        assert found("security") == {
+            ("rls_disabled_in_public", "advisor_parent"),
+            ("rls_disabled_in_public", "advisor_child"),
+            ("security_definer_view", "advisor_view"),
+            ("function_search_path_mutable", "advisor_fn"),
+        }
+        assert found("performance") == {
+            ("unindexed_foreign_keys", "advisor_child"),
+            ("duplicate_index", "advisor_child"),
+            ("unused_index", "advisor_child"),
+        }
+        _, answer, _ = daemon.request("GET", f"/v1/projects/{ref}/advisors/performance")
+        (fkey,) = [lint for lint in answer["lints"] if lint["name"] == "unindexed_foreign_keys"]
+        assert (fkey["metadata"]["fkey_name"], fkey["metadata"]["fkey_columns"]) == (
+            "advisor_child_parent_id_fkey",
+            [2],
+        )
+        assert {lint["cache_key"] for lint in answer["lints"] if lint["name"] == "unused_index"} >= {
+            "unused_index_public_advisor_child_advisor_child_a",
+            "unused_index_public_advisor_child_advisor_child_b",
+        }
+        # Fixed: an index for the foreign key, RLS on, the duplicate gone, a fixed search_path.
+        sql(
+            "create index advisor_child_parent on advisor_child (parent_id); drop index advisor_child_b;"
+            " alter table advisor_parent enable row level security;"
+            " alter table advisor_child enable row level security;"
+            " alter function advisor_fn() set search_path = ''; alter view advisor_view set (security_invoker = true)"
+        )
+        assert found("security") == set()
+        assert ("unindexed_foreign_keys", "advisor_child") not in found("performance")
+        assert ("duplicate_index", "advisor_child") not in found("performance")
+    finally:
+        sql(LINT_CLEANUP)
+
+
+# The table storage-api migrates (as supabase_storage_admin, which postgres may become), with a bucket
+# made with the service key (no owner) and one a user owns.
+BUCKETS = """
+set local role supabase_storage_admin;
+create table if not exists storage.buckets (id text primary key, name text not null unique, owner uuid,
+  created_at timestamptz default now(), updated_at timestamptz default now(), public boolean default false);
+insert into storage.buckets (id, name, public) values ('avatars', 'avatars', true);
+insert into storage.buckets (id, name, owner) values ('private', 'private', '00000000-0000-4000-8000-000000000001');
+"""
+
+
+def test_the_buckets_are_those_of_the_storage_table(live_project):
+    ref, daemon = live_project.ref, live_project
+    status, answer, _ = daemon.request("POST", f"/v1/projects/{ref}/database/query", {"query": BUCKETS})
+    assert status == 201, answer
+    try:
+        status, buckets, _ = daemon.request("GET", f"/v1/projects/{ref}/storage/buckets")
+        assert status == 200, buckets
+        assert [(b["id"], b["name"], b["owner"], b["public"]) for b in buckets] == [
+            ("avatars", "avatars", "", True),
+            ("private", "private", "00000000-0000-4000-8000-000000000001", False),
+        ]
+        assert all(b["created_at"].startswith("20") and "T" in b["created_at"] for b in buckets)
+    finally:
+        query = "set local role supabase_storage_admin; drop table storage.buckets"
+        assert daemon.request("POST", f"/v1/projects/{ref}/database/query", {"query": query})[0] == 201
+
+
 UPDATE_AUTH = """
 const { SupabaseManagementAPI } = require("supabase-management-js");
 const api = new SupabaseManagementAPI({ accessToken: process.env.TOKEN, baseUrl: process.env.BASE_URL });
@@ -204,6 +303,7 @@ def auth_put_back(request, live_project, supabase_clients):
         assert op["state"] == "succeeded", op
 
 
+# Last in this file: the put-back (a settings change more) is paid only when a later test shares the project.
 def test_an_auth_settings_change_recreates_only_auth_and_one_auth_cannot_take_is_rolled_back(
     live_project, supabase_clients, auth_put_back
 ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (
+    advisors,
     auth,
     backups,
     billing,
@@ -23,6 +24,7 @@ from . import (
     platform,
     projects,
     secrets,
+    storage,
     studio,
     tokens,
     usage,
@@ -38,6 +40,8 @@ TAGS = (
     functions.api,
     secrets.api,
     auth.api,
+    storage.api,
+    advisors.api,
     billing.api,
     domains.api,
     operations.api,

@@ -90,6 +90,18 @@ async def _target(request: web.Request) -> tuple[str, Target]:
     return ref, target
 
 
+async def project_database(request: web.Request) -> tuple[str, Target, dict[str, str]]:
+    """For the routes of other tags that read the project's database: (ref, target, its .env)."""
+    project = await load_project(request)
+    _running(project)
+    ref = project["ref"]
+    info, env = await _files(request, ref)
+    target = project_target(info, env, ref)
+    if target is None:
+        raise Unavailable(f"project {ref} has no database port yet", code="project_not_ready")
+    return ref, target, env
+
+
 # -- SQL ----------------------------------------------------------------------------------------
 # The rows of the last statement, each an object of column name -> value (the document gives no schema).
 _ROWS = {"application/json": {"type": "array", "items": {"type": "object", "additionalProperties": True}}}
