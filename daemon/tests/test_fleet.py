@@ -10,11 +10,13 @@ import json
 import os
 import pathlib
 import signal
+import subprocess
 import time
 
 import pytest
 import yaml
 from conftest import AUTH, wait_operation
+from daemonproc import BIN
 from supamanager_daemon import keys
 from supamanager_daemon.app import create_app
 from supamanager_daemon.errors import InvalidRequest
@@ -356,7 +358,7 @@ async def test_creates_wait_for_their_hosts_job_slot_and_a_job_whose_host_left_t
     resp = await client.post("/platform/fleet/reload", headers=AUTH)
     assert resp.status == 200
     fleet = await resp.json()
-    assert sorted(h["name"] for h in fleet["hosts"]) == ["big", "new", "small"] and fleet["reloads"] == 2
+    assert sorted(h["name"] for h in fleet["hosts"]) == ["big", "new", "small"] and fleet["reloads"] == 1
     resp = await client.post(f"/v1/projects/{project['ref']}/restart", headers=AUTH)
     assert resp.status == 200
     op = await wait_operation(client, resp.headers["X-Operation-Id"])
@@ -380,10 +382,19 @@ async def test_creates_wait_for_their_hosts_job_slot_and_a_job_whose_host_left_t
         await asyncio.sleep(0.05)
 
 
-async def test_a_daemon_with_a_wrong_inventory_does_not_start(aiohttp_client, settings, tmp_path):
+def test_a_daemon_with_a_wrong_inventory_does_not_start_and_says_why(settings, tmp_path):
     bad = dataclasses.replace(settings, inventory=str(tmp_path / "missing.yml"))
     with pytest.raises(InventoryError, match="does not exist"):
-        await aiohttp_client(create_app(bad))
+        create_app(bad)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPAMANAGER_")}
+    env.update(
+        SUPAMANAGER_DATA_DIR=str(tmp_path / "data"),
+        SUPAMANAGER_API_TOKEN="f" + "0123456789abcdef" * 3,
+        SUPAMANAGER_INVENTORY=str(tmp_path / "missing.yml"),
+        SUPAMANAGER_PORT="0",
+    )
+    out = subprocess.run([BIN], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and f"the inventory {tmp_path / 'missing.yml'} does not exist" in out.stderr, out.stderr
 
 
 # -- the poller ---------------------------------------------------------------------------------

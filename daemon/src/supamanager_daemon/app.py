@@ -66,10 +66,8 @@ def _instance_sizes(settings: Settings) -> dict:
 
 async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hosts of the inventory (one local host without one), reloaded on SIGHUP or POST /platform/fleet/reload."""
-    settings = app[keys.SETTINGS]
-    manager = FleetManager(settings, app[keys.DOCKER], _instance_sizes(settings))
-    await manager.reload()  # InventoryError: the daemon does not start, and says why
-    app[keys.FLEET] = manager
+    manager = app[keys.FLEET]
+    await manager.start(app[keys.DOCKER])
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task] = set()
 
@@ -195,6 +193,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.API_TOKEN] = ensure_api_token(settings)
     app[keys.TOKENS] = TokenRegistry(app[keys.API_TOKEN])
     app[keys.AUTH_LIMITER] = FailedAuthLimiter(settings.auth_failures_per_minute)
+    # The inventory is read before anything starts: a wrong one (InventoryError) stops the daemon here.
+    app[keys.FLEET] = FleetManager(settings, _instance_sizes(settings))
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
     app.cleanup_ctx.extend(

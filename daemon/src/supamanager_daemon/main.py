@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import __version__, keys, logging_json
 from .app import create_app
+from .fleet.hosts import InventoryError
 from .settings import ENV_VARS, SettingsError, load_settings
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     # aiohttp's access log would show request lines only; keep it, it never carries bodies.
     try:
         app = create_app(settings)
-    except SettingsError as exc:  # a weak API token
+    except (SettingsError, InventoryError) as exc:  # a weak API token, a wrong inventory
         print(f"supamanagerd: {exc}", file=sys.stderr)
         return 2
     logging_json.add_secret(app[keys.API_TOKEN])  # also a token generated or read from the data dir

@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class FleetManager:
-    def __init__(self, settings: Settings, local_client: DockerClient, sizes: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, sizes: dict[str, Any] | None = None) -> None:
+        """Reads the inventory now: InventoryError (the daemon does not start, and says why)."""
         self.settings = settings
-        # The daemon's own engine (settings.docker_socket): a host on it shares this client, never closes it.
-        self.local_client = local_client
+        # The daemon's own engine (settings.docker_socket), given at start: a host on it shares this
+        # client and never closes it.
+        self.local_client: DockerClient | None = None
         self.sizes = sizes or {}
-        self.fleet: Fleet = single_host(settings.docker_socket, settings.region, settings.host_max_jobs)
+        self.fleet: Fleet = self._load()
         self.clients: dict[str, DockerClient] = {}
         self.reloads = 0
         # Placement reads the hosts' usage and records the project: one create at a time, so that
@@ -45,9 +47,20 @@ class FleetManager:
             s.inventory, default_region=s.region, default_max_jobs=s.host_max_jobs, local_socket=s.docker_socket
         )
 
+    async def start(self, local_client: DockerClient) -> None:
+        """A client for every polled host of the fleet read at construction."""
+        self.local_client = local_client
+        await self._switch(self.fleet)
+
     async def reload(self) -> Fleet:
         """Read the inventory again (InventoryError: nothing changes) and swap the hosts and clients."""
         fleet = await asyncio.to_thread(self._load)
+        await self._switch(fleet)
+        self.reloads += 1
+        log.info("fleet: %d host(s) in %d region(s)", len(fleet.hosts), len(fleet.regions))
+        return fleet
+
+    async def _switch(self, fleet: Fleet) -> None:
         old = self.fleet
         self.fleet = fleet
         local = f"unix://{self.settings.docker_socket}"
@@ -61,9 +74,6 @@ class FleetManager:
             if host.docker_host is not None and host.name not in self.clients:
                 shared = host.docker_host == local
                 self.clients[host.name] = self.local_client if shared else DockerClient(host.docker_host)
-        self.reloads += 1
-        log.info("fleet: %d host(s) in %d region(s)", len(fleet.hosts), len(fleet.regions))
-        return fleet
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -86,7 +96,8 @@ class FleetManager:
     @property
     def docker_api_calls(self) -> int:
         """Calls of the poll's clients (and the health reads'), each counted once."""
-        return sum(c.calls for c in {id(c): c for c in [self.local_client, *self.clients.values()]}.values())
+        clients = [c for c in [self.local_client, *self.clients.values()] if c is not None]
+        return sum(c.calls for c in {id(c): c for c in clients}.values())
 
     # -- placement ----------------------------------------------------------------------------
     def need(self, size: str | None) -> Need:
