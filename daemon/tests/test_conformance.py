@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 
 import aiohttp
 import pytest
@@ -279,6 +280,19 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     assert (op["kind"], op["state"], op["params"]) == ("resize", "succeeded", {"instance_size": "nano"}), op
     _, listed = await call(client, "GET", addons, 200)
     assert listed["selected_addons"] == []  # nano: no compute addon, as on the platform
+
+    # Analytics: the gateway's request counts of the usage points (the real counts: test_daemon_usage.py).
+    counted = {"rest": 3, "auth": 2, "storage": 1, "realtime": 0, "total": 7}
+    await client.app[keys.STORE].add_usage({ref: {"at": (at := time.time()), "api_requests": counted}}, at, 3600)
+    analytics = f"/v1/projects/{ref}/analytics/endpoints"
+    _, counts = await call(client, "GET", f"{analytics}/usage.api-counts?interval=1hr", 200)
+    assert [(b["total_rest_requests"], b["total_auth_requests"]) for b in counts["result"]] == [(3, 2)]
+    await call(client, "GET", f"{analytics}/usage.api-counts", 200)
+    await call(client, "GET", f"{analytics}/usage.api-counts?interval=1week", 400)
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/analytics/endpoints/usage.api-counts", 404)
+    _, total = await call(client, "GET", f"{analytics}/usage.api-requests-count", 200)
+    assert total == {"result": [{"count": 7}]}
+    await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/analytics/endpoints/usage.api-requests-count", 404)
 
     # Lifecycle: 200 as upstream
     resp, _ = await call(client, "POST", f"/v1/projects/{ref}/pause", 200)

@@ -1,7 +1,8 @@
 """Usage against the truth on the session's live project (conftest.live_project: a real daemon, the
 real playbooks, the engine of DOCKER_HOST, the stand-in images; no project of its own): what
 GET /v1/projects/{ref}/usage, `supamanager projects usage` and /metrics report is compared with the
-cgroup files, `du` of the volumes and `pg_database_size`, read by the test at the same moment.
+cgroup files, `du` of the volumes and `pg_database_size`, read by the test at the same moment, and
+the API request counts with the requests the test sent through the project's gateway.
 
 This module must run before test_database_api.py, whose last test pauses the live project: pytest
 takes the files in name order (test_daemon_usage < test_database_api).
@@ -15,6 +16,7 @@ import os
 import pathlib
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import psycopg
@@ -209,3 +211,59 @@ def test_cli_and_metrics_show_the_figures(truth):
     assert float(samples["supamanager_usage_collections_total"]) >= 2
     # The label is the ref and nothing else: no name, no key.
     assert all("name=" not in line for line in text.splitlines() if line.startswith("supamanager_project_"))
+
+
+def test_request_counts_are_the_requests_sent_through_the_gateway(truth):
+    """N requests to /rest/v1/ and M to /auth/v1/health through the gateway, between two usage
+    points: usage.api-counts, usage.api-requests-count and the points of /v1/projects/{ref}/usage
+    count exactly those (nothing else calls the live project's gateway meanwhile)."""
+    api = truth[0]
+    api_url = json.loads((api.root / "projects" / api.ref / "project.json").read_text())["api_url"]
+    anon = next(k["api_key"] for k in api.request("GET", f"/v1/projects/{api.ref}/api-keys?reveal=true")[1]
+                if k["name"] == "anon")  # fmt: skip
+    counts_url = f"/v1/projects/{api.ref}/analytics/endpoints/usage.api-counts?interval=15min"
+    total_url = f"/v1/projects/{api.ref}/analytics/endpoints/usage.api-requests-count"
+
+    def counts() -> tuple[dict, int]:
+        status, body, _ = api.request("GET", counts_url)
+        assert status == 200, body
+        status, total, _ = api.request("GET", total_url)
+        assert status == 200, total
+        return {b["timestamp"]: b for b in body["result"]}, total["result"][0]["count"]
+
+    def send(path: str) -> int:
+        req = urllib.request.Request(f"{api_url}{path}", headers={"apikey": anon})  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the gateway on localhost
+                return resp.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    start = next_point(api, time.time())["latest"]["collected_at"]
+    before, total_before = counts()
+    rest, auth = 7, 4
+    assert [send("/rest/v1/") for _ in range(rest)] == [200] * rest
+    assert [send("/auth/v1/health") for _ in range(auth)] == [200] * auth
+    usage = next_point(api, time.time())
+    after, total_after = counts()
+
+    # The minute buckets from the one holding `start` on: what they gained is what the new points counted.
+    first = parsed(start) // 60 * 60
+    gained = {"rest": 0, "auth": 0, "storage": 0, "realtime": 0}
+    for timestamp, bucket in after.items():
+        if parsed(timestamp) >= first:
+            for kind in gained:
+                key = f"total_{kind}_requests"
+                gained[kind] += bucket[key] - before.get(timestamp, {}).get(key, 0)
+    assert gained == {"rest": rest, "auth": auth, "storage": 0, "realtime": 0}, (before, after)
+    assert total_after - total_before == rest + auth
+    since_start = [p["api_requests"] for p in usage["history"] if parsed(p["collected_at"]) > parsed(start)]
+    assert all(since_start) and sum(p["rest"] for p in since_start) == rest
+    assert sum(p["auth"] for p in since_start) == auth and sum(p["total"] for p in since_start) == rest + auth
+    # The CLI sums the hour's points as the API gives them (no request meanwhile: the sums stay).
+    hour = [p["api_requests"] for p in next_point(api, 0)["history"] if p["api_requests"]]
+    sums = {kind: sum(p[kind] for p in hour) for kind in ("total", "rest", "auth", "storage", "realtime")}
+    result = cli(api, "projects", "usage", api.ref, "--hours", "1")
+    assert result.returncode == 0, result.stderr
+    line = "{total} in 1 h (rest {rest}, auth {auth}, storage {storage}, realtime {realtime})".format(**sums)
+    assert f"api_requests:  {line}" in result.stdout, result.stdout

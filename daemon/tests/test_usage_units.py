@@ -5,6 +5,7 @@ and the read. The real engine, cgroups, volumes and database: test_daemon_usage.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import pathlib
@@ -18,6 +19,8 @@ from supamanager_daemon.fleet.usage import (
     CgroupReading,
     Cgroups,
     UsageCollector,
+    api_request_counters,
+    api_requests_since,
     disk_usage,
     filesystem_used_ratio,
     project_point,
@@ -460,6 +463,7 @@ async def test_the_usage_route_and_the_cli_read_the_stored_points(client, capsys
         "disk": "3.0 GiB",
         "database_size": "8.6 MiB",
         "connections": "2",
+        "api_requests": "-",  # no point counted the gateway's requests
     }
     assert "db       12.5 s  64.0 MiB  80.0 MiB" in out and "db-data  3.0 GiB" in out
     code, out = await asyncio.to_thread(run_cli, "--json", "--hours", "48")
@@ -499,3 +503,136 @@ def test_a_file_system_without_blocks_has_no_used_ratio(tmp_path, monkeypatch):
     empty = os.statvfs_result((4096, 4096, 0, 0, 0, 0, 0, 0, 0, 255))
     monkeypatch.setattr("supamanager_daemon.fleet.usage.os.statvfs", lambda path: empty)
     assert filesystem_used_ratio(tmp_path) is None
+
+
+# What Kong 2.8's prometheus plugin serves on its status listener (trimmed), plus a 3.x sample.
+KONG_METRICS = """# HELP kong_bandwidth Total bandwidth in bytes consumed per service/route in Kong
+# TYPE kong_bandwidth counter
+kong_bandwidth{type="egress",service="rest-v1",route="rest-v1-all"} 9999
+# HELP kong_http_status HTTP status codes per service/route in Kong
+# TYPE kong_http_status counter
+kong_http_status{service="rest-v1",route="rest-v1-all",code="200"} 5
+kong_http_status{service="rest-v1",route="rest-v1-all",code="401"} 2
+kong_http_status{service="graphql-v1",route="graphql-v1-all",code="200"} 1
+kong_http_status{service="auth-v1",route="auth-v1-all",code="200"} 3
+kong_http_status{service="auth-v1-open-verify",route="auth-v1-open-verify",code="303"} 1
+kong_http_status{service="storage-v1",route="storage-v1-all",code="200"} 4
+kong_http_status{service="realtime-v1-ws",route="realtime-v1-ws-all",code="101"} 2
+kong_http_status{service="functions-v1",route="functions-v1-all",code="200"} 6
+kong_http_requests_total{service="realtime-v1-rest",route="realtime-v1-rest-all",code="200",source="service"} 1
+kong_nginx_metric_errors_total 0
+"""
+
+
+def test_gateway_counters_are_summed_by_kind_and_turned_into_requests_since():
+    counters = api_request_counters(KONG_METRICS)
+    assert counters == {"rest": 8, "auth": 4, "storage": 4, "realtime": 3, "total": 25}
+    assert api_request_counters("") == {"rest": 0, "auth": 0, "storage": 0, "realtime": 0, "total": 0}
+    later = {**counters, "rest": 18, "total": 35}
+    assert api_requests_since(later, counters) == {"rest": 10, "auth": 0, "storage": 0, "realtime": 0, "total": 10}
+    # The gateway restarted: its counters began again, and what they hold is all new.
+    restarted = {"rest": 2, "auth": 0, "storage": 0, "realtime": 0, "total": 2}
+    assert api_requests_since(restarted, counters) == restarted
+    assert api_requests_since(counters, None) is None and api_requests_since(None, counters) is None
+
+
+async def test_a_cycle_reads_each_gateway_once_and_counts_the_requests_since_the_last(tmp_path, caplog):
+    """One GET of /metrics per project per cycle, at the kong container's address of the container
+    list; a gateway that fails or is not running gives no counts. The real Kong stand-in's counters:
+    test_daemon_usage.py."""
+    from aiohttp import web
+
+    counting, failing, stopped = "countcountcountcount", "failfailfailfailfail", "stopstopstopstopstop"
+    hits: list[str] = []
+    rest = {"n": 5}
+
+    async def metrics(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text=f'kong_http_status{{service="rest-v1",route="r",code="200"}} {rest["n"]}\n')
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+
+    def kong(cid: str, ref: str, address: str, state: str = "running") -> dict:
+        networks = {"n": {"IPAddress": ""}, f"supamanager-{ref}": {"IPAddress": address}}
+        return {**container(cid, ref, "kong", state), "NetworkSettings": {"Networks": networks}}
+
+    docker = FakeDocker(
+        [kong("1" * 64, counting, "127.0.0.1"), kong("2" * 64, failing, "127.0.0.2"),
+         kong("3" * 64, stopped, "127.0.0.1", state="exited")],
+        [],
+    )  # fmt: skip
+    store = await make_store(tmp_path, [(r, models.ACTIVE_HEALTHY) for r in (counting, failing, stopped)])
+    collector = UsageCollector(
+        store, docker, FakeDatabases(), lambda p: None, interval=60, retention_seconds=3600,
+        cgroups=Cgroups(tmp_path / "cgroup"), gateway_port=port,
+    )  # fmt: skip
+    try:
+        caplog.set_level("INFO")
+        first = await collector.collect_once()
+        assert first[counting]["api_request_counters"]["rest"] == 5
+        assert first[counting]["api_requests"] is None  # no previous point to count from
+        assert first[failing]["api_request_counters"] is None and first[stopped]["api_request_counters"] is None
+        assert "no request counts" in caplog.text  # 127.0.0.2: nothing listens there
+        rest["n"] = 12
+        second = await collector.collect_once()
+        assert second[counting]["api_requests"] == {"rest": 7, "auth": 0, "storage": 0, "realtime": 0, "total": 7}
+        assert second[failing]["api_requests"] is None
+        assert hits == ["/metrics", "/metrics"]  # one call per cycle for the one running, answering gateway
+    finally:
+        await store.close()
+        await runner.cleanup()
+
+
+async def test_the_analytics_usage_operations_bucket_the_stored_request_counts(client):
+    """usage.api-counts and usage.api-requests-count over points put in the store (the gateway's real
+    counts: test_daemon_usage.py), checked against the served document."""
+    from conftest import AUTH
+    from openapi_check import checked
+    from supamanager_daemon import keys
+
+    store = client.app[keys.STORE]
+    ref = "countscountscountsco"
+    await store.create_project(ref=ref, name="c", organization_slug="default", region="local")
+    base = "/v1/projects/" + ref + "/analytics/endpoints/"
+    resp, body = await checked(client, "GET", base + "usage.api-counts", headers=AUTH)
+    assert resp.status == 200 and body == {"result": []}
+
+    hour = (time.time() // 3600 - 1) * 3600  # the start of the previous hour
+
+    def requests(rest: int, auth: int, total: int) -> dict:
+        return {"rest": rest, "auth": auth, "storage": 1, "realtime": 0, "total": total}
+
+    points = {hour + 10: requests(3, 1, 5), hour + 70: requests(2, 0, 4), hour + 3610: requests(1, 1, 3)}
+    await store.add_usage({ref: {"at": hour - 5, "api_requests": None}}, hour - 5, keep_seconds=86400)
+    for at, counts in points.items():
+        await store.add_usage({ref: {"at": at, "api_requests": counts}}, at, keep_seconds=86400)
+    resp, body = await checked(client, "GET", base + "usage.api-counts?interval=1day", headers=AUTH)
+    assert resp.status == 200
+    iso = [datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+           for t in (hour, hour + 3600)]  # fmt: skip
+    assert body["result"] == [
+        {"timestamp": iso[0], "total_auth_requests": 1, "total_realtime_requests": 0, "total_rest_requests": 5,
+         "total_storage_requests": 2},
+        {"timestamp": iso[1], "total_auth_requests": 1, "total_realtime_requests": 0, "total_rest_requests": 1,
+         "total_storage_requests": 1},
+    ]  # fmt: skip
+    # the default interval is a day; 15min reaches back 15 minutes only (these points are older)
+    assert (await checked(client, "GET", base + "usage.api-counts", headers=AUTH))[1] == body
+    assert (await checked(client, "GET", base + "usage.api-counts?interval=15min", headers=AUTH))[1] == {"result": []}
+    resp, body = await checked(client, "GET", base + "usage.api-counts?interval=7day", headers=AUTH)
+    assert sum(b["total_rest_requests"] for b in body["result"]) == 6
+    resp, body = await checked(client, "GET", base + "usage.api-requests-count", headers=AUTH)
+    assert resp.status == 200 and body == {"result": [{"count": 12}]}
+    resp, body = await checked(client, "GET", base + "usage.api-counts?interval=2day", headers=AUTH)
+    assert resp.status == 400, body
+    for name in ("usage.api-counts", "usage.api-requests-count"):
+        resp, _ = await checked(
+            client, "GET", f"/v1/projects/abcdefghijklmnopqrst/analytics/endpoints/{name}", headers=AUTH
+        )
+        assert resp.status == 404

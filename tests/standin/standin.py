@@ -1162,6 +1162,7 @@ KONG_BUNDLED = {
     "request-transformer",
     "response-transformer",
     "rate-limiting",
+    "prometheus",
 }
 
 
@@ -1182,6 +1183,9 @@ def kong_load(path, enabled):
         consumers[acl["consumer"]]["groups"].append(acl["group"])
     for cred in config.get("basicauth_credentials") or []:
         consumers[cred["consumer"]]["basic"].append((str(cred["username"]), str(cred["password"])))
+    for plugin in config.get("plugins") or []:  # global plugins
+        if plugin["name"] not in enabled:
+            raise ValueError(f"plugin '{plugin['name']}' is not enabled (KONG_PLUGINS)")
     routes = []
     for svc in config.get("services") or []:
         url = urllib.parse.urlsplit(svc["url"])
@@ -1202,10 +1206,39 @@ def kong_load(path, enabled):
                         "path": url.path or "/",
                         "plugins": {p["name"]: p.get("config") or {} for p in svc.get("plugins") or []},
                         "service": svc["name"],
+                        "name": route.get("name") or "",
                     }
                 )
     routes.sort(key=lambda r: len(r["prefix"]), reverse=True)
-    return consumers, routes
+    prometheus = any(p["name"] == "prometheus" for p in config.get("plugins") or [])
+    return consumers, routes, prometheus
+
+
+class KongCounters:
+    """What Kong 2.8's global prometheus plugin counts: each request that matched a route, by
+    service, route and answered status, served as `kong_http_status` on the status listener's
+    /metrics in the Prometheus text format."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {}
+
+    def count(self, route, status):
+        key = (route["service"], route["name"], str(status))
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def text(self):
+        lines = [
+            "# HELP kong_http_status HTTP status codes per service/route in Kong",
+            "# TYPE kong_http_status counter",
+        ]
+        with self.lock:
+            for (service, route, code), n in sorted(self.counts.items()):
+                lines.append(f'kong_http_status{{service="{service}",route="{route}",code="{code}"}} {n}')
+        lines += ["# HELP kong_nginx_metric_errors_total Number of nginx-lua-prometheus errors",
+                  "# TYPE kong_nginx_metric_errors_total counter", "kong_nginx_metric_errors_total 0"]  # fmt: skip
+        return "\n".join(lines) + "\n"
 
 
 def kong_upstream_path(route, path):
@@ -1238,7 +1271,7 @@ def mode_kong(args):
     plugins = [p.strip() for p in env("KONG_PLUGINS", "bundled").split(",")]
     enabled = set(plugins) | (KONG_BUNDLED if "bundled" in plugins else set())
     try:
-        consumers, routes = kong_load(env("KONG_DECLARATIVE_CONFIG"), enabled)
+        consumers, routes, prometheus = kong_load(env("KONG_DECLARATIVE_CONFIG"), enabled)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         die(f"error parsing declarative config file {env('KONG_DECLARATIVE_CONFIG')}: {exc}")
     except Exception as exc:
@@ -1254,10 +1287,25 @@ def mode_kong(args):
     def kong_error(status, message, headers=None):
         return respond(status, {"message": message}, headers)
 
+    counters = KongCounters()
+
     def app(req):
         route = next((r for r in routes if req.path.startswith(r["prefix"])), None)
         if route is None:
             return kong_error(404, "no Route matched with those values")
+        answer = routed(req, route)
+        if prometheus:  # the log phase: every answer of a matched route, the plugins' refusals too
+            counters.count(route, answer[0])
+        return answer
+
+    def status_app(req):
+        if req.path == "/metrics" and prometheus:
+            return respond(200, counters.text(), {"Content-Type": "text/plain; charset=UTF-8"})
+        if req.path == "/status":
+            return respond(200, {"server": {"connections_active": 1}, "database": {"reachable": True}})
+        return respond(404, {"message": "Not found"})
+
+    def routed(req, route):
         plugins = route["plugins"]
         headers = {k: v for k, v in req.headers.items()}
         cors = {"Access-Control-Allow-Origin": "*"} if "cors" in plugins else {}
@@ -1390,7 +1438,11 @@ def mode_kong(args):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         https = make_server("", 8443, app, ssl_context=ctx)
-    serve("", 8000, app, extra=[https] if https else [])
+    extra = [https] if https else []
+    if env("KONG_STATUS_LISTEN"):  # upstream: "0.0.0.0:8100" (plus flags such as ssl: not taken here)
+        host, port = parse_bind(env("KONG_STATUS_LISTEN").split()[0], 8100)
+        extra.append(make_server(host, port, status_app))
+    serve("", 8000, app, extra=extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -337,6 +337,16 @@ def _cpu(seconds: float | None, share: float | None = None) -> str:
     return f"{seconds:.1f} s" + ("" if share is None else f" ({share:.2f} cores)")
 
 
+def _api_requests(history: list[dict], hours: int) -> str:
+    """The gateway's requests of the history's points, summed by kind; "-" when no point counted any."""
+    counted = [p["api_requests"] for p in history if p.get("api_requests")]
+    if not counted:
+        return "-"
+    sums = {kind: sum(c[kind] for c in counted) for kind in ("rest", "auth", "storage", "realtime", "total")}
+    kinds = ", ".join(f"{kind} {sums[kind]}" for kind in ("rest", "auth", "storage", "realtime"))
+    return f"{sums['total']} in {hours} h ({kinds})"
+
+
 def cmd_usage(client: Client, args) -> int:
     usage, _ = client.call("GET", _ref_path(args.ref, f"/usage?hours={args.hours}"))
     if args.json:
@@ -354,6 +364,7 @@ def cmd_usage(client: Client, args) -> int:
         "disk": _size(latest["disk_bytes"]),
         "database_size": _size(latest["database_size_bytes"]),
         "connections": "-" if latest["connections"] is None else latest["connections"],
+        "api_requests": _api_requests(usage["history"], args.hours),
     }
     for key, value in rows.items():
         print(f"{key + ':':<15}{_safe(value)}")
@@ -676,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("usage", help="what the project uses: CPU, memory, disk, database size", parents=[common])
     p.add_argument("ref", help="project ref")
-    p.add_argument("--hours", type=int, default=24, help="history to fetch with --json (default 24)")
+    p.add_argument("--hours", type=int, default=24, help="hours of history (default 24): the --json history and the api_requests sum")
     p.set_defaults(func=cmd_usage)
     p = sub.add_parser("healing", help="whether the daemon heals the project, and what it tried", parents=[common])
     p.add_argument("ref", help="project ref")

@@ -128,8 +128,11 @@ def test_compose_accepts_the_rendered_files(rendered, venv_env):
     kong = config["services"]["kong"]
     assert kong["container_name"] == "supamanager-render-test-kong"
     assert kong["image"] == "standin.local/kong:2.8.1"
+    # the status listener (the prometheus plugin's /metrics) stays on the project network: not published
     assert {p["published"] for p in kong["ports"]} == {"61001", "61002"}
     assert kong["environment"]["SUPABASE_ANON_KEY"] == SECRETS["anon_key"]
+    assert kong["environment"]["KONG_STATUS_LISTEN"] == "0.0.0.0:8100"
+    assert "prometheus" in kong["environment"]["KONG_PLUGINS"].split(",")
     pooler = config["services"]["supavisor"]
     assert {p["published"] for p in pooler["ports"]} == {"61003", "61004"}
     assert config["services"]["realtime"]["networks"]["default"]["aliases"] == [
@@ -194,6 +197,8 @@ def test_config_files_are_rendered_without_secrets(rendered):
             assert secret not in text, relative
         if relative.endswith((".yml", ".json")):
             yaml.safe_load(text)
+    # request counts per service for the usage collector: the prometheus plugin on every route
+    assert yaml.safe_load((project_dir / "volumes/api/kong.yml").read_text())["plugins"] == [{"name": "prometheus"}]
     vector = yaml.safe_load((project_dir / "volumes/logs/vector.yml").read_text())
     assert vector["sources"] == {"project_containers": {"type": "fluent", "address": "0.0.0.0:24224"}}
     assert vector["transforms"]["router"]["route"]["db"] == '.appname == "supamanager-render-test-db"'

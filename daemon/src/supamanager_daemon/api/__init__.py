@@ -47,6 +47,7 @@ TAGS = (
     operations.api,
     fleet.api,
     usage.api,
+    usage.analytics,
     notifications.api,
     studio.api,
     tokens.api,

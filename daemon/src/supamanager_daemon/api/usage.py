@@ -9,14 +9,36 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..shapes.usage import OrganizationUsage, OrganizationUsageTotals, ProjectUsage, UsagePoint, UsageQuery
+from ..shapes.usage import (
+    ApiCounts,
+    ApiCountsQuery,
+    ApiRequestsCountResponse,
+    OrganizationUsage,
+    OrganizationUsageTotals,
+    ProjectUsage,
+    UsagePoint,
+    UsageQuery,
+)
 from .organizations import load_organization
 from .projects import load_project
 from .routing import Api
 
 api = Api("Usage", "What each project uses: CPU, memory, disk, database size, connections (ours).", ours=True)
+analytics = Api("Analytics", "A project's API request counts, from its gateway's usage points.")
+
+# usage.api-counts' interval: (how far back, the buckets' length), in seconds.
+_INTERVALS = {
+    "15min": (900, 60),
+    "30min": (1800, 60),
+    "1hr": (3600, 300),
+    "3hr": (3 * 3600, 900),
+    "1day": (86400, 3600),
+    "3day": (3 * 86400, 3 * 3600),
+    "7day": (7 * 86400, 86400),
+}
 
 _TOTALS = tuple(name for name in UsagePoint.model_fields if name != "collected_at")
+_KINDS = ("auth", "realtime", "rest", "storage")
 
 
 def _at(seconds: float) -> str:
@@ -58,8 +80,7 @@ async def get_usage(request: web.Request, query: UsageQuery) -> dict[str, Any]:
     "getOrganizationUsage",
     "What the organization's projects use now: each one's newest point and the sums",
     description="From the store: each project's newest usage point of the last three SUPAMANAGER_USAGE_INTERVAL"
-    " periods (older: null, a stopped or unreachable project), and the totals over them. No API request counts:"
-    " the daemon reads no request counter yet.",
+    " periods (older: null, a stopped or unreachable project), and the totals over them.",
     response=OrganizationUsage,
     errors=(404,),
 )
@@ -79,3 +100,50 @@ async def get_organization_usage(request: web.Request) -> dict[str, Any]:
         known = [p["latest"][name] for p in projects if p["latest"] and p["latest"].get(name) is not None]
         totals[name] = sum(known) if known else None
     return {"slug": org["slug"], "interval_seconds": interval, "totals": totals, "projects": projects}
+
+
+@analytics.get(
+    "/v1/projects/{ref}/analytics/endpoints/usage.api-counts",
+    "v1-get-project-usage-api-count",
+    "Gets project's usage api counts",
+    description="The gateway's requests by kind per bucket (15min, 30min: a minute; 1hr: 5 minutes; 3hr: 15; 1day:"
+    " an hour; 3day: 3 hours; 7day: a day), summed from the usage points' `api_requests`: a request counts in the"
+    " bucket of the point that first saw it (points every SUPAMANAGER_USAGE_INTERVAL seconds). Buckets without a"
+    " point are left out.",
+    query=ApiCountsQuery,
+    response=ApiCounts,
+    errors=(400, 404),
+)
+async def get_api_counts(request: web.Request, query: ApiCountsQuery) -> dict[str, Any]:
+    project = await load_project(request)
+    span, size = _INTERVALS[query.interval]
+    points = await request.app[keys.STORE].usage_history(project["ref"], since=time.time() - span)
+    buckets: dict[int, dict[str, int]] = {}
+    for point in points:
+        counts = point.get("api_requests")
+        if not counts:
+            continue
+        bucket = buckets.setdefault(int(point["at"] // size * size), dict.fromkeys(_KINDS, 0))
+        for kind in _KINDS:
+            bucket[kind] += counts.get(kind, 0)
+    return {
+        "result": [
+            {"timestamp": _at(start), **{f"total_{kind}_requests": counts[kind] for kind in _KINDS}}
+            for start, counts in sorted(buckets.items())
+        ]
+    }
+
+
+@analytics.get(
+    "/v1/projects/{ref}/analytics/endpoints/usage.api-requests-count",
+    "v1-get-project-usage-request-count",
+    "Gets project's usage api requests count",
+    description="Every request the gateway answered in the last 24 hours (all its routes), summed from the usage"
+    " points' `api_requests`.",
+    response=ApiRequestsCountResponse,
+    errors=(404,),
+)
+async def get_api_requests_count(request: web.Request) -> dict[str, Any]:
+    project = await load_project(request)
+    points = await request.app[keys.STORE].usage_history(project["ref"], since=time.time() - 86400)
+    return {"result": [{"count": sum((p.get("api_requests") or {}).get("total", 0) for p in points)}]}

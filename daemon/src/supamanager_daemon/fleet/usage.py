@@ -11,7 +11,12 @@ databases:
 - disk per volume: the blocks in use under its mountpoint, as `du` counts them (hard links once), and
   how full the file system holding it is (`statvfs`, as `df` counts Use%);
 - the database's size (`pg_database_size`), its client connections and the WAL its backup agent has
-  not archived yet (the replication slot `supamanager_backup`), over the daemon's pools.
+  not archived yet (the replication slot `supamanager_backup`), over the daemon's pools;
+- API requests from the project's gateway: one HTTP GET per project and cycle of Kong's prometheus
+  plugin (`/metrics` of the status listener, port 8100 on the project network, not published; its
+  address is in the container list), its cumulative `kong_http_status{service,...}` counters summed
+  by kind (rest, auth, storage, realtime, by the role's Kong service names) and the requests since
+  the previous point (`api_requests`) taken from them.
 
 A point per project and cycle goes into the store, which keeps `usage_retention_days` of them.
 A container gone between the list and the read, a volume the daemon may not read or a database
@@ -26,9 +31,12 @@ import dataclasses
 import logging
 import os
 import pathlib
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import aiohttp
 
 from .. import models
 from ..projectdb import ProjectDatabases, ProjectDbError, Target
@@ -53,6 +61,54 @@ _DATABASE_SQL = (
     " (select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint from pg_replication_slots"
     " where slot_name = 'supamanager_backup') as wal_lag"
 )
+
+# The gateway's status listener (roles/project KONG_STATUS_LISTEN), where the prometheus plugin serves.
+KONG_STATUS_PORT = 8100
+# Kong 2.8's per-service request counter; 3.x renamed it kong_http_requests_total (same labels).
+_KONG_SAMPLE = re.compile(r"(?:kong_http_status|kong_http_requests_total)\{([^}]*)\} ([0-9.eE+]+)")
+_SERVICE_LABEL = re.compile(r'service="([^"]*)"')
+# The official usage.api-counts' kinds, by the role's Kong service names (kong.yml.j2).
+API_KINDS = {
+    "rest": ("rest-v1", "graphql-v1"),
+    "auth": ("auth-v1", "auth-v1-open-verify", "auth-v1-open-callback", "auth-v1-open-authorize"),
+    "storage": ("storage-v1",),
+    "realtime": ("realtime-v1-ws", "realtime-v1-rest"),
+}
+_KIND_OF = {service: kind for kind, services in API_KINDS.items() for service in services}
+
+
+def api_request_counters(text: str) -> dict[str, int]:
+    """Kong's cumulative request counts by kind, and `total` over every service (functions, meta and
+    the dashboard included), from its prometheus text."""
+    counts = dict.fromkeys((*API_KINDS, "total"), 0)
+    for labels, value in _KONG_SAMPLE.findall(text):
+        service = _SERVICE_LABEL.search(labels)
+        n = int(float(value))
+        counts["total"] += n
+        kind = _KIND_OF.get(service.group(1) if service else "")
+        if kind:
+            counts[kind] += n
+    return counts
+
+
+def api_requests_since(counters: dict[str, int] | None, previous: dict[str, int] | None) -> dict[str, int] | None:
+    """The requests between two counter readings, by kind; a counter that went down began again (the
+    gateway restarted): all of it is new. None without both readings."""
+    if counters is None or previous is None:
+        return None
+    return {k: v - previous[k] if v >= previous.get(k, 0) else v for k, v in counters.items()}
+
+
+def gateway_address(containers: Iterable[dict[str, Any]], ref: str) -> str | None:
+    """The address of the project's running kong container on its network, from the container list."""
+    for raw in containers:
+        labels = raw.get("Labels") or {}
+        if labels.get(PROJECT_LABEL) != ref or labels.get(SERVICE_LABEL) != "kong" or raw.get("State") != "running":
+            continue
+        for network in ((raw.get("NetworkSettings") or {}).get("Networks") or {}).values():
+            if network.get("IPAddress"):
+                return network["IPAddress"]
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,9 +259,11 @@ def project_point(
     *,
     at: float,
     previous: dict[str, Any] | None,
+    api_counters: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One project's usage point from its containers' readings, its volumes' sizes and its
-    database's answer; cpu_share (cores in use on average) from the previous point."""
+    """One project's usage point from its containers' readings, its volumes' sizes, its database's
+    answer and its gateway's request counters; cpu_share (cores in use on average) and api_requests
+    (requests since) from the previous point."""
     cpu = _sum(c["cpu_seconds"] for c in containers)
     share = None
     if previous and cpu is not None and previous.get("cpu_seconds") is not None:
@@ -232,6 +290,8 @@ def project_point(
         "database_size_bytes": None if database is None else database["size"],
         "connections": None if database is None else database["connections"],
         "wal_archive_lag_bytes": None if database is None else database.get("wal_lag"),
+        "api_request_counters": api_counters,
+        "api_requests": api_requests_since(api_counters, (previous or {}).get("api_request_counters")),
         "containers": containers,
         "volumes": volumes,
     }
@@ -250,6 +310,7 @@ class UsageCollector:
         interval: float,
         retention_seconds: float,
         cgroups: Cgroups | None = None,
+        gateway_port: int = KONG_STATUS_PORT,
     ) -> None:
         self.store = store
         self.docker = docker
@@ -258,6 +319,7 @@ class UsageCollector:
         self.interval = interval
         self.retention_seconds = retention_seconds
         self.cgroups = cgroups or Cgroups()
+        self.gateway_port = gateway_port
         self.cycles = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -283,6 +345,25 @@ class UsageCollector:
             "connections": int(rows[0]["connections"]),
             "wal_lag": None if lag is None else max(0, int(lag)),
         }
+
+    async def _api_counters(self, project: dict[str, Any], containers: list[dict[str, Any]]) -> dict[str, int] | None:
+        """The gateway's request counters: one GET of its metrics; None when it has none to give."""
+        address = gateway_address(containers, project["ref"])
+        if address is None:
+            return None
+        host = f"[{address}]" if ":" in address else address
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                session.get(f"http://{host}:{self.gateway_port}/metrics") as resp,
+            ):
+                if resp.status != 200:
+                    raise aiohttp.ClientError(f"HTTP {resp.status}")
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.info("usage of project %s: no request counts: %s", project["ref"], exc)
+            return None
+        return api_request_counters(text)
 
     def _read_host(self, refs: set[str], containers: list[dict[str, Any]], volumes: list[dict[str, Any]]):
         """Cgroup readings and volume sizes of the projects refs, by ref (in a thread: it reads
@@ -333,11 +414,12 @@ class UsageCollector:
         self.last_error = None
         by_ref = await asyncio.to_thread(self._read_host, {p["ref"] for p in projects}, containers, volumes)
         databases = await asyncio.gather(*(self._database(p) for p in projects))
+        counters = await asyncio.gather(*(self._api_counters(p, containers) for p in projects))
         points = {}
-        for project, database in zip(projects, databases, strict=True):
+        for project, database, api in zip(projects, databases, counters, strict=True):
             ref = project["ref"]
             found, sized = by_ref.get(ref, ([], []))
-            points[ref] = project_point(found, sized, database, at=at, previous=self.latest.get(ref))
+            points[ref] = project_point(found, sized, database, at=at, previous=self.latest.get(ref), api_counters=api)
         await self.store.add_usage(points, at, self.retention_seconds)
         self.latest = points
         self.cycles += 1

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from .common import Query
+
+
+class ApiRequests(BaseModel):
+    """Requests the project's gateway (Kong) answered since the previous point, by kind."""
+
+    rest: int = Field(description="To /rest/v1/ and /graphql/v1 (PostgREST).")
+    auth: int = Field(description="To /auth/v1/ (the auth service).")
+    storage: int = Field(description="To /storage/v1/.")
+    realtime: int = Field(description="To /realtime/v1/ (websocket and REST).")
+    total: int = Field(description="To every route of the gateway: the kinds above, functions, meta, the dashboard.")
 
 
 class ContainerUsage(BaseModel):
@@ -57,6 +69,11 @@ class UsagePoint(BaseModel):
     wal_archive_lag_bytes: int | None = Field(
         None, description="WAL its database holds that the backup agent has not archived yet; null: no agent."
     )
+    api_requests: ApiRequests | None = Field(
+        None,
+        description="Requests its gateway answered since the previous point (refusals included); null: no previous"
+        " point of this daemon's run, or the gateway's metrics did not answer.",
+    )
 
 
 class UsageDetail(UsagePoint):
@@ -103,3 +120,35 @@ class OrganizationUsage(BaseModel):
     interval_seconds: float
     totals: OrganizationUsageTotals
     projects: list[OrganizationProjectUsage]
+
+
+# -- the Management API's analytics usage operations (official shapes) ---------------------------
+ApiCountsInterval = Literal["15min", "30min", "1hr", "3hr", "1day", "3day", "7day"]
+
+
+class ApiCountsQuery(Query):
+    interval: ApiCountsInterval = Field(default="1day", description="How far back the counts go.")
+
+
+class ApiCountsBucket(BaseModel):
+    timestamp: str = Field(description="The bucket's start (ISO 8601, UTC).")
+    total_auth_requests: int
+    total_realtime_requests: int
+    total_rest_requests: int
+    total_storage_requests: int
+
+
+class ApiCounts(BaseModel):
+    """V1GetUsageApiCountResponse: the gateway's requests by kind, per bucket of the interval."""
+
+    result: list[ApiCountsBucket]
+
+
+class ApiRequestsCount(BaseModel):
+    count: int
+
+
+class ApiRequestsCountResponse(BaseModel):
+    """V1GetUsageApiRequestsCountResponse: every request of the gateway in the last day."""
+
+    result: list[ApiRequestsCount]
