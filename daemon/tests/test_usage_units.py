@@ -548,6 +548,8 @@ async def test_a_cycle_reads_each_gateway_once_and_counts_the_requests_since_the
 
     async def metrics(request: web.Request) -> web.Response:
         hits.append(request.path)
+        if rest["n"] < 0:
+            return web.Response(status=500)
         return web.Response(text=f'kong_http_status{{service="rest-v1",route="r",code="200"}} {rest["n"]}\n')
 
     app = web.Application()
@@ -584,6 +586,10 @@ async def test_a_cycle_reads_each_gateway_once_and_counts_the_requests_since_the
         assert second[counting]["api_requests"] == {"rest": 7, "auth": 0, "storage": 0, "realtime": 0, "total": 7}
         assert second[failing]["api_requests"] is None
         assert hits == ["/metrics", "/metrics"]  # one call per cycle for the one running, answering gateway
+        rest["n"] = -1  # the gateway answers 500 now
+        third = await collector.collect_once()
+        assert third[counting]["api_request_counters"] is None and third[counting]["api_requests"] is None
+        assert "HTTP 500" in caplog.text
     finally:
         await store.close()
         await runner.cleanup()
@@ -603,7 +609,7 @@ async def test_the_analytics_usage_operations_bucket_the_stored_request_counts(c
     resp, body = await checked(client, "GET", base + "usage.api-counts", headers=AUTH)
     assert resp.status == 200 and body == {"result": []}
 
-    hour = (time.time() // 3600 - 1) * 3600  # the start of the previous hour
+    hour = (time.time() // 3600 - 2) * 3600  # two hours back: every point below is over an hour old
 
     def requests(rest: int, auth: int, total: int) -> dict:
         return {"rest": rest, "auth": auth, "storage": 1, "realtime": 0, "total": total}

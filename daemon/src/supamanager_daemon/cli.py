@@ -687,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("usage", help="what the project uses: CPU, memory, disk, database size", parents=[common])
     p.add_argument("ref", help="project ref")
-    p.add_argument("--hours", type=int, default=24, help="hours of history (default 24): the --json history and the api_requests sum")
+    p.add_argument("--hours", type=int, default=24, help="hours of history (default 24): --json, api_requests")
     p.set_defaults(func=cmd_usage)
     p = sub.add_parser("healing", help="whether the daemon heals the project, and what it tried", parents=[common])
     p.add_argument("ref", help="project ref")

@@ -100,7 +100,8 @@ def api_requests_since(counters: dict[str, int] | None, previous: dict[str, int]
 
 
 def gateway_address(containers: Iterable[dict[str, Any]], ref: str) -> str | None:
-    """The address of the project's running kong container on its network, from the container list."""
+    """The (IPv4: Docker's `IPAddress`) address of the project's running kong container on its network,
+    from the container list."""
     for raw in containers:
         labels = raw.get("Labels") or {}
         if labels.get(PROJECT_LABEL) != ref or labels.get(SERVICE_LABEL) != "kong" or raw.get("State") != "running":
@@ -351,11 +352,10 @@ class UsageCollector:
         address = gateway_address(containers, project["ref"])
         if address is None:
             return None
-        host = f"[{address}]" if ":" in address else address
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-                session.get(f"http://{host}:{self.gateway_port}/metrics") as resp,
+                session.get(f"http://{address}:{self.gateway_port}/metrics") as resp,
             ):
                 if resp.status != 200:
                     raise aiohttp.ClientError(f"HTTP {resp.status}")
