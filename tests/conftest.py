@@ -4,6 +4,7 @@ import os
 import pathlib
 import subprocess
 
+import psycopg
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -30,3 +31,19 @@ def run(cmd, *, env, cwd=REPO, check=True, timeout=600) -> subprocess.CompletedP
     if check:
         assert proc.returncode == 0, f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
+
+
+def pooler_query(env: dict[str, str], sql: str, params=None):
+    """Runs SQL on a project through its published transaction pooler port, as postgres.<tenant>,
+    from the project's .env values: a check from outside the code under test."""
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
+        dbname="postgres",
+        user=f"postgres.{env['POOLER_TENANT_ID']}",
+        password=env["POSTGRES_PASSWORD"],
+        connect_timeout=10,
+        autocommit=True,
+    ) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 from aiohttp import web
 from supamanager_daemon.app import create_app
@@ -249,6 +250,19 @@ LIVE_PLAYBOOK_VARS = {
     "supabase_healthcheck_interval": "20s",
     "supabase_healthcheck_start_period": "600s",
 }
+
+
+def live_pooler(api, password: str = LIVE_DB_PASS, user: str | None = None, autocommit: bool = True):
+    """A connection to the live project's database through its pooler's port on the host, at the
+    address the daemon's pooler config gives, as a client reaches it: a check from outside the code
+    under test."""
+    status, pooler, _ = api.request("GET", f"/v1/projects/{api.ref}/config/database/pooler")
+    assert status == 200, pooler
+    entry = pooler[0]
+    return psycopg.connect(
+        host="127.0.0.1", port=entry["db_port"], user=user or entry["db_user"], password=password,
+        dbname=entry["db_name"], connect_timeout=10, autocommit=autocommit,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")

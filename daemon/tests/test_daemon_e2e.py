@@ -20,11 +20,11 @@ import subprocess
 import time
 
 import jwt
-import psycopg
 import pytest
 from conftest import REPO, python_env
 from daemonproc import Daemon, processes_mentioning, wait_gone
 
+from tests.conftest import pooler_query
 from tests.standin import kit
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -89,20 +89,6 @@ def finished(op: dict) -> bool:
 def dotenv(root: pathlib.Path, ref: str) -> dict[str, str]:
     lines = (root / "projects" / ref / ".env").read_text().splitlines()
     return {k: v.strip("'") for k, v in (line.split("=", 1) for line in lines if "=" in line and line[0] != "#")}
-
-
-def pooler_query(env: dict[str, str], sql: str):
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
-        dbname="postgres",
-        user=f"postgres.{env['POOLER_TENANT_ID']}",
-        password=env["POSTGRES_PASSWORD"],
-        connect_timeout=10,
-        autocommit=True,
-    ) as conn:
-        cursor = conn.execute(sql)
-        return cursor.fetchall() if cursor.description else None
 
 
 def resume_a_create_that_fails(e2e: Daemon, tmp_path: pathlib.Path, ref: str, op_id: str) -> None:

@@ -17,7 +17,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import LIVE_DB_PASS
+from conftest import live_pooler
 from test_daemon_usage import CGROUP, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -82,16 +82,6 @@ def other_projects(ref: str) -> dict[str, tuple[str, str]]:
     return {c["Id"]: (c["State"]["Status"], c["State"].get("Health", {}).get("Status", "")) for c in inspected}
 
 
-def pooler_connect(api) -> psycopg.Connection:
-    status, pooler, _ = api.request("GET", f"/v1/projects/{api.ref}/config/database/pooler")
-    assert status == 200, pooler
-    entry = pooler[0]
-    return psycopg.connect(
-        host="127.0.0.1", port=entry["db_port"], user=entry["db_user"], password=LIVE_DB_PASS,
-        dbname=entry["db_name"], connect_timeout=10, autocommit=True,
-    )  # fmt: skip
-
-
 def test_a_small_size_is_held_by_its_own_cgroup_and_a_resize_recreates_the_database(live_project):
     api = live_project
     small = healthy(api)
@@ -108,7 +98,7 @@ def test_a_small_size_is_held_by_its_own_cgroup_and_a_resize_recreates_the_datab
     assert status == 200 and addons["selected_addons"][0]["variant"]["id"] == "ci_micro", addons
     others_before = other_projects(api.ref)
 
-    with pytest.raises(psycopg.Error), pooler_connect(api) as conn:
+    with pytest.raises(psycopg.Error), live_pooler(api) as conn:
         conn.execute(HUNGRY)
     # the kernel killed inside that container's cgroup; the container is the same and recovers
     # (PostgreSQL ends the other sessions and recovers; the services reconnect)
@@ -119,7 +109,7 @@ def test_a_small_size_is_held_by_its_own_cgroup_and_a_resize_recreates_the_datab
     deadline = time.monotonic() + 120
     while True:
         try:
-            with pooler_connect(api) as conn:
+            with live_pooler(api) as conn:
                 assert conn.execute("select 1").fetchone() == (1,)
             break
         except psycopg.OperationalError:

@@ -19,9 +19,8 @@ import time
 import urllib.error
 import urllib.request
 
-import psycopg
 import pytest
-from conftest import LIVE_DB_PASS, LIVE_USAGE_INTERVAL
+from conftest import LIVE_USAGE_INTERVAL, live_pooler
 from test_usability_cli import cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -65,13 +64,7 @@ def du(path: str) -> int:
 
 def database_size(api) -> int:
     """pg_database_size through the project's pooler, as a client reaches it."""
-    status, pooler, _ = api.request("GET", f"/v1/projects/{api.ref}/config/database/pooler")
-    assert status == 200, pooler
-    entry = pooler[0]
-    with psycopg.connect(
-        host="127.0.0.1", port=entry["db_port"], user=entry["db_user"], password=LIVE_DB_PASS,
-        dbname=entry["db_name"], connect_timeout=10, autocommit=True,
-    ) as conn:  # fmt: skip
+    with live_pooler(api) as conn:
         return conn.execute("select pg_database_size(current_database())").fetchone()[0]
 
 

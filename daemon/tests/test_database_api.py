@@ -17,7 +17,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import LIVE_DB_PASS
+from conftest import LIVE_DB_PASS, live_pooler
 from test_clients import supabase
 from test_usability_cli import cli
 
@@ -53,21 +53,6 @@ def exists(api, table):
     return rows[0]["present"]
 
 
-def through_pooler(api, password, user=None):
-    """A connection to the project's database through its pooler's port on the host."""
-    status, pooler, _ = api.request("GET", f"/v1/projects/{api.ref}/config/database/pooler")
-    assert status == 200, pooler
-    entry = pooler[0]
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=entry["db_port"],
-        user=user or entry["db_user"],
-        password=password,
-        dbname=entry["db_name"],
-        connect_timeout=10,
-    )
-
-
 def containers(api) -> dict[str, str]:
     """service -> container id of the project's containers."""
     out = subprocess.run(
@@ -80,10 +65,10 @@ def containers(api) -> dict[str, str]:
 
 def test_the_password_given_at_create_opens_the_database_through_the_pooler(api):
     # The official CLI created the project with --db-password LIVE_DB_PASS (conftest.live_project).
-    with through_pooler(api, LIVE_DB_PASS) as conn:
+    with live_pooler(api, autocommit=False) as conn:
         assert conn.execute("select current_user").fetchone() == ("postgres",)
     with pytest.raises(psycopg.OperationalError):
-        through_pooler(api, LIVE_DB_PASS + "x")
+        live_pooler(api, LIVE_DB_PASS + "x", autocommit=False)
     secrets_file = api.root / "secrets" / api.ref / "secrets.json"
     # Compared as booleans: a failure must not print a password.
     kept = json.loads(secrets_file.read_text())["POSTGRES_PASSWORD"] == LIVE_DB_PASS
@@ -341,10 +326,10 @@ def test_y_a_new_password_recreates_only_the_services_that_use_it_and_the_data_s
     assert status == 200 and body["message"], body
     op = api.wait(headers["X-Operation-Id"], finished, timeout=900)
     assert op["state"] == "succeeded", op["error"]
-    with through_pooler(api, new) as conn:
+    with live_pooler(api, new, autocommit=False) as conn:
         assert conn.execute(f"select id from public.{MARK}").fetchall() == [(9007199254740993,)]
     with pytest.raises(psycopg.OperationalError):
-        through_pooler(api, LIVE_DB_PASS)
+        live_pooler(api, autocommit=False)
     # The daemon's own SQL path follows (it reads .env for each request).
     assert query(api, f"select count(*) as n from public.{MARK}") == (201, [{"n": 1}])
     after = containers(api)

@@ -30,10 +30,9 @@ import time
 import urllib.error
 import urllib.request
 
-import psycopg
 import pytest
 
-from tests.conftest import REPO, run
+from tests.conftest import REPO, pooler_query, run
 from tests.integration.role.conftest import docker_names, random_ref
 
 pytestmark = pytest.mark.docker
@@ -82,22 +81,8 @@ def fails(host, playbook, ref, outputs, **extra):
     return " ".join(proc.stdout.split())
 
 
-def query(env, sql, params=()):
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
-        dbname="postgres",
-        user=f"postgres.{env['POOLER_TENANT_ID']}",
-        password=env["POSTGRES_PASSWORD"],
-        connect_timeout=10,
-        autocommit=True,
-    ) as conn:
-        cursor = conn.execute(sql, params)
-        return cursor.fetchall() if cursor.description else None
-
-
 def notes(env):
-    return [row[0] for row in query(env, "select note from notes order by id")]
+    return [row[0] for row in pooler_query(env, "select note from notes order by id")]
 
 
 def gateway(env, method, path, key, body=None):
@@ -143,8 +128,8 @@ def project(host):
     created = host.playbook("create", ref, **LIGHT)
     outputs.append(created.stdout + created.stderr)
     env = host.dotenv(ref)
-    query(env, "create table notes (id serial primary key, note text not null)")
-    query(env, "insert into notes (note) values ('before the backup')")
+    pooler_query(env, "create table notes (id serial primary key, note text not null)")
+    pooler_query(env, "insert into notes (note) values ('before the backup')")
     return {"ref": ref, "env": env, "outputs": outputs, "secrets": [env[name] for name in SECRET_NAMES]}
 
 
@@ -192,10 +177,10 @@ def test_a_clone_at_a_point_in_time_has_the_rows_before_it_the_object_and_its_ow
     the t1 and t2 rows; the object uploaded before the backup is byte-identical; the clone answers
     with its own keys only, and its closing backup is its own; the source is untouched."""
     env = project["env"]
-    query(env, "insert into notes (note) values ('t1')")
-    query(env, "insert into notes (note) values ('t2')")
+    pooler_query(env, "insert into notes (note) values ('t1')")
+    pooler_query(env, "insert into notes (note) values ('t2')")
     target = next_second()
-    query(env, "insert into notes (note) values ('t3')")
+    pooler_query(env, "insert into notes (note) values ('t3')")
     clone = random_ref("c")
     restored = fact(
         host,
@@ -228,7 +213,7 @@ def test_a_clone_at_a_point_in_time_has_the_rows_before_it_the_object_and_its_ow
 
 def test_restore_to_the_latest_point_after_the_database_and_its_volume_are_lost(project, host):
     env, ref = project["env"], project["ref"]
-    query(env, "insert into notes (note) values ('just before the loss')")
+    pooler_query(env, "insert into notes (note) values ('just before the loss')")
     wait_until_the_agent_has(ref, host, "just before the loss")
     run(["docker", "kill", f"supamanager-{ref}-db"], env=None)
     run(["docker", "rm", f"supamanager-{ref}-db"], env=None)
@@ -358,7 +343,7 @@ def test_a_corrupted_archive_is_caught_and_marked_failed(project, host):
 
 def test_backup_of_a_paused_project_works_and_leaves_it_paused(project, host):
     ref = project["ref"]
-    query(project["env"], "insert into notes (note) values ('before the pause')")
+    pooler_query(project["env"], "insert into notes (note) values ('before the pause')")
     host.playbook("pause", ref, **LIGHT)
     backup = fact(host, "backup", ref, "supabase_backup", project["outputs"])
     assert backup["status"] == "COMPLETED"

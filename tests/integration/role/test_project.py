@@ -12,10 +12,9 @@ import urllib.error
 import urllib.request
 
 import jwt
-import psycopg
 import pytest
 
-from tests.conftest import VENV_BIN, run
+from tests.conftest import VENV_BIN, pooler_query, run
 from tests.integration.role.conftest import changed_count, changed_tasks, docker_names, one_line, random_ref
 
 SERVICES = {
@@ -123,21 +122,6 @@ def docker_time(value):
     return datetime.datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
 
 
-def query(env, sql, params=()):
-    """Runs SQL through the project's published transaction pooler port, as postgres.<tenant>."""
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
-        dbname="postgres",
-        user=f"postgres.{env['POOLER_TENANT_ID']}",
-        password=env["POSTGRES_PASSWORD"],
-        connect_timeout=10,
-        autocommit=True,
-    ) as conn:
-        cursor = conn.execute(sql, params)
-        return cursor.fetchall() if cursor.description else None
-
-
 def test_create_returns_with_every_service_healthy_by_dockers_own_check(project):
     """Runs first, right after the create returned: the role's own readiness probes let dependants
     start early, but the create waits until Docker's healthchecks report healthy too."""
@@ -178,7 +162,7 @@ def test_gateway_enforces_keys(project):
 
 
 def test_pooler_port_reaches_the_database(project):
-    assert query(project["env"], "select 1") == [(1,)]
+    assert pooler_query(project["env"], "select 1") == [(1,)]
 
 
 def test_project_directory(project, host, venv_env):
@@ -309,8 +293,8 @@ def test_a_failed_create_of_a_project_that_existed_rolls_nothing_back(project, h
     marks it unhealthy) removes nothing: every container, the network, volumes, files, secrets, ports
     and rows stay. It leaves imgproxy failing; the lifecycle test that follows converges it again."""
     ref, env = project["ref"], project["env"]
-    query(env, "create table kept_on_failure (note text)")
-    query(env, "insert into kept_on_failure values ('before the failed create')")
+    pooler_query(env, "create table kept_on_failure (note text)")
+    pooler_query(env, "insert into kept_on_failure values ('before the failed create')")
     before = containers(ref)
     volumes, networks = docker_names("volume", ref), docker_names("network", ref)
     files = sorted(p.name for p in host.project_dir(ref).iterdir())
@@ -332,14 +316,14 @@ def test_a_failed_create_of_a_project_that_existed_rolls_nothing_back(project, h
     assert sorted(p.name for p in host.project_dir(ref).iterdir()) == files
     assert (host.root / "secrets" / ref / "came-up").exists()
     assert json.loads((host.root / "ports.json").read_text())["projects"][ref] == ports
-    assert query(env, "select note from kept_on_failure") == [("before the failed create",)]
+    assert pooler_query(env, "select note from kept_on_failure") == [("before the failed create",)]
 
 
 def test_lifecycle_keeps_the_data(project, host):
     """Runs last in this module: it pauses, restarts and re-creates the shared project."""
     ref, env = project["ref"], project["env"]
-    query(env, "create table if not exists kept (note text)")
-    query(env, "insert into kept values ('before pause')")
+    pooler_query(env, "create table if not exists kept (note text)")
+    pooler_query(env, "insert into kept values ('before pause')")
 
     def run_twice(name, **extra):
         first = host.playbook(name, ref, **extra)
@@ -354,7 +338,7 @@ def test_lifecycle_keeps_the_data(project, host):
 
     first, second = run_twice("resume")
     assert first > 0 and second == 0
-    assert query(env, "select note from kept") == [("before pause",)]
+    assert pooler_query(env, "select note from kept") == [("before pause",)]
 
     # A restart is in place (the same containers, each started again), as compose restarts.
     ids, before = {name: row["ID"] for name, row in containers(ref).items()}, started_at(ref)
@@ -367,7 +351,7 @@ def test_lifecycle_keeps_the_data(project, host):
     # ...with no stop phase of its own: the engine's restart stops and starts each container.
     phases = re.search(r"phases:\n((?: +\w+: [\d.]+\n)+)", restarted.stdout)
     assert set(re.findall(r"(\w+):", phases.group(1))) == {"ready", "docker_healthy", "gateway"}
-    assert query(env, "select note from kept") == [("before pause",)]
+    assert pooler_query(env, "select note from kept") == [("before pause",)]
 
     # The daemon's heal: only db, and the pooler, whose depends_on says restart after db: once db is ready again.
     before = after
@@ -376,7 +360,7 @@ def test_lifecycle_keeps_the_data(project, host):
     after = started_at(ref)
     assert {name for name in after if after[name] != before[name]} == {"db", "supavisor"}
     assert docker_time(after["supavisor"]) > docker_time(after["db"])
-    assert query(env, "select note from kept") == [("before pause",)]
+    assert pooler_query(env, "select note from kept") == [("before pause",)]
 
     assert run_twice("delete")[1] == 0
     assert docker_names("container", ref) == [] and docker_names("network", ref) == []
@@ -386,7 +370,7 @@ def test_lifecycle_keeps_the_data(project, host):
     recreated = host.playbook("create", ref)
     project["outputs"].append(recreated.stdout + recreated.stderr)
     env = host.dotenv(ref)
-    assert query(env, "select note from kept") == [("before pause",)]
+    assert pooler_query(env, "select note from kept") == [("before pause",)]
 
     assert run_twice("delete", delete_volumes=True)[1] == 0
     for kind in ["container", "network", "volume"]:
