@@ -7,6 +7,7 @@ The daemon's routes on top of this are tested end to end in test_database_api.py
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import time
 
@@ -283,6 +284,70 @@ async def test_a_new_password_gets_a_new_pool(dbs, target):
     with pytest.raises(DatabaseUnavailable):
         await dbs.query(REF, wrong, "select 1")
     assert await dbs.query(REF, target, "select 1 as ok") == [{"ok": 1}]
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 to the pooler that can be taken down and put back, as a project's
+    database is by a pause, a restore or a restart, at the same address."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def _relay(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    async def up(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def down(self) -> None:
+        """Stop listening and cut the open connections, as a stopped database does."""
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+
+async def test_a_database_back_after_an_outage_answers_at_once_once_its_operation_ended(dbs, target):
+    import dataclasses
+
+    relay = Relay((target.host, target.port))
+    through = dataclasses.replace(target, host="127.0.0.1", port=relay.port)
+    dbs.connect_timeout = 1
+    await relay.up()
+    assert await dbs.query(REF, through, "select 1 as ok") == [{"ok": 1}]
+    await relay.down()
+    # Queries during the outage (the usage collector's, a user's) fail; the pool's reconnect
+    # attempts back off: 1, 2, 4 s apart, the next one some 8 s after the last.
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        with pytest.raises(DatabaseUnavailable):
+            await dbs.query(REF, through, "select 1")
+    await relay.up()
+    try:
+        # Without a new pool the database answers only at the next attempt, seconds away.
+        with pytest.raises(DatabaseUnavailable):
+            await dbs.query(REF, through, "select 1")
+        dbs.reopen(REF)  # what the daemon does when an operation on the project ends
+        assert await dbs.query(REF, through, "select 1 as ok") == [{"ok": 1}]
+    finally:
+        await relay.down()
 
 
 # -- migrations --------------------------------------------------------------------------------

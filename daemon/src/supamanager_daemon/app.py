@@ -164,6 +164,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = app[keys.NOTIFIER]
 
     def finished(op: dict) -> None:
+        app[keys.PROJECT_DBS].reopen(op["ref"])
         poller.wake()
         job_metrics.job_finished(op)
         notifier.operation_finished(op)

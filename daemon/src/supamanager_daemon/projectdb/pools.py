@@ -102,13 +102,16 @@ class ProjectDatabases:
         pool_size: int = 4,
         connect_timeout: float = 5.0,
         idle_seconds: float = 120.0,
+        reconnect_seconds: float = 10.0,
     ) -> None:
         self.statement_timeout = statement_timeout
         self.max_result_bytes = max_result_bytes
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
+        self.reconnect_seconds = reconnect_seconds
         self._pools: dict[str, tuple[Target, AsyncConnectionPool]] = {}
+        self._stale: set[str] = set()
         self._lock = asyncio.Lock()
 
     # -- pools ------------------------------------------------------------------------------------
@@ -122,9 +125,10 @@ class ProjectDatabases:
     async def _pool(self, ref: str, target: Target) -> AsyncConnectionPool:
         async with self._lock:
             known = self._pools.get(ref)
-            if known and known[0] == target:
+            if known and known[0] == target and ref not in self._stale:
                 return known[1]
-            if known:  # the password or the port changed: the old connections are of no use
+            self._stale.discard(ref)
+            if known:  # the password or the port changed, or the database was stopped or replaced
                 self._pools.pop(ref)
                 await known[1].close()
             pool = AsyncConnectionPool(
@@ -149,18 +153,22 @@ class ProjectDatabases:
                 reset=self._reset,
                 # A connection from before a pause or a restart is dead: test it as it is handed out.
                 check=AsyncConnectionPool.check_connection,
+                # A failed connect is retried with a doubling delay until this many seconds have
+                # passed (psycopg's default: 300), and callers wait for that retry meanwhile: a
+                # database back after a minute's outage would answer only minutes later.
+                reconnect_timeout=self.reconnect_seconds,
                 name=f"project-{ref}",
             )
             await pool.open()
             self._pools[ref] = (target, pool)
             return pool
 
-    async def forget(self, ref: str) -> None:
-        """Close a project's pool (deleted, paused, or its password changed)."""
-        async with self._lock:
-            known = self._pools.pop(ref, None)
-        if known:
-            await known[1].close()
+    def reopen(self, ref: str) -> None:
+        """The next connection to the project opens a fresh pool. Called when an operation on it has
+        ended: its database may have been stopped or replaced meanwhile (pause, restore, restart),
+        and the old pool's connections are dead or its reconnect attempts waiting out their delay."""
+        if ref in self._pools:
+            self._stale.add(ref)
 
     async def close(self) -> None:
         async with self._lock:
