@@ -4,7 +4,6 @@ import os
 import pathlib
 import subprocess
 
-import psycopg
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -36,6 +35,8 @@ def run(cmd, *, env, cwd=REPO, check=True, timeout=600) -> subprocess.CompletedP
 def pooler_query(env: dict[str, str], sql: str, params=None):
     """Runs SQL on a project through its published transaction pooler port, as postgres.<tenant>,
     from the project's .env values: a check from outside the code under test."""
+    import psycopg  # not at the top: ansible-test units loads this file in a venv without it
+
     with psycopg.connect(
         host="127.0.0.1",
         port=int(env["POOLER_PROXY_PORT_TRANSACTION"]),
