@@ -69,6 +69,17 @@ def test_awx_configure_playbook_passes_syntax_check(venv_env):
     assert "playbook: " in proc.stdout
 
 
+def copy_checkout(target):
+    """Copy the files git knows, as AWX's project update does: the checkout's untracked run files
+    (coverage data of the suite's own processes, written while we copy) are none of AWX's."""
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], env=None).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in a working tree is listed too
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
 def test_awx_project_requirements_install_this_checkout_as_the_collection(tmp_path, venv_env):
     """AWX runs `ansible-galaxy collection install -r collections/requirements.yml` in the project."""
     requirements = yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())["collections"]
@@ -80,7 +91,7 @@ def test_awx_project_requirements_install_this_checkout_as_the_collection(tmp_pa
     assert "awx.awx" in entries
     # Galaxy is out of reach: install the one local entry, from the project's root as AWX does.
     project = tmp_path / "project"
-    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "build"))
+    copy_checkout(project)
     (tmp_path / "local.yml").write_text(yaml.safe_dump({"collections": [entries["."]]}))
     target = tmp_path / "collections"
     run(
