@@ -3,7 +3,12 @@
 import json
 import subprocess
 
+import pytest
+
 from tests.standin import kit
+
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
 
 
 def build(*args):

@@ -5,6 +5,9 @@ import pytest
 
 from tests.standin import kit
 
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
+
 UPSTREAM_ROLES = {
     "supabase_admin",
     "postgres",

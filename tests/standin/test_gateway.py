@@ -8,6 +8,9 @@ import pytest
 
 from tests.standin import kit
 
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
+
 # Upstream hosts of the sample config, answered by one echo server that reports what it received.
 ECHO = """
 import json, threading

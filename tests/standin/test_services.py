@@ -8,6 +8,9 @@ import pytest
 
 from tests.standin import kit
 
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
+
 SERVICES = [s for s in kit.IMAGES if s != "db"]
 # (meta is the real postgres-meta: its /health does not ask the database; see test_meta_* below.)
 DB_SERVICES = ["auth", "rest", "realtime", "storage", "analytics"]

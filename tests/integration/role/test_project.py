@@ -17,6 +17,9 @@ import pytest
 from tests.conftest import VENV_BIN, pooler_query, run
 from tests.integration.role.conftest import changed_count, changed_tasks, docker_names, one_line, random_ref
 
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
+
 SERVICES = {
     "vector",
     "db",

@@ -7,6 +7,9 @@ import pytest
 from tests.conftest import run
 from tests.integration.role.conftest import changed_count, docker_names, one_line, random_ref
 
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
+
 
 def test_concurrent_creates_get_distinct_ports_and_stay_apart(host):
     # Without analytics and vector (11 services each): the point here is isolation, not logging.

@@ -18,6 +18,9 @@ from ansible_collections.supamanager.supabase.plugins.modules import project_ser
 from tests.unit.plugins.modules.test_entry_points import LONG_NAME
 from tests.unit.plugins.modules.test_project_services import SERVICES, FakeEngine
 
+# Runs containers on the engine of DOCKER_HOST: `-m "not docker"` leaves it out.
+pytestmark = pytest.mark.docker
+
 # Ready as soon as they start (the start order and timing are test_project_services.py's).
 QUICK = {"db": ("", True, 0), "rest": ("db:service_healthy:false", False, 0)}
 
