@@ -232,13 +232,24 @@ def test_request_counts_are_the_requests_sent_through_the_gateway(truth):
         except urllib.error.HTTPError as err:
             return err.code
 
+    def exported() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api.port}/metrics", timeout=30) as resp:
+            text = resp.read().decode()
+        prefix = f'supamanager_project_api_requests_total{{ref="{api.ref}",kind="'
+        return {line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith(prefix)}  # fmt: skip
+
     start = next_point(api, time.time())["latest"]["collected_at"]
     before, total_before = counts()
+    series_before = exported()
     rest, auth = 7, 4
     assert [send("/rest/v1/") for _ in range(rest)] == [200] * rest
     assert [send("/auth/v1/health") for _ in range(auth)] == [200] * auth
     usage = next_point(api, time.time())
     after, total_after = counts()
+    series_after = exported()
+    assert {kind: series_after[kind] - series_before[kind] for kind in series_after} == {
+        "rest": rest, "auth": auth, "storage": 0, "realtime": 0, "other": 0}  # fmt: skip
 
     # The minute buckets from the one holding `start` on: what they gained is what the new points counted.
     first = parsed(start) // 60 * 60

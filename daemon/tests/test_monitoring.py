@@ -29,7 +29,8 @@ def exported() -> set[str]:
     """Every series name /metrics can show: rendered with a project and a usage point that has every figure."""
     project = {"ref": "abcdefghijklmnopqrst", "status": models.ACTIVE_HEALTHY}
     figures = [field for _name, _kind, field, _help in USAGE_FAMILIES]
-    point = {project["ref"]: dict.fromkeys(figures, 1)}
+    counters = {"rest": 1, "auth": 1, "storage": 1, "realtime": 1, "total": 5}
+    point = {project["ref"]: {**dict.fromkeys(figures, 1), "api_request_counters": counters}}
     text = Metrics().render([project], 0, 0, 0, {}, point, (1, 0), {project["ref"]: 1.0})
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
@@ -107,3 +108,16 @@ def test_the_newest_completed_backup_of_each_project_is_exported(tmp_path):
     assert f'supamanager_project_last_backup_timestamp_seconds{{ref="{good}"}} 1796184000.5' in text
     assert sick not in text.split("supamanager_project_last_backup_timestamp_seconds", 2)[2]
     assert none not in text  # not a known project
+
+
+def test_each_project_s_gateway_requests_are_a_counter_by_kind_that_sums_to_all():
+    ref = "abcdefghijklmnopqrst"
+    counters = {"rest": 7, "auth": 4, "storage": 0, "realtime": 1, "total": 15}
+    projects = [{"ref": ref, "status": models.ACTIVE_HEALTHY}, {"ref": "b" * 20, "status": models.ACTIVE_HEALTHY}]
+    usage = {ref: {"api_request_counters": counters}, "b" * 20: {"api_request_counters": None}}
+    text = Metrics().render(projects, 0, 0, 0, {}, usage, (1, 0), {})
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("supamanager_project_api_"))
+    expected = {"rest": "7", "auth": "4", "storage": "0", "realtime": "1", "other": "3"}
+    name = "supamanager_project_api_requests_total"
+    assert samples == {f'{name}{{ref="{ref}",kind="{kind}"}}': n for kind, n in expected.items()}
+    assert "# TYPE supamanager_project_api_requests_total counter" in text

@@ -477,6 +477,15 @@ async def test_the_usage_route_and_the_cli_read_the_stored_points(client, capsys
     await store.create_project(ref=elsewhere, name="o", organization_slug=other_org["slug"], region="local")
     await store.add_usage({elsewhere: new}, new["at"], keep_seconds=7 * 86400)
     resp, body = await checked(client, "GET", "/platform/organizations/default/usage", headers=AUTH)
+    assert body["totals"]["api_requests_24h"] is None  # no point of the day counted requests
+    # requests of the last 24 hours, summed over the organization's projects, from points older than
+    # the newest (the quiet project's 2 hours old point is not its `latest`); 30 hours back is not counted
+    counted = {"rest": 1, "auth": 1, "storage": 0, "realtime": 0}
+    for target, at, total in ((quiet, now - 7200, 5), (ref, now - 3600, 2), (ref, now - 30 * 3600 + 1, 40),
+                              (elsewhere, now - 60, 100)):  # fmt: skip
+        await store.add_usage({target: {**old, "at": at, "api_requests": {**counted, "total": total}}}, at, 7 * 86400)
+    resp, body = await checked(client, "GET", "/platform/organizations/default/usage", headers=AUTH)
+    assert body["totals"]["api_requests_24h"] == 7
     assert resp.status == 200, body
     assert [(p["ref"], p["latest"] is None) for p in body["projects"]] == [(quiet, True), (ref, False)]
     assert body["totals"]["disk_bytes"] == 3 * 1024**3 and body["totals"]["memory_bytes"] == 64 * 1024 * 1024

@@ -5,7 +5,7 @@ Ten metric families do not justify a client library. Counters and histograms liv
 read from the store at scrape time, so it never drifts from what GET /v1/projects shows, and the
 backups-by-status gauge from the backup repository, as GET .../database/backups lists them.
 /metrics is open like /healthz: it carries counts, never a name, a key or a token. The per-project
-series carry the label `ref` only (one series per project and family: bounded by max_projects);
+series carry the label `ref` (and the request counter a `kind` of five: bounded by max_projects);
 their figures are the usage collector's latest point (fleet/usage.py), a figure it could not read
 is left out rather than given as 0.
 """
@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from . import keys, models
+from .fleet.usage import API_KINDS
 from .projects.files import read_backups
 from .settings import Settings
 
@@ -193,6 +194,19 @@ class Metrics:
             for ref, point in points:
                 if point.get(field) is not None:
                     lines.append(f"{name}{_labels({'ref': ref})} {_num(point[field])}")
+        family(
+            "supamanager_project_api_requests_total",
+            "counter",
+            "Requests its gateway answered, by kind (rest, auth, storage, realtime, other: the kinds sum to all);"
+            " begins again when the gateway restarts.",
+        )
+        for ref, point in points:
+            counters = point.get("api_request_counters")
+            if counters:
+                kinds = {kind: counters.get(kind, 0) for kind in API_KINDS}
+                kinds["other"] = max(0, counters.get("total", 0) - sum(kinds.values()))
+                for kind, n in kinds.items():
+                    lines.append(f"supamanager_project_api_requests_total{_labels({'ref': ref, 'kind': kind})} {n}")
         family(
             "supamanager_project_last_backup_timestamp_seconds",
             "gauge",

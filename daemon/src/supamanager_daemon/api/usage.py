@@ -80,25 +80,31 @@ async def get_usage(request: web.Request, query: UsageQuery) -> dict[str, Any]:
     "getOrganizationUsage",
     "What the organization's projects use now: each one's newest point and the sums",
     description="From the store: each project's newest usage point of the last three SUPAMANAGER_USAGE_INTERVAL"
-    " periods (older: null, a stopped or unreachable project), and the totals over them.",
+    " periods (older: null, a stopped or unreachable project), and the totals over them; the gateways' requests of"
+    " the last 24 hours.",
     response=OrganizationUsage,
     errors=(404,),
 )
 async def get_organization_usage(request: web.Request) -> dict[str, Any]:
     org = await load_organization(request)
     store, interval = request.app[keys.STORE], request.app[keys.SETTINGS].usage_interval
-    since = time.time() - 3 * interval
-    projects = []
+    now = time.time()
+    projects, requests = [], []
     for project in sorted(await store.list_projects(), key=lambda p: p["ref"]):
         if project["organization_slug"] != org["slug"]:
             continue
-        points = await store.usage_history(project["ref"], since=since)
-        latest = public_point(points[-1]) if points else None
+        points = await store.usage_history(project["ref"], since=now - 86400)
+        recent = [p for p in points if p["at"] >= now - 3 * interval]
+        latest = public_point(recent[-1]) if recent else None
         projects.append({"ref": project["ref"], "name": project["name"], "status": project["status"], "latest": latest})
-    totals = {}
+        counted = [p["api_requests"]["total"] for p in points if p.get("api_requests")]
+        if counted:
+            requests.append(sum(counted))
+    totals: dict[str, Any] = {}
     for name in OrganizationUsageTotals.model_fields:
         known = [p["latest"][name] for p in projects if p["latest"] and p["latest"].get(name) is not None]
         totals[name] = sum(known) if known else None
+    totals["api_requests_24h"] = sum(requests) if requests else None
     return {"slug": org["slug"], "interval_seconds": interval, "totals": totals, "projects": projects}
 
 

@@ -111,6 +111,9 @@ class OrganizationUsageTotals(BaseModel):
     disk_bytes: int | None
     database_size_bytes: int | None
     connections: int | None
+    api_requests_24h: int | None = Field(
+        description="Requests the projects' gateways answered in the last 24 hours, summed (null: no project knows)."
+    )
 
 
 class OrganizationUsage(BaseModel):
