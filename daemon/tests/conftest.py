@@ -180,6 +180,11 @@ def settings(tmp_path: pathlib.Path, fake_collection: pathlib.Path) -> Settings:
         shutdown_timeout=10,
         playbook_vars={"fake_extra": "{{ 7 * 6 }}"},
         db_pass_var="supabase_postgres_password",
+        # Fake playbooks start no containers: every create starts at once, whatever this machine's load
+        # (admission: test_fleet.py).
+        admit_spacing=0,
+        admit_load=1000.0,
+        admit_memory_mb=0,
     )
 
 

@@ -321,6 +321,24 @@ async def test_creates_spread_by_free_memory_each_job_limited_to_its_host_until_
     assert held == {"big": (2, 3072, "eu-central-1"), "small": (1, 1536, "eu-central-1"), "lab": (0, 0, "lab")}
 
 
+async def test_without_an_inventory_creates_on_this_machine_pass_the_same_admission(aiohttp_client, settings):
+    """The single host (no SUPAMANAGER_INVENTORY) is this machine: its creates are spaced and held like a
+    local inventory host's (the bench's 20 creates on 2 cores started four at once before)."""
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, admit_spacing=1.0)))
+    await client.app[keys.POLLER].stop()
+    ops = []
+    for _ in range(2):
+        resp, project = await _create(client)
+        assert resp.status == 201, project
+        ops.append(resp.headers["X-Operation-Id"])
+    done = [await wait_operation(client, op) for op in ops]
+    assert [op["state"] for op in done] == ["succeeded"] * 2
+    waited = [[s["name"] for s in op["steps"] if s["name"] and s["name"].startswith("waiting")] for op in done]
+    assert waited == [[], ["waiting for room on host localhost: the last create started less than 1 s ago"]]
+    # no --limit and no host of the inventory for the job itself: its play ran as before
+    assert client.app[keys.JOBS]._admission_host(None).name == "localhost"
+
+
 async def test_creates_wait_for_their_hosts_job_slot_and_a_job_whose_host_left_the_inventory_fails_saying_so(
     aiohttp_client, fleet_settings, tmp_path
 ):

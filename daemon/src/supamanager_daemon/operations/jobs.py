@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import logging_json, models
-from ..fleet.hosts import Host
+from ..fleet.hosts import DEFAULT_HOST, Host
 from ..fleet.placement import Admission
 from ..projects.files import project_info
 from ..settings import Settings
@@ -200,7 +200,16 @@ class JobScheduler:
         return sum(1 for h in self._proc_hosts.values() if h.name == host)
 
     def _running_on_this_machine(self) -> int:
-        return sum(1 for h in self._proc_hosts.values() if h.local) + len(self._admitted)
+        """Our jobs running on this machine: every job without an inventory, a local host's with one."""
+        running = sum(1 for op_id in self._procs if (h := self._proc_hosts.get(op_id)) is None or h.local)
+        return running + len(self._admitted)
+
+    def _admission_host(self, host: Host | None) -> Host | None:
+        """The host whose admission a create passes: its inventory host, or without an inventory the
+        single host, this machine, whose jobs run with no --limit (host None for the job itself)."""
+        if host is not None or self.fleet is None or self.fleet.from_inventory:
+            return host
+        return self.fleet.host(DEFAULT_HOST)
 
     def _host_slot(self, host: Host | None) -> asyncio.Semaphore | contextlib.nullcontext:
         if host is None:
@@ -290,13 +299,14 @@ class JobScheduler:
         queued = await self.store.get_operation(op_id)
         host, missing = await self._host_of(queued)
         async with self._host_slot(host):
-            if host is not None and queued["kind"] == "create":
+            gate = self._admission_host(host)
+            if gate is not None and queued["kind"] == "create":
 
                 async def waiting(why: str) -> None:
-                    await self.store.record_step(op_id, f"waiting for room on host {host.name}: {why}", 0, 0)
+                    await self.store.record_step(op_id, f"waiting for room on host {gate.name}: {why}", 0, 0)
 
-                await self.admission.admit(host, self._running_on_this_machine, waiting)
-                if host.local:
+                await self.admission.admit(gate, self._running_on_this_machine, waiting)
+                if gate.local:
                     self._admitted.add(op_id)
             try:
                 await self._run_admitted(op_id, host, missing)
