@@ -32,9 +32,10 @@ _PORTS = secrets.choice(port_blocks(29100, 30000, 100))
 PLAYBOOK_VARS = {
     "supabase_port_range_start": _PORTS,
     "supabase_port_range_end": _PORTS + 99,
-    # Nothing here needs the log services or the WAL agent (a start wave fewer); the role's own
+    # Nothing here needs the log services or the WAL agent (a start wave fewer); upstream's 5 s
     # healthcheck interval keeps the create's tail short; a loaded host needs patience.
     "supabase_logs_enabled": False,
+    "supabase_healthcheck_interval": "5s",
     "supabase_backup_wal_enabled": False,
     "supabase_health_timeout": 900,
     "supabase_healthcheck_start_period": "600s",

@@ -43,6 +43,8 @@ PLAYBOOK_VARS = {
     # Not about backups: without the backup agent (on by default), one container and start wave less
     # per project; the live project (conftest.live_project) and tests/integration/role/test_backup.py run it.
     "supabase_backup_wal_enabled": False,
+    # Upstream's 5 s, not the role's 20 s: every create and resume here waits one interval at its end.
+    "supabase_healthcheck_interval": "5s",
 }
 
 
