@@ -8,7 +8,8 @@ Admission holds creates back while this machine is overloaded: a create on a loc
 (ansible_connection=local; every such host shares this machine's CPUs and memory) starts only while
 the 1-minute load per CPU is below admit_load and admit_memory_mb are available, at most one every
 admit_spacing seconds. When no job of ours runs on the machine, waiting cannot lower the load: the
-create starts. A remote host is held back by its own job limit only (supamanager_max_jobs).
+create starts. A remote host is held back by its own job limit only (supamanager_max_jobs). Without an
+inventory the one host is this machine: its creates pass the same gate (operations/jobs.py).
 """
 
 from __future__ import annotations
