@@ -41,7 +41,12 @@ def test_fuzzing_finds_no_server_error_and_no_response_off_the_document(tmp_path
     # The fuzzer sends requests without the token on purpose (ignored_auth, missing_required_header),
     # hundreds a minute from one address: the failed-auth limit (429; test_daemon_hardening.py) would
     # answer them all before long, whatever they test.
-    daemon = Daemon(tmp_path, fake_collection, root, max_jobs=1, max_body_bytes=4096, auth_failures_per_minute=100000)
+    # No Docker engine behind it: the fuzzer calls DELETE /v1/orphans too, and on a real engine that
+    # removed every labelled container this daemon does not know (other tests' projects, a bench's).
+    daemon = Daemon(
+        tmp_path, fake_collection, root, max_jobs=1, max_body_bytes=4096, auth_failures_per_minute=100000,
+        docker_socket=str(tmp_path / "no-docker.sock"),
+    )  # fmt: skip
     daemon.start()
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUPAMANAGER_")}
