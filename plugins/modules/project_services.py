@@ -27,15 +27,19 @@ description:
     healthcheck) is ready once its container runs.
   - V(stopped) stops every container, the services that depend on others first, each level at once. V(restarted)
     restarts the containers in place, as C(docker compose restart) does (the engine's restart of each container, its
-    stop timeout, then a start), all at once except a service whose C(depends_on) says C(restart) after another, which
-    restarts once that one is ready again by its probe. Then each service is probed as V(present) probes a starting
-    one (a service's probes wait until its dependencies are ready) and the run returns once all are healthy by
-    Docker's own check. V(absent) stops and removes the project's containers (all at once, once stopped) and
+    stop timeout, then a start), all at once; a service whose C(depends_on) says C(restart) after another is stopped
+    at once too and started once that one is ready again by its probe. Only the services that another one waits for
+    in the run are probed (what a follower follows, what a stopped service depends on, which starts as V(present)
+    starts it); the run returns once all are healthy by Docker's own check, as C(docker compose restart) followed by
+    a wait for health would. V(absent) stops and removes the project's containers (all at once, once stopped) and
     network (a container that is not the project's is disconnected from it, not removed), and with O(remove_volumes)
-    its volumes.
+    its volumes. With O(remove_volumes) only the containers with a writable bind mount outside O(project_dir) (what
+    they write there outlives the delete, as the backup agent's WAL does) are stopped first; the others are killed
+    as they are removed, since nothing they hold survives.
   - With O(files), V(present) first writes the project's files (one module run for the files and the start).
   - Only objects that carry the label C(supamanager.project=<project>) are touched.
-  - O(gateway_url) is asked with O(gateway_headers) until it answers 200, after the services are healthy.
+  - O(gateway_url) is asked with O(gateway_headers) until it answers 200, after the services are healthy. Either may
+    name variables of the project's C(.env) as C(${NAME}) (a restart reads the port and key of what runs).
   - Talks to the engine through its Unix socket (C(DOCKER_HOST) or O(docker_host)); runs C(docker compose) only for
     V(present).
 extends_documentation_fragment:
@@ -59,7 +63,9 @@ options:
     required: true
   project_dir:
     description:
-      - The directory with C(docker-compose.yml) and C(.env). Needed for V(present) and O(existing).
+      - The directory with C(docker-compose.yml) and C(.env). Needed for V(present), O(existing), O(secret_env) and a
+        C(${NAME}) in the gateway check. With V(absent) and O(remove_volumes), a bind mount inside it does not count
+        as one that outlives the delete.
     type: path
   existing:
     description:
@@ -137,16 +143,24 @@ options:
     default: false
   gateway_url:
     description:
-      - A URL that must answer 200 once the services are healthy (V(present), V(restarted)).
+      - A URL that must answer 200 once the services are healthy (V(present), V(restarted)). A C(${NAME}) in it is
+        replaced by that variable of O(project_dir)/C(.env).
     type: str
   gateway_headers:
     description:
-      - Headers sent to O(gateway_url), for example the C(apikey).
+      - Headers sent to O(gateway_url), for example the C(apikey). A C(${NAME}) in a value is replaced by that
+        variable of O(project_dir)/C(.env).
     type: dict
     default: {}
   secrets:
     description:
       - Values that must never appear in the module's output; every message is masked with them.
+    type: list
+    elements: str
+    default: []
+  secret_env:
+    description:
+      - Names of variables of O(project_dir)/C(.env) whose values are masked as those of O(secrets) are.
     type: list
     elements: str
     default: []
@@ -196,15 +210,17 @@ services:
     db: {container: supamanager-shop-db, state: running, health: healthy}
 ready_s:
   description:
-    - For each service this run started or restarted, seconds from the start of the run until its probe passed
-      (or it ran, for a service without a healthcheck).
+    - For each service this run started, or restarted and probed (V(restarted) probes only the services another one
+      waits for), seconds from the start of the run until its probe passed (or it ran, for a service without a
+      healthcheck).
   returned: when O(state) is V(present) or V(restarted)
   type: dict
   sample: {vector: 0.6, db: 3.9, kong: 8.2}
 timings:
   description:
-    - Seconds spent in each phase (compose create, start (or restart) until every service is ready by its probe,
-      until Docker's own checks report healthy, until the gateway answers, stop, remove).
+    - Seconds spent in each phase (compose create, start until every service is ready by its probe (C(ready)), or
+      restart until every restart returned and the probed ones passed (C(restart)), until Docker's own checks report
+      healthy, until the gateway answers, stop, remove).
   returned: always
   type: dict
   sample: {compose_create: 1.2, ready: 9.8, docker_healthy: 4.1, gateway: 0.1}
@@ -214,7 +230,9 @@ started:
   type: list
   elements: str
 stopped:
-  description: The services this run stopped (not those V(restarted) restarts in place, see RV(started)).
+  description:
+    - The services this run stopped (not those V(restarted) restarts, see RV(started)); with V(absent) and
+      O(remove_volumes), also those killed as they were removed.
   returned: always
   type: list
   elements: str
@@ -231,6 +249,7 @@ written:
 """
 
 import os
+import re
 import socket
 import threading
 import time
@@ -250,6 +269,11 @@ SERVICE_LABEL = "com.docker.compose.service"
 DEPENDS_LABEL = "com.docker.compose.depends_on"
 # While none of a container's exposed ports accepts connections, its healthcheck command runs at most this often.
 REFUSED_PROBE_EVERY = 2.0
+# A line of .env, and a reference to one of its variables in the gateway check's URL or headers.
+ENV_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
+ENV_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Container states in which a container is up (stop or restart applies to it).
+RUNNING_STATES = ("running", "restarting", "paused")
 # A network the engine refuses to remove (an endpoint that lingers after its container went) is tried again.
 NETWORK_TRIES = 6
 NETWORK_RETRY_DELAY = 2.0
@@ -425,6 +449,11 @@ class Starter:
             if restart
             else None
         )
+        # In a restart, the services another one waits for in this run (what a follower follows, what a
+        # stopped service depends on): only they are probed. Everything else restarted at once, as
+        # compose restarts, and Docker's own checks (wait_docker_healthy) say when it is healthy: probing it
+        # too would only take CPU from the starts on a small host.
+        self.awaited = self._awaited(project) if restart else None
         self.started_evt = dict((n, threading.Event()) for n in self.deps)
         self.ready_evt = dict((n, threading.Event()) for n in self.deps)
         self.ready_at = {}
@@ -438,6 +467,17 @@ class Starter:
         # Set on the first verdict: every other service stops waiting, the start has failed.
         self.abort = threading.Event()
         self.lock = threading.Lock()
+
+    def _awaited(self, project):
+        out = set()
+        for name, c in project.containers.items():
+            if self.only is not None and name not in self.only:
+                continue
+            if c["State"] in RUNNING_STATES:
+                out |= self.restart_after[name]
+            else:
+                out |= set(self.deps[name]) & set(self.deps)
+        return out
 
     def run(self):
         dependency_order(self.deps)  # refuses a cycle before anything starts
@@ -481,17 +521,31 @@ class Starter:
             return
         container = self.project.containers[name]
         cid = container["Id"]
-        restarted = self.restart_after is not None and container["State"] in ("running", "restarting", "paused")
+        restarted = self.restart_after is not None and container["State"] in RUNNING_STATES
         if restarted:
-            # In place and at once, as `docker compose restart` does; a follower of another service
-            # (its pools die with the database) once that one is ready again. Docker resets the health
-            # to starting, so the probes below see the restarted service, not its old verdict. A
-            # stopped one starts below, once its dependencies are ready, as a resume starts it.
-            for dep in sorted(self.restart_after[name]):
-                if not self._wait_for(dep, self.ready_evt):
-                    return
-            self.api.restart(cid)
+            # In place and at once, as `docker compose restart` does. A follower of another service (its
+            # pools die with the database) is stopped now with the others and started once that one is
+            # ready again: its stop overlaps theirs instead of coming after. Docker resets the health to
+            # starting, so a probe below sees the restarted service, not its old verdict. A stopped one
+            # starts below, once its dependencies are ready, as a resume starts it.
+            follows = sorted(self.restart_after[name])
+            if follows:
+                self.api.stop(cid)
+                for dep in follows:
+                    if not self._wait_for(dep, self.ready_evt):
+                        return
+                self.api.start(cid)
+            else:
+                self.api.restart(cid)
             self._acted(name)
+            if name not in self.awaited:
+                state = state_of(self.api.inspect(cid))
+                self.since[name] = last_check(state)
+                if self.max_restarts is not None:
+                    self.restarts_allowed[name] = state.get("RestartCount", 0) + self.max_restarts
+                self._ready(name)  # nothing waits for it: no probe, Docker's check decides
+                self.ready_at.pop(name)
+                return
         for dep, condition in self.deps[name].items():
             if dep not in self.deps:
                 continue
@@ -693,11 +747,7 @@ def stop_all(api, project, only=None):
 
     stopped = []
     for level in reversed(dependency_order(project.deps())):
-        running = [
-            n
-            for n in level
-            if containers[n]["State"] in ("running", "restarting", "paused") and (only is None or n in only)
-        ]
+        running = [n for n in level if containers[n]["State"] in RUNNING_STATES and (only is None or n in only)]
         threads = [threading.Thread(target=stop, args=(name,)) for name in running]
         for t in threads:
             t.start()
@@ -707,6 +757,18 @@ def stop_all(api, project, only=None):
             raise ServicesError("; ".join(errors))
         stopped.extend(running)
     return sorted(stopped)
+
+
+def writes_to_host(container, project_dir):
+    """Whether a container (a list entry) has a writable bind mount outside project_dir (which a delete
+    removes): what it writes there outlives its volumes."""
+    inside = os.path.join(os.path.realpath(project_dir), "") if project_dir else None
+    for mount in container.get("Mounts") or []:
+        if mount.get("Type") == "bind" and mount.get("RW"):
+            source = os.path.join(os.path.realpath(mount.get("Source") or "/"), "")
+            if inside is None or not source.startswith(inside):
+                return True
+    return False
 
 
 def remove_network(api, network_id):
@@ -762,6 +824,41 @@ def gave_up_message(api, project, timeout, verdicts, not_ready):
     return msg + ("; not ready yet: " + ", ".join(others) if others else "")
 
 
+def needs_env(url, headers):
+    """Whether the gateway's URL or headers name a variable of .env (${NAME})."""
+    return any(ENV_PLACEHOLDER.search(str(text or "")) for text in [url, *headers.values()])
+
+
+def read_env(project_dir):
+    """The variables of project_dir/.env, as the role writes them (NAME=value or NAME='value')."""
+    if not project_dir:
+        raise ServicesError("project_dir is required to read .env (secret_env, or ${NAME} in the gateway check)")
+    path = os.path.join(project_dir, ".env")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise ServicesError(f"cannot read {path}: {exc.strerror}") from exc
+    env = {}
+    for line in lines:
+        match = ENV_LINE.fullmatch(line)
+        if match:
+            name, value = match.groups()
+            env[name] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
+    return env
+
+
+def fill_env(text, env):
+    """text with each ${NAME} replaced by that variable of .env; ServicesError for one it lacks."""
+
+    def value(match):
+        if match.group(1) not in env:
+            raise ServicesError(f"the project's .env has no {match.group(1)} (named by the gateway check)")
+        return env[match.group(1)]
+
+    return ENV_PLACEHOLDER.sub(value, text)
+
+
 def compose_create(module, params):
     directory = params["project_dir"]
     cmd = [
@@ -798,6 +895,16 @@ def run(module, api):
                 p["project"], p["project_dir"]
             )
         )
+    gateway = None
+    if p["gateway_url"] or p["secret_env"]:
+        env = read_env(p["project_dir"]) if p["secret_env"] or needs_env(p["gateway_url"], p["gateway_headers"]) else {}
+        # Masked in every message and result, as the values of O(secrets) are (Ansible's no_log values).
+        module.no_log_values.update(value for name, value in env.items() if name in p["secret_env"] and value)
+        if p["gateway_url"]:
+            gateway = {
+                "url": fill_env(p["gateway_url"], env),
+                "headers": dict((k, fill_env(str(v), env)) for k, v in p["gateway_headers"].items()),
+            }
     if state == "present" and (p["files"] or p["directories"]):
         written = write_files(
             {"path": p["project_dir"], "directories": p["directories"], "files": p["files"]}, module.check_mode
@@ -809,11 +916,19 @@ def run(module, api):
     before = dict((n, (c["Id"], c["State"])) for n, c in project.containers.items())
 
     if state in ("stopped", "absent"):
-        running = [n for n, c in project.containers.items() if c["State"] in ("running", "restarting", "paused")]
+        running = [n for n, c in project.containers.items() if c["State"] in RUNNING_STATES]
         if module.check_mode:
             result["changed"] = bool(running) or (state == "absent" and bool(project.containers))
             return result
-        result["stopped"] = stop_all(api, project)
+        if state == "absent" and p["remove_volumes"]:
+            # Nothing a container holds outlives a delete that removes its volumes, except what it writes
+            # to the host through a bind mount (the backup agent's WAL): those stop first, with their
+            # stop timeout; the others are killed as they are removed, no stop timeout waited out
+            # (postgres-meta's node ignores SIGTERM: 10 s on every stop).
+            graceful = set(n for n, c in project.containers.items() if writes_to_host(c, p["project_dir"]))
+            result["stopped"] = sorted(set(stop_all(api, project, only=graceful)) | set(running))
+        else:
+            result["stopped"] = stop_all(api, project)
         result["timings"]["stop"] = round(time.time() - t0, 2)
         result["changed"] = bool(result["stopped"])
         if state == "absent":
@@ -867,7 +982,7 @@ def run(module, api):
         api, project, deadline, p["probe_interval"], only, p["max_restarts"], restart=state == "restarted"
     )
     not_ready = starter.run()
-    result["timings"]["ready"] = round(time.time() - t1, 2)
+    result["timings"]["restart" if state == "restarted" else "ready"] = round(time.time() - t1, 2)
     result["started"] = sorted(starter.acted)
     after = dict((n, c["Id"]) for n, c in project.refresh().items())
     result["changed"] = (
@@ -893,13 +1008,13 @@ def run(module, api):
                 p["timeout"], describe_not_ready(api, project, unhealthy)
             )
         )
-    if p["gateway_url"]:
+    if gateway:
         t3 = time.time()
-        failure = wait_gateway(p["gateway_url"], p["gateway_headers"], deadline)
+        failure = wait_gateway(gateway["url"], gateway["headers"], deadline)
         result["timings"]["gateway"] = round(time.time() - t3, 2)
         if failure:
             raise ServicesError(
-                "the gateway {} did not answer 200 within {}s: {}".format(p["gateway_url"], p["timeout"], failure)
+                "the gateway {} did not answer 200 within {}s: {}".format(gateway["url"], p["timeout"], failure)
             )
     result["services"] = project.summary()
     result["ready_s"] = dict((name, round(at, 2)) for name, at in starter.ready_at.items())
@@ -921,6 +1036,7 @@ def main():
             gateway_url=dict(type="str"),
             gateway_headers=dict(type="dict", default={}, no_log=True),
             secrets=dict(type="list", elements="str", default=[], no_log=True),
+            secret_env=dict(type="list", elements="str", default=[], no_log=False),
             docker_host=dict(type="str"),
             compose_command=dict(type="list", elements="str", default=["docker", "compose"]),
             services=dict(type="list", elements="str", default=[]),

@@ -25,7 +25,7 @@ from tests.conftest import run
             "project_services",
             {"project", "project_dir", "state", "existing", "directories", "files", "services", "timeout"}
             | {"probe_interval", "remove_volumes", "gateway_url", "gateway_headers", "secrets", "docker_host"}
-            | {"compose_command", "max_restarts"},
+            | {"compose_command", "max_restarts", "secret_env"},
             {"services", "timings", "started", "stopped", "removed", "ready_s", "written"},
         ),
         (

@@ -353,7 +353,7 @@ def test_lifecycle_keeps_the_data(project, host):
     assert all(after[name] != before[name] for name in after)
     # ...with no stop phase of its own: the engine's restart stops and starts each container.
     phases = re.search(r"phases:\n((?: +\w+: [\d.]+\n)+)", restarted.stdout)
-    assert set(re.findall(r"(\w+):", phases.group(1))) == {"ready", "docker_healthy", "gateway"}
+    assert set(re.findall(r"(\w+):", phases.group(1))) == {"restart", "docker_healthy", "gateway"}
     assert pooler_query(env, "select note from kept") == [("before pause",)]
 
     # The daemon's heal: only db, and the pooler, whose depends_on says restart after db: once db is ready again.

@@ -35,6 +35,7 @@ class Engine(FakeEngine):
         self.removed = []
         self.states = {}  # name -> inspect State to report instead of the computed one
         self.attached = []  # containers on the network that are not the project's
+        self.mounts = {}  # name -> the Mounts its list entry shows
         self.disconnected = []
         self.refusals = 0  # times the engine still counts an endpoint of a removed container
         # name -> [(seconds after its start, inspect State it reports from then on), ...]: Docker's
@@ -47,7 +48,8 @@ class Engine(FakeEngine):
 
     def containers(self, label):
         assert label == "supamanager.project=p"
-        return [c for c in super().containers(label) if c["Id"] not in self.removed]
+        listed = [c for c in super().containers(label) if c["Id"] not in self.removed]
+        return [dict(c, Mounts=self.mounts.get(c["Id"], [])) for c in listed]
 
     def inspect(self, name):
         info = super().inspect(name)
@@ -111,11 +113,13 @@ class Module:
             "compose_command": ["docker", "compose"],
             "services": [],
             "max_restarts": None,
+            "secret_env": [],
         }
         self.params.update(params)
         self.check_mode = check_mode
         self.compose = compose
         self.commands = []
+        self.no_log_values = set()
 
     def run_command(self, cmd, cwd=None, environ_update=None):
         self.commands.append((cmd, cwd, environ_update))
@@ -160,6 +164,30 @@ def test_absent_stops_dependants_first_removes_the_project_then_finds_nothing_to
     assert again["removed"] == ["supamanager-p-db-data"] and engine.vols == []
     last = ps.run(Module(state="absent", remove_volumes=True), engine)
     assert (last["changed"], last["stopped"], last["removed"]) == (False, [], [])
+
+
+def test_absent_with_the_volumes_kills_what_holds_nothing_that_outlives_them(tmp_path):
+    """With remove_volumes only a container writing to the host outside the project directory (the backup
+    agent's WAL) is stopped; the others are killed as they are removed (the engine's forced removal)."""
+    engine = Engine(SERVICES, running=True)
+    project_dir = tmp_path / "projects" / "p"
+    bind = {"Type": "bind", "RW": True}
+    engine.mounts = {
+        "db": [{"Type": "volume", "Name": "supamanager-p-db-data", "RW": True}, dict(bind, RW=False, Source="/etc")],
+        "storage": [dict(bind, Source=str(tmp_path / "backups" / "p" / "wal"))],
+        "rest": [dict(bind, Source=str(project_dir / "volumes" / "snippets"))],
+    }
+    result = ps.run(Module(state="absent", remove_volumes=True, project_dir=str(project_dir)), engine)
+    assert engine.stopped == ["storage"] and sorted(engine.removed) == sorted(SERVICES)
+    assert result["stopped"] == sorted(SERVICES) and engine.vols == []
+    # Without the volumes, every container stops first, dependants before what they depend on.
+    engine = Engine(SERVICES, running=True)
+    ps.run(Module(state="absent", project_dir=str(project_dir)), engine)
+    assert sorted(engine.stopped) == sorted(SERVICES)
+    # Where the project's directory is not known, any writable bind mount counts as the host's.
+    assert ps.writes_to_host({"Mounts": [dict(bind, Source=str(project_dir / "a"))]}, None) is True
+    assert ps.writes_to_host({"Mounts": [dict(bind, Source=str(project_dir / "a"))]}, str(project_dir)) is False
+    assert ps.writes_to_host({}, str(project_dir)) is False
 
 
 def test_a_removal_the_engine_refuses_fails_the_delete_once_the_others_went_and_leaves_the_network():
@@ -448,6 +476,31 @@ def test_the_gateway_must_answer_200_before_the_deadline(tmp_path, gateway):
     module = Module(project_dir=str(tmp_path), timeout=1, gateway_url=url, gateway_headers={"apikey": "anon"})
     with pytest.raises(ps.ServicesError, match=rf"^the gateway {url} did not answer 200 within 1s: HTTP Error 503"):
         ps.run(module, engine)
+
+
+def test_a_restart_reads_the_gateway_s_port_and_key_from_env_and_masks_its_secrets(tmp_path, gateway):
+    """${NAME} in the gateway check is filled from the project's .env (what runs), and the values of
+    secret_env are Ansible's no_log values from then on (masked in every result and message)."""
+    port = gateway.server_address[1]
+    (tmp_path / ".env").write_text(f"# the role's\nKONG_HTTP_PORT={port}\nANON_KEY='anon'\nSITE_URL=http://x\n")
+    engine = Engine(SERVICES, running=True)
+    module = Module(
+        state="restarted",
+        project_dir=str(tmp_path),
+        gateway_url="http://127.0.0.1:${KONG_HTTP_PORT}/rest/v1/",
+        gateway_headers={"apikey": "${ANON_KEY}"},
+        secret_env=["ANON_KEY", "JWT_SECRET"],
+    )
+    result = ps.run(module, engine)
+    assert sorted(result["timings"]) == ["docker_healthy", "gateway", "restart"]
+    assert module.no_log_values == {"anon"}
+    assert ps.read_env(str(tmp_path)) == {"KONG_HTTP_PORT": str(port), "ANON_KEY": "anon", "SITE_URL": "http://x"}
+    with pytest.raises(ps.ServicesError, match=r"^the project's .env has no KONG_HTTPS_PORT \(named by the gateway"):
+        ps.run(Module(state="restarted", project_dir=str(tmp_path), gateway_url="http://h:${KONG_HTTPS_PORT}/"), engine)
+    with pytest.raises(ps.ServicesError, match=r"^cannot read .*/none/.env: No such file or directory$"):
+        ps.run(Module(state="restarted", project_dir=str(tmp_path / "none"), secret_env=["ANON_KEY"]), engine)
+    with pytest.raises(ps.ServicesError, match=r"^project_dir is required to read .env"):
+        ps.run(Module(state="restarted", gateway_url="http://h:${KONG_HTTP_PORT}/"), engine)
 
 
 def test_probe_errors_are_retried_until_the_service_answers():
