@@ -74,6 +74,16 @@ class Bench:
         base = args.port_base or 20000 + 1000 * secrets.randbelow(9)
         self.ports = {"supabase_port_range_start": base, "supabase_port_range_end": base + 999}
         self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{VENV}:{os.environ['PATH']}")
+        if args.task_times:
+            # Every playbook run appends when each task began and how long it took (the breakdown), and
+            # prints the module's phases (-v): logs/tasktimes.txt and the logs, kept.
+            args.keep_logs = True
+            self.env.update(
+                ANSIBLE_CALLBACK_PLUGINS=str(REPO / "bench" / "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="tasktimes",
+                ANSIBLE_VERBOSITY="1",
+                TASKTIMES_OUT=str(self.logs / "tasktimes.txt"),
+            )
 
     # -- commands ---------------------------------------------------------------------------
     def timed(self, name: str, cmd: list[str], cwd: pathlib.Path | None = None, timeout: float = 900) -> float:
@@ -966,6 +976,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument(
+        "--task-times",
+        action="store_true",
+        help="time every playbook task (logs/tasktimes.txt) and print the module's phases (-v); keeps the logs",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.steps) - {"lifecycle", "poll", "api", "scale", "backup"}
     if unknown:
