@@ -163,7 +163,7 @@ def restart_interrupted_while_a_create_waits(e2e: Daemon, ref: str) -> None:
     docker_lines("create", "--name", blocker, kit.BASE_IMAGE, "true")
     try:
         # SIGTERM while the restart's containers restart.
-        e2e.wait(restart_id, lambda op: (op["step"] or "").startswith("Start the services"), timeout=600)
+        e2e.wait(restart_id, lambda op: (op["step"] or "").startswith("Restart the services"), timeout=600)
         assert e2e.operation(create_id)["state"] == "queued"
         e2e.proc.send_signal(signal.SIGTERM)
         assert e2e.proc.wait(60) == 0
