@@ -16,6 +16,12 @@ if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
 
+def pytest_configure(config):
+    # ansible-test units runs these files with its own pytest config and --strict-markers, without
+    # pytest.ini's markers: a file marked docker (test_project_services_run.py) failed its collection.
+    config.addinivalue_line("markers", "docker: needs the Docker engine")
+
+
 @pytest.fixture
 def run_module(monkeypatch, capsys, tmp_path):
     """Run a module's main() in this process as Ansible would: arguments in, (exit code, JSON result) out.
