@@ -5,7 +5,9 @@ not answer. The same on real engines, with real projects: test_fleet_engines.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import pathlib
@@ -15,9 +17,9 @@ import time
 
 import pytest
 import yaml
-from conftest import AUTH, wait_operation
+from conftest import AUTH, TOKEN, wait_operation
 from daemonproc import BIN
-from supamanager_daemon import keys
+from supamanager_daemon import cli, keys
 from supamanager_daemon.app import create_app
 from supamanager_daemon.errors import InvalidRequest
 from supamanager_daemon.fleet.hosts import Fleet, Host, InventoryError, host_from_vars, load_inventory
@@ -501,3 +503,157 @@ def test_a_job_scheduler_without_an_inventory_runs_as_before(settings):
     assert "supabase_port_range_start" not in jobs.extravars(
         {"id": "x", "ref": "r", "kind": "pause", "params": {}}, "pause.yml"
     )
+
+
+# -- moving projects and draining hosts (the real move: test_fleet_engines.py) -------------------
+# A fake move.yml, as the collection's: one play over both hosts, each recording its engine, its own port
+# range (not the source's) and the move's two ends.
+_MOVE_PLAYBOOK = """---
+- name: Fake move
+  hosts: supabase_hosts
+  gather_facts: false
+  tasks:
+    - name: Record where it ran
+      ansible.builtin.copy:
+        dest: "{{ supamanager_root }}/ran-{{ project_ref }}-move-{{ inventory_hostname }}.json"
+        content: "{{ {'source': move_source, 'target': move_target,
+          'engine': supamanager_move_engines[inventory_hostname] | default(None),
+          'ports': [supabase_port_range_start | default(None), supabase_port_range_end | default(None)]} | to_json }}"
+        mode: "0600"
+    - name: Hold while asked to
+      ansible.builtin.wait_for:
+        path: "{{ supamanager_root }}/hold"
+        state: absent
+        timeout: 120
+        sleep: 1
+    - name: "Moved; downtime (s): 1.5"
+      ansible.builtin.debug:
+        msg: moved
+"""
+
+
+async def _placed(store, ref: str, host: str) -> None:
+    """A project that a create put on host, ACTIVE_HEALTHY."""
+    _, op = await store.create_project(ref=ref, name=ref, organization_slug="default", region="eu-central-1", host=host)
+    await store.mark_running(op["id"])
+    await store.finish_operation(op["id"], ok=True)
+
+
+def test_a_move_or_a_drain_picks_another_host_of_the_region_never_the_excluded_or_a_draining_one():
+    big = Host("big", "eu", memory_mb=8192)
+    small = Host("small", "eu", memory_mb=4096)
+    other = Host("other", "us", memory_mb=65536)
+    fleet = _fleet(big, small, other)
+    need = project_need(None, SIZES, 1024)
+    assert choose_host(fleet, "eu", {}, need).name == "big"
+    assert choose_host(fleet, "eu", {}, need, exclude={"big"}).name == "small"  # its own host is not a target
+    with pytest.raises(NoCapacity):
+        choose_host(fleet, "eu", {}, need, exclude={"big", "small"})  # a region of excluded hosts has no room
+    with pytest.raises(InvalidRequest):
+        choose_host(fleet, "nowhere", {}, need, exclude={"big"})
+
+
+async def test_moves_are_checked_then_run_on_both_hosts_and_a_drain_moves_a_hosts_projects_one_at_a_time(
+    aiohttp_client, fleet_settings
+):
+    (fleet_settings.collection_dir / "playbooks" / "move.yml").write_text(_MOVE_PLAYBOOK)
+    client = await aiohttp_client(create_app(fleet_settings))
+    await client.app[keys.POLLER].stop()
+    store, root = client.app[keys.STORE], fleet_settings.root
+    first, second = "a" * 20, "b" * 20
+    for ref in (first, second):  # big holds two (3072 MiB), small one (2048)
+        await _placed(store, ref, "big")
+
+    async def move(ref: str, body) -> tuple[int, dict]:
+        resp = await client.post(f"/v1/projects/{ref}/move", json=body, headers=AUTH)
+        return resp.status, await resp.json()
+
+    # refused, nothing recorded: not a host, its own host, another region, a wrong body, no such project
+    for body, status, code in (
+        ({"target_host": "nope"}, 400, "unknown_host"),
+        ({"target_host": "big"}, 400, "same_host"),
+        ({"target_host": "lab"}, 400, "other_region"),
+        ({"target": "small"}, 400, None),
+        ({"target_host": "../x"}, 400, None),
+    ):
+        got, answer = await move(first, body)
+        assert got == status and (code is None or answer["code"] == code), (body, answer)
+    assert (await move("c" * 20, {"target_host": "small"}))[0] == 404
+    assert [op["kind"] for op in await store.active_operations()] == []
+    # 409 while another operation runs on it
+    hold = root / "hold"
+    hold.touch()
+    resp = await client.post(f"/v1/projects/{second}/restart", headers=AUTH)
+    restart = resp.headers["X-Operation-Id"]
+    got, answer = await move(second, {"target_host": "small"})
+    assert got == 409 and answer["code"] == "operation_in_progress", answer
+    hold.unlink()
+    await wait_operation(client, restart)
+
+    # drain big: the first goes to small (the region's other host), then small is full and the second stays
+    resp = await client.post("/platform/fleet/hosts/big/drain", headers=AUTH)
+    assert resp.status == 200
+    drain = await resp.json()
+    assert drain["host"] == "big" and drain["draining"] is True
+    drains = client.app[keys.DRAINS]
+    deadline = time.monotonic() + 300
+    while not drains.state("big").done:
+        assert time.monotonic() < deadline, "the drain did not end"
+        await asyncio.sleep(0.2)
+    resp = await client.get("/platform/fleet/hosts/big/drain", headers=AUTH)
+    drain = await resp.json()
+    assert [(m["ref"], m["target"], m["state"]) for m in drain["moves"]] == [(first, "small", "succeeded")]
+    assert [s["ref"] for s in drain["skipped"]] == [second] and "has room" in drain["skipped"][0]["reason"]
+    assert drain["done"] is True and drain["projects_left"] == 1
+    stored = {p["ref"]: (p["host"], p["status"]) for p in await store.list_projects()}
+    assert stored == {first: ("small", "ACTIVE_HEALTHY"), second: ("big", "ACTIVE_HEALTHY")}
+    # the move ran on both hosts, each on its engine with its own port range; its steps tell the downtime
+    for host, engine, ports in (("big", "unix:///run/fleet-big.sock", [49200, 49299]),
+                                ("small", "unix:///run/fleet-small.sock", [49100, 49199])):  # fmt: skip
+        seen = json.loads((root / f"ran-{first}-move-{host}.json").read_text())
+        assert seen == {"source": "big", "target": "small", "engine": engine, "ports": ports}
+    op = await wait_operation(client, drain["moves"][0]["operation_id"])
+    assert op["kind"] == "move" and op["params"] == {"source": "big", "target": "small"}
+    assert "Moved; downtime (s): 1.5" in [s["name"] for s in op["steps"]]
+    # a draining host takes no create; the fleet says it drains
+    resp, refused = await _create(client, region="eu-central-1")
+    assert resp.status == 403 and refused["code"] == "no_capacity", refused
+    hosts = {
+        h["name"]: h["draining"] for h in (await (await client.get("/platform/fleet", headers=AUTH)).json())["hosts"]
+    }
+    assert hosts == {"big": True, "small": False, "lab": False}
+    got, answer = await move(first, {"target_host": "big"})
+    assert got == 400 and answer["code"] == "host_draining"
+    # a full target is 403
+    got, answer = await move(second, {"target_host": "small"})
+    assert got == 403 and answer["code"] == "no_capacity", answer
+    # undrained, big takes projects again: the first moves back
+    resp = await client.delete("/platform/fleet/hosts/big/drain", headers=AUTH)
+    assert (await resp.json())["draining"] is False
+    hold.touch()
+    resp = await client.post(f"/v1/projects/{first}/move", json={"target_host": "big"}, headers=AUTH)
+    answer = await resp.json()
+    assert resp.status == 200 and answer["status"] == "RESTORING", answer
+    assert (await store.get_project(first))["host"] == "small"  # until the move succeeds
+    hold.unlink()
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert op["state"] == "succeeded" and (await store.get_project(first))["host"] == "big"
+    assert (await client.get("/platform/fleet/hosts/nope/drain", headers=AUTH)).status == 404
+    # the CLI's move and drain say the same
+    url = str(client.make_url("")).rstrip("/")
+
+    def run_cli(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([*args, "--url", url, "--token", TOKEN])
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, _ = await asyncio.to_thread(run_cli, "fleet", "drain", "big", "--show")
+    assert code == 0 and out.splitlines()[0] == "host big: not draining, 2 project(s) left"
+    assert f"  {first} -> small: succeeded" in out and f"  {second} stays: " in out
+    code, out, err = await asyncio.to_thread(run_cli, "projects", "move", second, "--to", "nope")
+    assert code == 1 and "no host 'nope' in the inventory" in err, err
+    code, out, _ = await asyncio.to_thread(run_cli, "fleet", "drain", "small", "--json")
+    assert code == 0 and json.loads(out)["draining"] is True
+    code, out, _ = await asyncio.to_thread(run_cli, "fleet", "drain", "small", "--undo", "--json")
+    assert code == 0 and json.loads(out)["draining"] is False

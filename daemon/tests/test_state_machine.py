@@ -35,6 +35,8 @@ REQUESTS = {
     # also the daemon's backup schedule's chooser (operations/backup_schedule.py)
     "backup": backup_handlers.choose_backup,
     "resize": billing_handlers.choose_resize,
+    # also a host's drain's (fleet/drain.py, through api/projects.py start_move)
+    "move": handlers.choose_move,
 }
 
 

@@ -15,7 +15,7 @@ SURVEYS = yaml.safe_load((REPO / "awx" / "surveys.yml").read_text())["surveys"]
 SPEC = yaml.safe_load((REPO / "roles" / "project" / "meta" / "argument_specs.yml").read_text())
 OPTIONS = SPEC["argument_specs"]["main"]["options"]
 DEFAULTS = yaml.safe_load((REPO / "roles" / "project" / "defaults" / "main.yml").read_text())
-LIFECYCLE = ["create", "pause", "resume", "restart", "delete", "status", "backup", "restore", "hostname"]
+LIFECYCLE = ["create", "pause", "resume", "restart", "delete", "status", "backup", "restore", "hostname", "move"]
 
 
 def test_every_lifecycle_playbook_has_a_survey():

@@ -13,9 +13,11 @@ import yaml
 from aiohttp import web
 
 from . import api, console, events, keys, logging_json, metrics
+from .api import projects as projects_api
 from .api.backups import choose_backup
 from .auth import FailedAuthLimiter, auth_middleware
 from .fleet.docker import DockerClient
+from .fleet.drain import Drains
 from .fleet.healing import Healer, Policy
 from .fleet.hosts import InventoryError
 from .fleet.manager import FleetManager
@@ -185,6 +187,18 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     await jobs.shutdown()
 
 
+async def drains_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hosts' drains; they stop before the jobs do (a drain records moves)."""
+
+    async def start_move(ref: str) -> dict:
+        return (await projects_api.start_move(app, ref, None))[1]
+
+    drains = Drains(app[keys.FLEET], app[keys.STORE], start_move)
+    app[keys.DRAINS] = drains
+    yield
+    await drains.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[logging_json.context_middleware, error_middleware, auth_middleware],
@@ -199,7 +213,7 @@ def create_app(settings: Settings) -> web.Application:
     settings.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Order matters: cleanup runs in reverse, so jobs stop before the poller, Docker and the store.
     app.cleanup_ctx.extend(
-        [store_ctx, docker_ctx, fleet_ctx, direct_ctx, poller_ctx, usage_ctx, notifier_ctx, jobs_ctx]
+        [store_ctx, docker_ctx, fleet_ctx, direct_ctx, poller_ctx, usage_ctx, notifier_ctx, jobs_ctx, drains_ctx]
     )
     # Every route, documented: api/<tag>.py, shapes/<tag>.py (openapi.py derives /openapi.json).
     api.setup(app)

@@ -470,6 +470,29 @@ def cmd_healing(client: Client, args) -> int:
     return 0
 
 
+def cmd_move(client: Client, args) -> int:
+    _, headers = client.call("POST", _ref_path(args.ref, "/move"), {"target_host": args.to})
+    return _accepted(client, args, {"ref": args.ref}, headers, f"moving project {args.ref} to {args.to}")
+
+
+def cmd_drain(client: Client, args) -> int:
+    path = f"/platform/fleet/hosts/{urllib.parse.quote(args.host, safe='')}/drain"
+    method = "GET" if args.show else ("DELETE" if args.undo else "POST")
+    drain, _ = client.call(method, path)
+    if args.json:
+        _print_json(drain)
+        return 0
+    mark = "draining" if drain["draining"] else "not draining"
+    print(
+        f"host {drain['host']}: {mark}, {drain['projects_left']} project(s) left{'' if drain['done'] else ', moving'}"
+    )
+    for move in drain["moves"]:
+        print(f"  {move['ref']} -> {move['target']}: {move['state']} (operation {move['operation_id']})")
+    for skipped in drain["skipped"]:
+        print(f"  {skipped['ref']} stays: {skipped['reason']}")
+    return 0
+
+
 def cmd_orphans_list(client: Client, args) -> int:
     found, _ = client.call("GET", "/v1/orphans")
     if args.json:
@@ -647,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     groups = parser.add_subparsers(
-        dest="group", required=True, metavar="{projects,backups,tokens,profile,operations,orphans}"
+        dest="group", required=True, metavar="{projects,backups,tokens,profile,operations,fleet,orphans}"
     )
 
     projects = groups.add_parser("projects", help="list, create and change projects", parents=[common])
@@ -685,6 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "health":
             p.add_argument("--service", dest="services", action="append", choices=HEALTH_SERVICES)
 
+    p = sub.add_parser("move", help="move a project to another host of the inventory", parents=[common, waiting])
+    p.add_argument("ref", help="project ref")
+    p.add_argument("--to", required=True, help="the host it goes to (GET /platform/fleet lists them)")
+    p.set_defaults(func=cmd_move)
     p = sub.add_parser("usage", help="what the project uses: CPU, memory, disk, database size", parents=[common])
     p.add_argument("ref", help="project ref")
     p.add_argument("--hours", type=int, default=24, help="hours of history (default 24): --json, api_requests")
@@ -764,6 +791,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("op_id")
     p.add_argument("--timeout", type=float, default=1800)
     p.set_defaults(func=cmd_operation_wait)
+
+    fleet = groups.add_parser("fleet", help="the hosts of the inventory: drain one", parents=[common])
+    sub = fleet.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "drain", help="move every project off a host, one at a time; it takes no new project", parents=[common]
+    )
+    p.add_argument("host", help="the inventory host")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--show", action="store_true", help="only show how the drain goes")
+    which.add_argument("--undo", action="store_true", help="the host takes projects again (the drain stops)")
+    p.set_defaults(func=cmd_drain)
 
     orphans = groups.add_parser(
         "orphans", help="Docker objects labelled for projects the daemon does not know", parents=[common]

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .auth import FailedAuthLimiter
     from .fleet.docker import DockerClient
+    from .fleet.drain import Drains
     from .fleet.manager import FleetManager
     from .fleet.poller import Poller
     from .fleet.usage import UsageCollector
@@ -30,6 +31,8 @@ DOCKER: web.AppKey[DockerClient] = web.AppKey("docker")
 # The hosts of the inventory, their Docker clients, placement (fleet/manager.py).
 FLEET: web.AppKey[FleetManager] = web.AppKey("fleet")
 POLLER: web.AppKey[Poller] = web.AppKey("poller")
+# The hosts' drains (fleet/drain.py): their projects moving away, one at a time.
+DRAINS: web.AppKey[Drains] = web.AppKey("drains")
 USAGE: web.AppKey[UsageCollector] = web.AppKey("usage")
 JOBS: web.AppKey[JobScheduler] = web.AppKey("jobs")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")

@@ -82,6 +82,10 @@ KINDS = {
         # PATCH .../config/auth: settings.yml recreates the services whose settings change, the project
         # running on meanwhile; it puts the settings before back when they do not come up healthy.
         Kind("settings", "settings.yml", ACTIVE_HEALTHY, ACTIVE_HEALTHY, ACTIVE_HEALTHY, "active"),
+        # POST .../move (ours) and a host's drain: move.yml stops the project on its host, restores its
+        # final backup on the target and removes it from the source; a failure before the switch starts
+        # it on the source again, for the poll to judge.
+        Kind("move", "move.yml", RESTORING, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),
         # the daemon's own: restart the failing services of an unhealthy project (healing.py); it
         # stays ACTIVE_UNHEALTHY while the restart runs, as it is.
         Kind("heal", "restart.yml", ACTIVE_UNHEALTHY, ACTIVE_HEALTHY, ACTIVE_UNHEALTHY, "active"),

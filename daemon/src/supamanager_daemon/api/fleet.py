@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..errors import InvalidRequest, Unavailable
+from ..errors import InvalidRequest, NotFound, Unavailable
 from ..fleet import orphans
 from ..fleet.docker import DockerError
+from ..fleet.drain import DrainState
 from ..fleet.healing import public_state
 from ..fleet.hosts import InventoryError
-from ..shapes.fleet import Fleet, Healing, HealingBody, Orphans, OrphansCleaned, OrphansQuery
+from ..shapes.fleet import Drain, Fleet, Healing, HealingBody, Orphans, OrphansCleaned, OrphansQuery
 from .projects import host_usage, path_ref
 from .routing import Api
 
@@ -105,6 +106,7 @@ async def fleet_view(app: web.Application) -> dict[str, Any]:
                 "projects": u.projects if u else 0,
                 "memory_mb_used": u.memory_mb if u else 0,
                 "jobs_running": jobs.running_on(host.name),
+                "draining": host.name in manager.draining,
             }
         )
     return {"inventory": manager.fleet.source, "reloads": manager.reloads, "hosts": hosts}
@@ -136,3 +138,61 @@ async def reload_fleet(request: web.Request) -> dict[str, Any]:
         raise InvalidRequest(str(exc), code="invalid_inventory") from None
     request.app[keys.POLLER].wake()
     return await fleet_view(request.app)
+
+
+def _drain_json(app: web.Application, state: DrainState) -> dict[str, Any]:
+    return {
+        "host": state.host,
+        "draining": state.host in app[keys.FLEET].draining,
+        "done": state.done,
+        "moves": [dict(m) for m in state.moves],
+        "skipped": [dict(s) for s in state.skipped],
+    }
+
+
+async def _drain_answer(request: web.Request, state: DrainState) -> dict[str, Any]:
+    projects = await request.app[keys.STORE].list_projects()
+    return {**_drain_json(request.app, state), "projects_left": sum(1 for p in projects if p["host"] == state.host)}
+
+
+def _host_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if request.app[keys.FLEET].host(name) is None:
+        raise NotFound(f"no host {name[:128]!r} in the inventory", code="host_not_found")
+    return name
+
+
+@api.post(
+    "/platform/fleet/hosts/{name}/drain",
+    "drainHost",
+    "Drain a host: it takes no new project, and its projects move to other hosts of their regions",
+    description="One project at a time, each to the host of its region with the most free memory (as a create is"
+    " placed), through a move operation (kind move). A project that cannot move is skipped with the reason. Draining"
+    " a host being drained answers its drain. The mark is kept in memory (a daemon restart forgets it).",
+    response=Drain,
+    errors=(404,),
+)
+async def drain_host(request: web.Request) -> dict[str, Any]:
+    return await _drain_answer(request, request.app[keys.DRAINS].drain(_host_name(request)))
+
+
+@api.get(
+    "/platform/fleet/hosts/{name}/drain",
+    "getHostDrain",
+    "A host's drain: the moves it started, the projects it skipped, the projects left",
+    response=Drain,
+    errors=(404,),
+)
+async def get_drain(request: web.Request) -> dict[str, Any]:
+    return await _drain_answer(request, request.app[keys.DRAINS].state(_host_name(request)))
+
+
+@api.delete(
+    "/platform/fleet/hosts/{name}/drain",
+    "undrainHost",
+    "Let a drained host take projects again (a drain running stops after the move in flight)",
+    response=Drain,
+    errors=(404,),
+)
+async def undrain_host(request: web.Request) -> dict[str, Any]:
+    return await _drain_answer(request, request.app[keys.DRAINS].undrain(_host_name(request)))

@@ -19,7 +19,7 @@ from .. import keys, models
 from ..errors import InvalidRequest, InvalidState, NotFound, Unavailable
 from ..fleet.docker import DockerError
 from ..fleet.hosts import Host
-from ..fleet.placement import Used, free_on
+from ..fleet.placement import NoCapacity, Used, free_on
 from ..fleet.status import group_by_project, service_health
 from ..projects.files import project_info, read_env
 from ..settings import CHECKOUT, Settings
@@ -29,6 +29,7 @@ from ..shapes.projects import (
     AvailableRegionsQuery,
     DeleteProjectQuery,
     HealthQuery,
+    MoveProjectBody,
     RegionCode,
     RegionsInfo,
     V1CreateProjectBody,
@@ -189,15 +190,16 @@ async def start_create(request: web.Request, body: V1CreateProjectBody) -> tuple
 
 async def host_usage(app: web.Application) -> dict[str, Used]:
     """What each host holds, as placement counts it (the projects' sizes from their project.json, read
-    only when some host's capacity is limited)."""
-    fleet, settings = app[keys.FLEET], app[keys.SETTINGS]
-    projects = await app[keys.STORE].list_projects()
+    only when some host's capacity is limited); a moving project counts on its target too."""
+    fleet, settings, store = app[keys.FLEET], app[keys.SETTINGS], app[keys.STORE]
+    projects = await store.list_projects()
     sizes: dict[str, str | None] = {}
     if any(h.memory_mb is not None or h.cpus is not None for h in fleet.fleet.hosts.values()):
         sizes = await asyncio.to_thread(
             lambda: {p["ref"]: project_info(settings, p["ref"]).get("instance_size") for p in projects}
         )
-    return fleet.usage(projects, sizes)
+    moving = {op["ref"]: op["params"]["target"] for op in await store.active_operations() if op["kind"] == "move"}
+    return fleet.usage(projects, sizes, moving)
 
 
 async def _place(request: web.Request, region: str | None, size: str | None) -> Host:
@@ -462,3 +464,84 @@ async def project_api_keys(request: web.Request, query: ApiKeysQuery) -> list[di
     if not result:
         raise NotFound(f"project {project['ref']} has no keys yet", code="keys_not_found")
     return result
+
+
+# -- moving a project to another host (ours) ----------------------------------------------------
+def choose_move(project: dict[str, Any]) -> str:
+    """Only a running project moves: move.yml stops it, and starts it on the source again on failure."""
+    if project["status"] not in (models.ACTIVE_HEALTHY, models.ACTIVE_UNHEALTHY):
+        raise InvalidState(
+            f"project {project['ref']} is {project['status']}: only a running project is moved", code="not_running"
+        )
+    return "move"
+
+
+async def start_move(app: web.Application, ref: str, target_name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Record the move of project ref to target_name (None: the host placement picks in its region, not
+    its own nor a draining one) and hand it to the jobs: (project, operation). The one way in for the
+    route and a host's drain. 400 for a host not in the inventory or the project's own, 403 no_capacity
+    when the target has no room, 409 while another operation runs."""
+    fleet, store = app[keys.FLEET], app[keys.STORE]
+    if not fleet.from_inventory:
+        raise InvalidRequest("the daemon has no inventory: there is no other host to move to", code="no_fleet")
+    async with fleet.placement_lock:
+        project = await store.get_project(ref)
+        if project is None:
+            raise ProjectNotFound(ref)
+        source = fleet.host(project["host"])
+        if source is None:
+            raise InvalidRequest(
+                f"host {project['host']!r} of project {ref} is not in the inventory (any more)", code="unknown_host"
+            )
+        used = await host_usage(app)
+        size = (await asyncio.to_thread(project_info, app[keys.SETTINGS], ref)).get("instance_size")
+        if target_name is None:
+            target = fleet.place(source.region, used, size, exclude={source.name})
+        else:
+            target = fleet.host(target_name)
+            if target is None:
+                raise InvalidRequest(
+                    f"no host {target_name!r} in the inventory; hosts: {', '.join(sorted(fleet.fleet.hosts))}",
+                    code="unknown_host",
+                    field="target_host",
+                )
+            if target.name == source.name:
+                raise InvalidRequest(
+                    f"project {ref} is on host {source.name} already", code="same_host", field="target_host"
+                )
+            if target.region != source.region:
+                # A project's region is part of what clients know of it: it stays.
+                raise InvalidRequest(
+                    f"host {target.name} serves region {target.region}, project {ref} is in {source.region}",
+                    code="other_region",
+                    field="target_host",
+                )
+            if target.name in fleet.draining:
+                raise InvalidRequest(f"host {target.name} is being drained: it takes no project", code="host_draining")
+            if not free_on(target, used.get(target.name)).fits(fleet.need(size)):
+                raise NoCapacity(f"host {target.name} has no room for project {ref}", host=target.name)
+
+        async def write() -> tuple[dict[str, Any], dict[str, Any]]:
+            project, op = await store.start_operation(ref, choose_move, {"source": source.name, "target": target.name})
+            app[keys.JOBS].enqueue(op)
+            return project, op
+
+        return await asyncio.shield(write())
+
+
+@api.post(
+    "/v1/projects/{ref}/move",
+    "moveProject",
+    "Move a project to another host of the inventory (ours)",
+    description="Stops it on its host, restores its final backup on `target_host` as the same project (its keys,"
+    " secrets and address), then removes it from its host (RESTORING, then ACTIVE_HEALTHY on the target). A failure"
+    " before the switch starts it on its host again. Answers at once.",
+    body=MoveProjectBody,
+    response=V1ProjectWithDatabaseResponse,
+    errors=(400, 403, 404, 409),
+    headers=OPERATION_HEADER,
+    ours=True,
+)
+async def move_project(request: web.Request, body: MoveProjectBody) -> Reply:
+    project, op = await start_move(request.app, path_ref(request), body.target_host)
+    return accepted(project_json(request, project), op)

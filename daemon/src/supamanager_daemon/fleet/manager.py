@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from ..settings import Settings
@@ -34,6 +35,9 @@ class FleetManager:
         # Placement reads the hosts' usage and records the project: one create at a time, so that
         # two at once never both take a host's last room.
         self.placement_lock = asyncio.Lock()
+        # Hosts being drained (fleet/drain.py): they take no new project, created or moved. In memory:
+        # a daemon restart forgets the mark (drain again).
+        self.draining: set[str] = set()
 
     @property
     def from_inventory(self) -> bool:
@@ -103,10 +107,19 @@ class FleetManager:
     def need(self, size: str | None) -> Need:
         return project_need(size, self.sizes, self.settings.project_memory_mb)
 
-    def usage(self, projects: list[dict[str, Any]], sizes: dict[str, str | None]) -> dict[str, Used]:
-        """What each host holds: projects (the store's rows) with their sizes by ref."""
-        return used_by_host((p["host"], self.need(sizes.get(p["ref"]))) for p in projects)
+    def usage(
+        self, projects: list[dict[str, Any]], sizes: dict[str, str | None], moving: dict[str, str] | None = None
+    ) -> dict[str, Used]:
+        """What each host holds: projects (the store's rows) with their sizes by ref; a moving project
+        (moving: ref -> target host) counts on its target too until its move ends."""
+        by_ref = {p["ref"]: p for p in projects}
+        held = [(p["host"], self.need(sizes.get(p["ref"]))) for p in projects]
+        held += [(host, self.need(sizes.get(ref))) for ref, host in (moving or {}).items() if ref in by_ref]
+        return used_by_host(held)
 
-    def place(self, region: str | None, used: dict[str, Used], size: str | None) -> Host:
-        """The host a new project of region (any host in the single-host fleet) and size goes to."""
-        return choose_host(self.fleet, region if self.from_inventory else None, used, self.need(size))
+    def place(self, region: str | None, used: dict[str, Used], size: str | None, exclude: Collection[str] = ()) -> Host:
+        """The host a new project of region (any host in the single-host fleet) and size goes to: never a
+        draining host, nor one in exclude."""
+        return choose_host(
+            self.fleet, region if self.from_inventory else None, used, self.need(size), {*self.draining, *exclude}
+        )

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from ..errors import Forbidden, InvalidRequest
@@ -84,12 +84,15 @@ def free_on(host: Host, used: Used | None) -> Free:
     )
 
 
-def choose_host(fleet: Fleet, region: str | None, used: Mapping[str, Used], need: Need) -> Host:
-    """The host for a new project: in its region (any when region is None), the one with the most free
-    memory, then CPUs, then the fewest projects. InvalidRequest for a region no host serves,
-    NoCapacity when none has room."""
-    candidates = fleet.in_region(region)
-    if not candidates:
+def choose_host(
+    fleet: Fleet, region: str | None, used: Mapping[str, Used], need: Need, exclude: Collection[str] = ()
+) -> Host:
+    """The host for a new project (or one that moves): in its region (any when region is None), not in
+    exclude (draining hosts, a moving project's own), the one with the most free memory, then CPUs, then
+    the fewest projects. InvalidRequest for a region no host serves, NoCapacity when none has room."""
+    served = fleet.in_region(region)
+    candidates = [h for h in served if h.name not in exclude]
+    if not served:
         raise InvalidRequest(
             f"no host serves region {region!r}; regions: {', '.join(fleet.regions)}",
             code="unknown_region",

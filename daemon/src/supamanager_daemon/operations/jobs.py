@@ -124,7 +124,8 @@ class JobScheduler:
         self, op: dict[str, Any], playbook: str, rollback: bool = False, host: Host | None = None
     ) -> dict[str, Any]:
         extravars = dict(self.settings.playbook_vars)
-        if host is not None and host.port_range is not None:
+        target = self._move_target(op)
+        if host is not None and host.port_range is not None and target is None:
             # The host's own range (its inventory variables) wins over playbook_vars' one for all hosts.
             extravars["supabase_port_range_start"], extravars["supabase_port_range_end"] = host.port_range
         extravars.update(
@@ -153,6 +154,12 @@ class JobScheduler:
             if op["params"].get("restore_point"):
                 # A restore point: its name (checked by the shape, and by the role) goes into the manifest.
                 extravars["supabase_backup_restore_point"] = str(op["params"]["restore_point"])
+        if target is not None and host is not None:
+            # move.yml runs on both hosts, each with its own variables (its port range) and engine.
+            extravars["move_source"], extravars["move_target"] = host.name, target.name
+            extravars["supamanager_move_engines"] = {
+                h.name: h.docker_host for h in (host, target) if h.docker_host is not None
+            }
         if op["kind"] == "custom_hostname":
             # Checked by api/domains.py (and by the role again); "" removes it.
             extravars["supabase_custom_hostname"] = str(op["params"]["hostname"])
@@ -216,12 +223,24 @@ class JobScheduler:
             return contextlib.nullcontext()
         return self._host_slots.setdefault((host.name, host.max_jobs), asyncio.Semaphore(host.max_jobs))
 
+    def _move_target(self, op: dict[str, Any]) -> Host | None:
+        """A move's target host (None for any other kind, or when it left the inventory)."""
+        if op["kind"] != "move" or self.fleet is None:
+            return None
+        return self.fleet.host(op["params"]["target"])
+
     async def _host_of(self, op: dict[str, Any]) -> tuple[Host | None, str | None]:
-        """The inventory host the operation's project is on (None without an inventory), or why it has none."""
+        """The inventory host the operation's project is on (None without an inventory), or why it has none.
+        A move's is its source, as recorded: a move resumed after its switch still starts there."""
         if self.fleet is None or not self.fleet.from_inventory:
             return None, None
-        project = await self.store.get_project(op["ref"])
-        name = project["host"] if project is not None else None
+        if op["kind"] == "move":
+            name = op["params"]["source"]
+            if self._move_target(op) is None:
+                return None, f"host {op['params']['target']!r}, the move's target, is not in the inventory (any more)"
+        else:
+            project = await self.store.get_project(op["ref"])
+            name = project["host"] if project is not None else None
         host = self.fleet.host(name) if name else None
         if host is None:
             return None, f"host {name!r} of project {op['ref']} is not in the inventory (any more): add it and reload"
@@ -341,6 +360,9 @@ class JobScheduler:
                 await self.store.requeue(op_id, "the daemon stopped; resumes at the next start")
                 shutil.rmtree(self.job_dir(op_id) / "runner", ignore_errors=True)
                 return
+            if ok and kind.name == "move":
+                # The switch: from now on the project's jobs, polls and health reads go to the target.
+                await self.store.set_project_host(op["ref"], op["params"]["target"])
             services = None
             if ok and kind.done is not None:
                 services = (await asyncio.to_thread(project_info, self.settings, op["ref"])).get("services")
@@ -381,7 +403,10 @@ class JobScheduler:
         job = {"playbook": str(playbook), "project_dir": str(self.settings.collection_dir)}
         if host is not None:
             # The inventory's one host: its variables (connection, Python, ranges) apply, no other host is touched.
-            job.update(inventory=self.settings.inventory, limit=host.name)
+            target = self._move_target(op)
+            # A move's plays run on its source and its target (playbooks/move.yml).
+            limit = f"{host.name},{target.name}" if target is not None else host.name
+            job.update(inventory=self.settings.inventory, limit=limit)
         _write_private(job_dir / "job.json", json.dumps(job))
         expected = await self.store.task_count(playbook_name) or _DEFAULT_TASKS.get(playbook_name, 40)
 

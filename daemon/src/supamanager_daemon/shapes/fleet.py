@@ -96,6 +96,7 @@ class FleetHost(BaseModel):
     projects: int
     memory_mb_used: int = Field(description="What its projects take, as placement counts it.")
     jobs_running: int
+    draining: bool = Field(description="Being drained: it takes no new project, and its projects move away.")
 
 
 class Fleet(BaseModel):
@@ -104,3 +105,28 @@ class Fleet(BaseModel):
     inventory: str | None = Field(description="The inventory read (SUPAMANAGER_INVENTORY); null: this machine alone.")
     reloads: int
     hosts: list[FleetHost]
+
+
+class DrainMove(BaseModel):
+    ref: str
+    target: str = Field(description="The host it moves to.")
+    operation_id: str = Field(description="The move operation (kind move): /v1/operations/{id}.")
+    state: str = Field(description="The operation's state: queued, running, succeeded or failed.")
+
+
+class DrainSkipped(BaseModel):
+    ref: str
+    reason: str = Field(
+        description="Why it was not moved (no host of its region with room, a status that is not moved, ...)."
+    )
+
+
+class Drain(BaseModel):
+    """A host's drain (ours): its projects move, one at a time, to the best other host of their region."""
+
+    host: str
+    draining: bool = Field(description="The host takes no new project.")
+    done: bool = Field(description="Every project was tried; those left on the host are in `skipped`.")
+    moves: list[DrainMove]
+    skipped: list[DrainSkipped]
+    projects_left: int = Field(description="Projects still on the host.")

@@ -226,3 +226,14 @@ class RegionsInfo(BaseModel):
 
     recommendations: RegionsRecommendations
     all: RegionsAll
+
+
+class MoveProjectBody(Request):
+    """POST /v1/projects/{ref}/move (ours): the host of the inventory the project goes to."""
+
+    target_host: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="A host of the inventory's group supabase_hosts, not the project's own.",
+    )

@@ -462,6 +462,10 @@ class Store:
 
         return await self._call(self._tx, tx)
 
+    async def set_project_host(self, ref: str, host: str) -> None:
+        """A moved project's new host (operations/jobs.py, when its move succeeded): its jobs and polls go there."""
+        await self._call(self._tx, lambda db: db.execute("UPDATE projects SET host = ? WHERE ref = ?", (host, ref)))
+
     async def set_pid(self, op_id: str, pid: int | None) -> None:
         await self._call(self._tx, lambda db: db.execute("UPDATE operations SET pid = ? WHERE id = ?", (pid, op_id)))
 
