@@ -1,7 +1,8 @@
 """A fleet of two real Docker engines on this machine (scripts/dev-engine 9 and 10, each its own
 dockerd, socket, data root and bridge range), the stand-in images loaded into each, an inventory
 naming them: a real supamanagerd places one project on each by free memory, refuses a third, loses
-engine 10 (its project UNKNOWN, the other ACTIVE_HEALTHY, nothing deleted) and gets it back.
+engine 10 (its project UNKNOWN, the other ACTIVE_HEALTHY, nothing deleted), gets it back, and moves
+engine 10's project, with rows and a storage object, to engine 9 (playbooks/move.yml).
 
 The arithmetic and the reloads, without Docker: test_fleet.py.
 """
@@ -17,6 +18,7 @@ import random
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -41,6 +43,11 @@ PLAYBOOK_VARS = {
     "supabase_healthcheck_start_period": "600s",
 }
 WITHOUT = {"vector", "analytics"}
+# What the moved project holds in its database (and a storage object, written through its gateway).
+ROWS = (
+    "create table moved (id int primary key, note text);"
+    " insert into moved select g, 'row ' || g from generate_series(1, 500) g"
+)
 # Each host its own block of this range (no other test uses 49100-49899), per xdist worker.
 PORT_BLOCKS = port_blocks(49100, 49900, 100)
 
@@ -127,6 +134,7 @@ def fleet(tmp_path_factory):
     daemon = Daemon(tmp, COLLECTION, root, inventory=inventory, admit_spacing=0, playbook_vars=PLAYBOOK_VARS)
     daemon.start()
     daemon.load_seconds = load_seconds
+    daemon.inventory_file = pathlib.Path(inventory)
     daemon.refs = []
     try:
         yield daemon
@@ -168,7 +176,35 @@ def containers_on(n: int, ref: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_a_two_engine_fleet_places_by_free_memory_refuses_when_full_and_survives_losing_a_host(fleet):
+def objects_on(n: int, ref: str) -> dict[str, list[str]]:
+    """The containers, volumes and networks engine n holds with the project's label."""
+    label = f"label=supamanager.project={ref}"
+    found = {}
+    for kind, listing in (("containers", ["ps", "-aq"]), ("volumes", ["volume", "ls", "-q"]),
+                          ("networks", ["network", "ls", "-q"])):  # fmt: skip
+        out = docker(n, *listing, "--filter", label)
+        assert out.returncode == 0, out.stderr
+        found[kind] = out.stdout.split()
+    return found
+
+
+def gateway(port: int, method: str, path: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method=method,
+        headers={"apikey": key, "Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (127.0.0.1 only)
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_a_two_engine_fleet_places_by_free_memory_refuses_when_full_survives_losing_a_host_and_moves_a_project(
+    fleet,
+):
     began = time.monotonic()
     phases = {}
     creates = []
@@ -229,3 +265,56 @@ def test_a_two_engine_fleet_places_by_free_memory_refuses_when_full_and_survives
     notes = fleet.request("GET", "/platform/notifications")[1]
     assert any(n["event"] == "host.reachable" and n["ref"] == first for n in notes)
     assert json.dumps(fleet.request("GET", "/platform/fleet")[1]).count('"up": true') == 2
+
+    # move engine 10's project, with rows and a storage object, to engine 9
+    status, _, _ = fleet.request("POST", f"/v1/projects/{first}/database/query", {"query": ROWS})
+    assert status == 201
+    keys_before = fleet.request("GET", f"/v1/projects/{first}/api-keys?reveal=true")[1]
+    before = fleet.request("GET", f"/v1/projects/{first}")[1]
+    blob = os.urandom(50000)
+    service_key = next(k["api_key"] for k in keys_before if k["name"] == "service_role")
+    kong = before["endpoints"]["ports"]["kong_http"]
+    assert gateway(kong, "POST", "/storage/v1/object/files/moved.bin", service_key, blob)[0] == 200
+    with sqlite3.connect(fleet.data / "supamanager.sqlite3") as db:
+        operations = db.execute("SELECT count(*) FROM operations").fetchone()[0]
+    # refused, nothing changes: a host not in the inventory, its own host, a target without room (e9 holds its one)
+    for target, code, reason in (("nope", 400, "unknown_host"), ("e10", 400, "same_host"), ("e9", 403, "no_capacity")):
+        status, refused, _ = fleet.request("POST", f"/v1/projects/{first}/move", {"target_host": target})
+        assert status == code and refused["code"] == reason, refused
+    with sqlite3.connect(fleet.data / "supamanager.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM operations").fetchone()[0] == operations
+        assert db.execute("SELECT host FROM projects WHERE ref = ?", (first,)).fetchone()[0] == "e10"
+    assert statuses(fleet)[first] == "ACTIVE_HEALTHY" and containers_on(10, first)
+    # e9 gets room for a second project (the inventory, reloaded), and the project moves there
+    data = yaml.safe_load(fleet.inventory_file.read_text())
+    data["all"]["children"]["supabase_hosts"]["hosts"]["e9"]["supamanager_max_projects"] = 2
+    fleet.inventory_file.write_text(yaml.safe_dump(data))
+    assert fleet.request("POST", "/platform/fleet/reload")[0] == 200
+    moving = time.monotonic()
+    status, answer, headers = fleet.request("POST", f"/v1/projects/{first}/move", {"target_host": "e9"})
+    assert status == 200 and answer["status"] == "RESTORING", answer
+    op = fleet.wait(headers["X-Operation-Id"], lambda o: o["state"] in ("succeeded", "failed"), timeout=900)
+    assert op["state"] == "succeeded", op["error"]
+    phases["move"] = time.monotonic() - moving
+    downtime = [s["name"] for s in op["steps"] if s["name"].startswith("Moved; downtime (s): ")]
+    assert len(downtime) == 1 and float(downtime[0].rpartition(" ")[2]) > 0, downtime
+    phases["move's downtime"] = float(downtime[0].rpartition(" ")[2])
+    wait_for(fleet, lambda s: s[first] == "ACTIVE_HEALTHY", 300, "the moved project healthy on e9")
+    hosts = {h["name"]: h for h in fleet.request("GET", "/platform/fleet")[1]["hosts"]}
+    assert (hosts["e9"]["projects"], hosts["e10"]["projects"]) == (2, 0)
+    # on engine 9 alone: engine 10 holds no container, volume or network of it
+    assert objects_on(10, first) == {"containers": [], "volumes": [], "networks": []}
+    assert containers_on(9, first) and objects_on(9, first)["volumes"]
+    # the same keys, the same address, the rows and the object
+    assert fleet.request("GET", f"/v1/projects/{first}/api-keys?reveal=true")[1] == keys_before
+    after = fleet.request("GET", f"/v1/projects/{first}")[1]
+    assert after["endpoints"] == before["endpoints"] and after["database"] == before["database"]
+    status, rows, _ = fleet.request("POST", f"/v1/projects/{first}/database/query",
+                                    {"query": "select count(*) as n, max(note) as last from moved"})  # fmt: skip
+    assert status == 201 and rows == [{"n": 500, "last": "row 99"}], rows
+    assert gateway(kong, "GET", "/storage/v1/object/files/moved.bin", service_key) == (200, blob)
+    # the hosts share this machine's root: the project's directory is e9's now; the move left none of its own files
+    project_dir = fleet.root / "projects" / first
+    assert (project_dir / "docker-compose.yml").exists() and not (project_dir / "move.json").exists()
+    assert not (fleet.root / "backups" / first / ".move-token").exists()
+    print(f"fleet: {', '.join(f'{k} {v:.0f} s' for k, v in phases.items())}")
