@@ -657,3 +657,22 @@ async def test_moves_are_checked_then_run_on_both_hosts_and_a_drain_moves_a_host
     assert code == 0 and json.loads(out)["draining"] is True
     code, out, _ = await asyncio.to_thread(run_cli, "fleet", "drain", "small", "--undo", "--json")
     assert code == 0 and json.loads(out)["draining"] is False
+    # a move whose target left the inventory fails saying so; a project whose host left it does not move
+    _, op = await store.start_operation(second, lambda _p: "move", {"source": "big", "target": "gone"})
+    client.app[keys.JOBS].enqueue(op)
+    op = await wait_operation(client, op["id"])
+    assert op["state"] == "failed" and "'gone', the move's target, is not in the inventory" in op["error"], op
+    await _placed(store, "d" * 20, "gone")
+    got, answer = await move("d" * 20, {"target_host": "small"})
+    assert got == 400 and answer["code"] == "unknown_host" and "host 'gone' of project" in answer["message"]
+    # a drain in flight answers itself when asked again; the daemon's stop ends it
+    hold.touch()
+    resp = await client.post("/platform/fleet/hosts/big/drain", headers=AUTH)
+    assert (await resp.json())["done"] is False
+    deadline = time.monotonic() + 120
+    while not drains.state("big").moves:
+        assert time.monotonic() < deadline, "the drain did not start a move"
+        await asyncio.sleep(0.1)
+    again = await (await client.post("/platform/fleet/hosts/big/drain", headers=AUTH)).json()
+    assert again["done"] is False and [m["ref"] for m in again["moves"]] == [first]
+    hold.unlink()

@@ -54,3 +54,13 @@ async def test_orphans_need_docker_and_a_valid_ref(aiohttp_client, settings, tmp
     resp = await client.delete("/v1/orphans?ref=Bad%20Ref", headers=AUTH)
     assert resp.status == 400
     assert (await client.get("/v1/orphans")).status == 401
+
+
+async def test_without_an_inventory_there_is_no_host_to_move_to(client):
+    await client.app[keys.STORE].create_project(ref=REF, name="n", organization_slug="default", region="r")
+    resp = await client.post(f"/v1/projects/{REF}/move", json={"target_host": "other"}, headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["code"] == "no_fleet"
+    resp = await client.get("/platform/fleet/hosts/localhost/drain", headers=AUTH)
+    assert resp.status == 200 and await resp.json() == {
+        "host": "localhost", "draining": False, "done": True, "moves": [], "skipped": [], "projects_left": 1
+    }  # fmt: skip
