@@ -130,6 +130,16 @@ options:
       - Seconds between two runs of a starting service's healthcheck command.
     type: float
     default: 0.5
+  only_recreated:
+    description:
+      - With V(present), start and wait for only the services whose containers C(docker compose create) made anew
+        (their definition changed), and the services whose C(depends_on) says C(restart) after one of them, which
+        are restarted in place once it is ready (the pooler after the database); every other service is left as
+        it is and not judged, so that a change of a few services' settings is not failed by an untouched one
+        missing a healthcheck on a loaded host. When nothing was recreated, nothing is waited for. O(services) is
+        ignored.
+    type: bool
+    default: false
   max_restarts:
     description:
       - With V(present) or V(restarted), a service that Docker's restart policy started again more than this many
@@ -227,6 +237,11 @@ timings:
 started:
   description: The services this run started or restarted.
   returned: always
+  type: list
+  elements: str
+recreated:
+  description: With O(only_recreated), the services whose containers C(docker compose create) made anew.
+  returned: when O(only_recreated) is set with V(present)
   type: list
   elements: str
 stopped:
@@ -433,6 +448,8 @@ class Starter:
 
     def __init__(self, api, project, deadline, probe_interval, only=None, max_restarts=None, restart=False):
         self.api = api
+        # restart: True (every running service of only, in place), or the services to restart in place
+        self.restarting = None if restart is True else set(restart or ())
         self.max_restarts = max_restarts
         self.project = project
         self.deadline = deadline
@@ -521,7 +538,11 @@ class Starter:
             return
         container = self.project.containers[name]
         cid = container["Id"]
-        restarted = self.restart_after is not None and container["State"] in RUNNING_STATES
+        restarted = (
+            self.restart_after is not None
+            and (self.restarting is None or name in self.restarting)
+            and container["State"] in RUNNING_STATES
+        )
         if restarted:
             # In place and at once, as `docker compose restart` does. A follower of another service (its
             # pools die with the database) is stopped now with the others and started once that one is
@@ -967,8 +988,14 @@ def run(module, api):
     if not project.containers:
         raise ServicesError("project {} has no containers".format(p["project"]))
 
-    only = None
-    if p["services"]:
+    only, restart = None, state == "restarted"
+    if state == "present" and p["only_recreated"]:
+        recreated = set(n for n, c in project.containers.items() if before.get(n, (None,))[0] != c["Id"])
+        labels = dict((n, (c.get("Labels") or {}).get(DEPENDS_LABEL)) for n, c in project.containers.items())
+        only = restart_followers(labels, recreated)
+        restart = only - recreated
+        result["recreated"] = sorted(recreated)
+    elif p["services"]:
         unknown = sorted(set(p["services"]) - set(project.containers))
         if unknown:
             raise ServicesError("project {} has no service {}".format(p["project"], ", ".join(unknown)))
@@ -978,9 +1005,7 @@ def run(module, api):
         else:
             only = with_dependencies(project.deps(), p["services"])
     t1 = time.time()
-    starter = Starter(
-        api, project, deadline, p["probe_interval"], only, p["max_restarts"], restart=state == "restarted"
-    )
+    starter = Starter(api, project, deadline, p["probe_interval"], only, p["max_restarts"], restart=restart)
     not_ready = starter.run()
     result["timings"]["restart" if state == "restarted" else "ready"] = round(time.time() - t1, 2)
     result["started"] = sorted(starter.acted)
@@ -1032,6 +1057,7 @@ def main():
             timeout=dict(type="int", default=300),
             probe_interval=dict(type="float", default=0.5),
             max_restarts=dict(type="int"),
+            only_recreated=dict(type="bool", default=False),
             remove_volumes=dict(type="bool", default=False),
             gateway_url=dict(type="str"),
             gateway_headers=dict(type="dict", default={}, no_log=True),

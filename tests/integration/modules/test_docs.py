@@ -25,8 +25,8 @@ from tests.conftest import run
             "project_services",
             {"project", "project_dir", "state", "existing", "directories", "files", "services", "timeout"}
             | {"probe_interval", "remove_volumes", "gateway_url", "gateway_headers", "secrets", "docker_host"}
-            | {"compose_command", "max_restarts", "secret_env"},
-            {"services", "timings", "started", "stopped", "removed", "ready_s", "written"},
+            | {"compose_command", "max_restarts", "secret_env", "only_recreated"},
+            {"services", "timings", "started", "stopped", "removed", "ready_s", "written", "recreated"},
         ),
         (
             "project_config",

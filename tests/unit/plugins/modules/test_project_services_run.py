@@ -114,6 +114,7 @@ class Module:
             "services": [],
             "max_restarts": None,
             "secret_env": [],
+            "only_recreated": False,
         }
         self.params.update(params)
         self.check_mode = check_mode
@@ -123,7 +124,44 @@ class Module:
 
     def run_command(self, cmd, cwd=None, environ_update=None):
         self.commands.append((cmd, cwd, environ_update))
+        if self.on_compose:
+            self.on_compose()
         return self.compose
+
+    on_compose = None
+
+
+class Recreating(Engine):
+    """A running project in which `docker compose create` (recreate()) makes new containers of some
+    services: a new id each (<name>@2), created, not running."""
+
+    def __init__(self, services):
+        super().__init__(services, running=True)
+        self.new = set()
+
+    def recreate(self, *names):
+        for name in names:
+            self.new.add(name)
+            self.running[name] = False
+            self.started_at.pop(name, None)
+
+    def containers(self, label):
+        out = super().containers(label)
+        for c in out:
+            c["Id"] = c["Id"] + "@2" if c["Id"] in self.new else c["Id"]
+        return out
+
+    def inspect(self, name):
+        return super().inspect(name.split("@")[0])
+
+    def start(self, name):
+        super().start(name.split("@")[0])
+
+    def restart(self, name):
+        super().restart(name.split("@")[0])
+
+    def exec_start(self, name, cmd):
+        return super().exec_start(name.split("@")[0], cmd)
 
 
 def test_a_missing_project_dir_or_compose_file_is_refused_before_the_engine_is_asked(tmp_path):
@@ -279,6 +317,31 @@ def test_restarted_with_services_restarts_only_those_and_their_followers():
     result = ps.run(Module(state="restarted", services=["storage"]), engine)
     assert result["stopped"] == [] and result["started"] == ["storage"] == engine.restarted
     assert result["changed"] is True and engine.stopped == []
+
+
+def test_only_recreated_starts_and_judges_what_compose_made_anew_and_restarts_its_followers(tmp_path):
+    """A settings change's wait (only_recreated): the recreated db is started, the pooler that restarts after
+    it is restarted in place once db is ready, and an untouched service that Docker calls unhealthy is not
+    judged. (Real engine: daemon/tests/test_functions.py, the settings changes on the live project.)"""
+    services = {
+        "db": ("", True, 0.2),
+        "supavisor": ("db:service_healthy:true", True, 0),
+        "rest": ("db:service_healthy:false", True, 0),
+        "imgproxy": ("", True, 0),
+    }
+    engine = Recreating(services)
+    engine.states["imgproxy"] = {"Health": {"Status": "unhealthy", "Log": [{"Start": "t1"}]}}
+    module = Module(project_dir=str(tmp_path), only_recreated=True)
+    module.on_compose = lambda: engine.recreate("db")
+    result = ps.run(module, engine)
+    assert result["recreated"] == ["db"]
+    # the follower in place: stopped at once, started again once db is ready (main's restart of a follower)
+    assert result["started"] == ["db", "supavisor"] and engine.stopped == ["supavisor"]
+    assert engine.started_at["supavisor"] >= engine.started_at["db"] + 0.2  # once db was ready again
+    assert "rest" not in engine.restarted + engine.stopped and result["changed"] is True
+    # nothing recreated: nothing started, nothing judged
+    nothing = ps.run(Module(project_dir=str(tmp_path), only_recreated=True), Recreating(services))
+    assert (nothing["recreated"], nothing["started"], nothing["changed"]) == ([], [], False)
 
 
 def test_a_service_that_never_gets_ready_is_named_with_its_state_exit_code_and_last_check(tmp_path):
