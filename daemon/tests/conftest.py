@@ -63,7 +63,10 @@ _PLAYBOOK = """---
           'backup_kind': supabase_backup_kind | default(None),
           'restore_point': supabase_backup_restore_point | default(None),
           'public_host': supabase_public_host, 'instance_size': supabase_instance_size | default(None),
-          'auth_settings_change': supabase_auth_settings_change | default(None)}} | to_json }}}}"
+          'auth_settings_change': supabase_auth_settings_change | default(None),
+          'postgrest_settings_change': supabase_postgrest_settings_change | default(None),
+          'storage_settings_change': supabase_storage_settings_change | default(None),
+          'postgres_settings_change': supabase_postgres_settings_change | default(None)}} | to_json }}}}"
         mode: "0600"
 {body}
     - name: Hold while asked to
@@ -86,7 +89,8 @@ _CREATE_BODY = """    - name: Make the project's directory
       ansible.builtin.copy:
         dest: "{{ supamanager_root }}/projects/{{ project_ref }}/.env"
         content: "ANON_KEY=anon.{{ project_ref }}\\nSERVICE_ROLE_KEY=service.{{ project_ref }}\\n\\
-          DISABLE_SIGNUP=false\\nSMTP_PASS=fake\\n"
+          DISABLE_SIGNUP=false\\nSMTP_PASS=fake\\nPGRST_DB_SCHEMAS=public,storage\\nPGRST_DB_MAX_ROWS=1000\\n\\
+          FILE_SIZE_LIMIT=52428800\\nENABLE_IMAGE_TRANSFORMATION=true\\nPG_WORK_MEM=4MB\\n"
         mode: "0600"
     - name: Write project.json as the role does
       ansible.builtin.copy:
@@ -94,7 +98,14 @@ _CREATE_BODY = """    - name: Make the project's directory
         content: "{{ {'ref': project_ref, 'services': ['db', 'kong'], 'api_url': 'http://localhost:54321',
           'ports': {'kong_http': 54321}, 'instance_size': supabase_instance_size | default(''),
           'auth_settings': {'disable_signup': 'DISABLE_SIGNUP', 'smtp_pass': 'SMTP_PASS',
-                            'jwt_exp': 'JWT_EXPIRY'}} | to_json }}"
+                            'jwt_exp': 'JWT_EXPIRY'},
+          'postgrest_settings': {'db_schema': 'PGRST_DB_SCHEMAS', 'max_rows': 'PGRST_DB_MAX_ROWS',
+                                 'db_extra_search_path': 'PGRST_DB_EXTRA_SEARCH_PATH', 'db_pool': 'PGRST_DB_POOL'},
+          'storage_settings': {'file_size_limit': 'FILE_SIZE_LIMIT',
+                               'image_transformation_enabled': 'ENABLE_IMAGE_TRANSFORMATION',
+                               's3_protocol_enabled': 'S3_PROTOCOL_ENABLED'},
+          'postgres_settings': {'work_mem': 'PG_WORK_MEM', 'max_connections': 'PG_MAX_CONNECTIONS',
+                                'statement_timeout': 'PG_STATEMENT_TIMEOUT'}} | to_json }}"
         mode: "0644"
 """
 # The fake resume takes a new size as the role does: into project.json.

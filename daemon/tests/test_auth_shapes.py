@@ -1,6 +1,7 @@
-"""The auth settings' two sides agree: the daemon's shapes (shapes/auth.py) take exactly the settings
-the project role renders (roles/project/vars/main.yml), with the same limits; the document's fields
-are all answered. What a change does on a real project: test_functions.py; the answers against the
+"""The settings' two sides agree: the daemon's shapes (shapes/auth.py, shapes/settings.py) take exactly
+the settings the project role renders (roles/project/vars/main.yml), with the same limits; the document's
+auth fields are all answered, its PostgREST and Postgres fields all taken. What a change does on a real
+project: test_functions.py; the answers against the
 document: test_conformance.py."""
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from supamanager_daemon.shapes.auth import (
     AuthConfigResponse,
     UpdateAuthConfigBody,
 )
+from supamanager_daemon.shapes.database import UpdatePostgresConfigBody
+from supamanager_daemon.shapes.rest import V1UpdatePostgrestConfigBody
+from supamanager_daemon.shapes.settings import POSTGRES_FIELDS, POSTGREST_FIELDS, STORAGE_FIELDS
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ROLE_VARS = yaml.safe_load((REPO / "roles" / "project" / "vars" / "main.yml").read_text())
@@ -67,3 +71,28 @@ def test_a_field_this_host_does_not_have_is_taken_only_as_null():
         UpdateAuthConfigBody.model_validate({"saml_enabled": True})
     answer = AuthConfigResponse.model_validate({**dict.fromkeys(AUTH_CONFIG_FIELDS), **DEFAULTS})
     assert answer.model_dump()["saml_enabled"] is None
+
+
+@pytest.mark.parametrize(
+    ("group", "ours"), [("postgrest", POSTGREST_FIELDS), ("storage", STORAGE_FIELDS), ("postgres", POSTGRES_FIELDS)]
+)
+def test_the_daemon_takes_the_other_settings_with_the_limits_the_role_checks(group, ours):
+    role = {
+        name: {k: v for k, v in spec.items() if k != "env"}
+        for name, spec in ROLE_VARS[f"_supabase_{group}_fields"].items()
+    }
+    assert role == ours
+    assert set(ROLE_VARS["_supabase_settings_fields"]) == {"auth", "postgrest", "storage", "postgres"}
+
+
+def test_the_documents_postgrest_and_postgres_fields_are_all_taken_with_a_whole_value_pattern():
+    schemas = document()["components"]["schemas"]
+    assert set(V1UpdatePostgrestConfigBody.model_fields) == set(schemas["V1UpdatePostgrestConfigBody"]["properties"])
+    assert set(UpdatePostgresConfigBody.model_fields) == set(schemas["UpdatePostgresConfigBody"]["properties"])
+    assert UpdatePostgresConfigBody.model_validate({"work_mem": "8MB", "statement_timeout": "60s"}).work_mem == "8MB"
+    for bad in ("8MB -c fsync=off", "x8MB", "8MB\n"):
+        with pytest.raises(pydantic.ValidationError):
+            UpdatePostgresConfigBody.model_validate({"work_mem": bad})
+    with pytest.raises(pydantic.ValidationError):
+        V1UpdatePostgrestConfigBody.model_validate({"db_extra_search_path": "public,$user"})
+    assert V1UpdatePostgrestConfigBody.model_validate({"db_extra_search_path": ""}).db_extra_search_path == ""

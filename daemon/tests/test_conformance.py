@@ -182,6 +182,78 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     await call(client, "GET", "/v1/projects/abcdefghijklmnopqrst/config/auth", 404)
     await call(client, "PATCH", "/v1/projects/abcdefghijklmnopqrst/config/auth", 404, json={"disable_signup": True})
 
+    # The other service settings, through the same machinery: the fake create's .env and project.json
+    # have some of each; every change is an operation whose job gets the role's names.
+    async def settings_op(method: str, url: str, change: dict, group: str, fields: list[str]) -> dict:
+        resp, got = await call(client, method, url, 200, json=change)
+        op = await wait_operation(client, resp.headers["X-Operation-Id"])
+        assert (op["kind"], op["state"], op["params"]) == ("settings", "succeeded", {group: fields}), op
+        recorded = json.loads((settings.root / f"vars-{ref}-settings.json").read_text())
+        return got, recorded[f"{group}_settings_change"]
+
+    rest, absent_ref = f"/v1/projects/{ref}/postgrest", "/v1/projects/abcdefghijklmnopqrst"
+    _, got = await call(client, "GET", rest, 200)
+    assert got == {"db_schema": "public,storage", "max_rows": 1000, "db_extra_search_path": "public", "db_pool": None}
+    assert "jwt_secret" not in got
+    got, recorded = await settings_op(
+        "PATCH", rest, {"max_rows": 999, "db_pool": 5}, "postgrest", ["db_pool", "max_rows"]
+    )
+    assert (got["max_rows"], got["db_pool"], got["db_schema"]) == (999, 5, "public,storage")
+    assert recorded == {"max_rows": 999, "db_pool": 5}
+    _, refused = await call(client, "PATCH", rest, 400, json={"max_rows": 1000001})
+    assert refused["message"] == "field 'max_rows' must be at most 1000000"
+    _, refused = await call(client, "PATCH", rest, 400, json={"db_schema": "public; drop"})
+    assert refused["details"] == {"field": "db_schema"}
+    await call(client, "PATCH", rest, 400, json={"db_pool": "5"})
+    await call(client, "PATCH", rest, 400, json={"jwt_secret": "x"})
+    await call(client, "GET", f"{absent_ref}/postgrest", 404)
+    await call(client, "PATCH", f"{absent_ref}/postgrest", 404, json={"max_rows": 5})
+
+    storage = f"/v1/projects/{ref}/config/storage"
+    _, got = await call(client, "GET", storage, 200)
+    assert (got["fileSizeLimit"], got["features"]["imageTransformation"], got["features"]["s3Protocol"]) == (
+        52428800,
+        {"enabled": True},
+        {"enabled": True},
+    )
+    change = {"fileSizeLimit": 1048576, "features": {"s3Protocol": {"enabled": False}}}
+    resp, got = await call(client, "PATCH", storage, 200, json=change)
+    assert not got  # the document's 200 has no body
+    op = await wait_operation(client, resp.headers["X-Operation-Id"])
+    assert op["params"] == {"storage": ["file_size_limit", "s3_protocol_enabled"]}, op
+    recorded = json.loads((settings.root / f"vars-{ref}-settings.json").read_text())["storage_settings_change"]
+    assert recorded == {"file_size_limit": 1048576, "s3_protocol_enabled": False}
+    off = {"enabled": False, "maxNamespaces": 0, "maxTables": 0, "maxCatalogs": 0}
+    resp, _ = await call(client, "PATCH", storage, 200, json={"features": {"icebergCatalog": off}})
+    await wait_operation(client, resp.headers["X-Operation-Id"])
+    _, refused = await call(
+        client, "PATCH", storage, 400, json={"features": {"icebergCatalog": {**off, "enabled": True}}}
+    )
+    assert refused["details"] == {"field": "features.icebergCatalog"}, refused
+    _, refused = await call(client, "PATCH", storage, 400, json={"fileSizeLimit": -1})
+    assert refused["details"] == {"field": "fileSizeLimit"}
+    await call(client, "PATCH", storage, 400, json={"external": {"upstreamTarget": "canary"}})
+    await call(client, "PATCH", storage, 400, json={"features": {"imageTransformation": {}}})
+    await call(client, "PATCH", storage, 400, json={"migrationVersion": "x"})
+    await call(client, "GET", f"{absent_ref}/config/storage", 404)
+    await call(client, "PATCH", f"{absent_ref}/config/storage", 404, json={"fileSizeLimit": 1})
+
+    postgres = f"/v1/projects/{ref}/config/database/postgres"
+    _, got = await call(client, "GET", postgres, 200)
+    assert got == {"work_mem": "4MB"}  # only what the database was given
+    change = {"max_connections": 120, "statement_timeout": "60000ms", "restart_database": True}
+    got, recorded = await settings_op("PUT", postgres, change, "postgres", ["max_connections", "statement_timeout"])
+    assert got == {"work_mem": "4MB", "max_connections": 120, "statement_timeout": "60000ms"}
+    assert recorded == {"max_connections": 120, "statement_timeout": "60000ms"}
+    for bad in ({"max_connections": 0}, {"work_mem": "4 MB"}, {"statement_timeout": "1s; x"}, {"shared_buffers": 128}):
+        _, refused = await call(client, "PUT", postgres, 400, json=bad)
+        assert refused["details"] == {"field": next(iter(bad))}, refused
+    _, refused = await call(client, "PUT", postgres, 400, json={"shared_buffers": "128MB"})  # not in this project.json
+    assert refused["code"] == "settings_unknown_to_project"
+    await call(client, "PUT", postgres, 400, json={"fsync": "off"})
+    await call(client, "GET", f"{absent_ref}/config/database/postgres", 404)
+    await call(client, "PUT", f"{absent_ref}/config/database/postgres", 404, json={"work_mem": "8MB"})
+
     # Edge functions: written under the project's functions directory (the fake create makes none).
     (settings.root / "projects" / ref / "volumes" / "functions").mkdir(parents=True)
     fn, absent_fn = f"/v1/projects/{ref}/functions", "/v1/projects/abcdefghijklmnopqrst/functions"

@@ -2,10 +2,11 @@
 stand-ins). Edge functions: the official CLI 2.117.0 deploys with `--use-api`, supabase-js invokes
 through the project's gateway, the stand-in's real Deno runs the function. Auth settings:
 supabase-management-js changes them, GoTrue's /settings through the gateway shows it, only the auth
-container is new, a setting auth cannot take is rolled back. Advisors: tables, views, functions and
-indexes made to trip each lint are named, and no longer once fixed; buckets come from the storage
-table. The document's shapes and the refusals
-are in test_conformance.py; the files' contract in test_functions_units.py. (In this file, not one
+container is new, a setting auth cannot take is rolled back; PostgREST's, storage's and Postgres's
+settings take effect in their service alone, a Postgres setting it cannot start with is rolled back.
+Advisors: tables, views, functions and indexes made to trip each lint are named, and no longer once
+fixed; buckets come from the storage table. The document's shapes and the refusals are in
+test_conformance.py; the files' contract in test_functions_units.py. (In this file, not one
 of their own: a file of its own could land on a worker without a live project and create one.)"""
 
 from __future__ import annotations
@@ -301,6 +302,89 @@ def auth_put_back(request, live_project, supabase_clients):
     if got["disable_signup"] or got["smtp_pass"] != hashlib.sha256(DEFAULT_SMTP_PASS.encode()).hexdigest():
         _, op = update_auth(live_project, supabase_clients, {"disable_signup": False, "smtp_pass": DEFAULT_SMTP_PASS})
         assert op["state"] == "succeeded", op
+
+
+def settings_change(daemon, method: str, path: str, change: dict) -> dict:
+    """A settings route of the daemon, then its operation to its end."""
+    status, answer, headers = daemon.request(method, f"/v1/projects/{daemon.ref}/{path}", change)
+    assert status == 200, answer
+    return daemon.wait(headers["X-Operation-Id"], lambda o: o["state"] in ("succeeded", "failed"), timeout=900)
+
+
+def sql(daemon, query: str) -> list[dict]:
+    status, rows, _ = daemon.request("POST", f"/v1/projects/{daemon.ref}/database/query", {"query": query})
+    assert status == 201, rows
+    return rows
+
+
+def rest_rows(api_url: str, key: str, table: str) -> int:
+    """How many rows a REST read of the table answers through the project's gateway."""
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    req = urllib.request.Request(f"{api_url}/rest/v1/{table}?select=n", headers=headers)  # noqa: S310
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the project's gateway on localhost
+        return len(json.loads(resp.read()))
+
+
+def upload(api_url: str, key: str, path: str, size: int) -> int:
+    """A storage upload of size bytes through the project's gateway: its status."""
+    headers = {"apikey": key, "Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"}
+    req = urllib.request.Request(  # noqa: S310
+        f"{api_url}/storage/v1/object/{path}", data=b"x" * size, method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the project's gateway on localhost
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_postgrest_storage_and_postgres_settings_take_effect_in_their_service_alone_and_a_bad_one_is_rolled_back(
+    live_project,
+):
+    """One change each (values later tests can live with: no put-back): PostgREST's max_rows caps a REST read
+    through the gateway, storage's file size limit refuses a larger upload, a Postgres setting is what SHOW
+    reads; each recreates its own service (db: the pooler restarts after it, in place). A max_connections
+    Postgres cannot start with is rolled back: the database runs with what it had, its data kept."""
+    ref, daemon = live_project.ref, live_project
+    api_url = json.loads((daemon.root / "projects" / ref / "project.json").read_text())["api_url"]
+    keys = {k["name"]: k["api_key"] for k in daemon.request("GET", f"/v1/projects/{ref}/api-keys?reveal=true")[1]}
+    service = keys["service_role"]
+    sql(daemon, "create table public.settings_rows as select n from generate_series(1, 1000) as n;"
+                " grant select on public.settings_rows to service_role")  # fmt: skip
+    try:
+        assert rest_rows(api_url, service, "settings_rows") == 1000
+        before = {name: c["Id"] for name, c in containers(ref).items()}
+
+        op = settings_change(daemon, "PATCH", "postgrest", {"max_rows": 999})
+        assert (op["state"], op["params"]) == ("succeeded", {"postgrest": ["max_rows"]}), op
+        assert rest_rows(api_url, service, "settings_rows") == 999
+        after_rest = {name: c["Id"] for name, c in containers(ref).items()}
+        assert sorted(n for n in before if after_rest[n] != before[n]) == ["rest"]
+        assert daemon.request("GET", f"/v1/projects/{ref}/postgrest")[1]["max_rows"] == 999
+
+        op = settings_change(daemon, "PATCH", "config/storage", {"fileSizeLimit": 1048576})
+        assert op["state"] == "succeeded", op
+        assert upload(api_url, service, "settings/big.bin", 1048577) == 413
+        assert upload(api_url, service, "settings/fits.bin", 1048576) == 200
+        after_storage = {name: c["Id"] for name, c in containers(ref).items()}
+        assert sorted(n for n in before if after_storage[n] != after_rest[n]) == ["storage"]  # not imgproxy
+
+        op = settings_change(daemon, "PUT", "config/database/postgres", {"work_mem": "8MB"})
+        assert op["state"] == "succeeded", op
+        assert sql(daemon, "show work_mem") == [{"work_mem": "8MB"}]
+        after_db = {name: c["Id"] for name, c in containers(ref).items()}
+        assert sorted(n for n in before if after_db[n] != after_storage[n]) == ["db"]
+
+        # Postgres refuses to start with fewer connections than it reserves for superusers: rolled back.
+        op = settings_change(daemon, "PUT", "config/database/postgres", {"max_connections": 2})
+        assert op["state"] == "failed" and "rolled back" in op["error"], op
+        assert "given up by Docker" in op["error"], op  # seen at once, not waited out
+        assert daemon.request("GET", f"/v1/projects/{ref}/config/database/postgres")[1] == {"work_mem": "8MB"}
+        assert sql(daemon, "show work_mem") == [{"work_mem": "8MB"}]
+        assert sql(daemon, "select count(*) as n from public.settings_rows") == [{"n": 1000}]  # the data stays
+        assert healthy_within(daemon) == "ACTIVE_HEALTHY"
+    finally:
+        sql(daemon, "drop table if exists public.settings_rows")
 
 
 # Last in this file: the put-back (a settings change more) is paid only when a later test shares the project.

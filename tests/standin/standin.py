@@ -791,6 +791,8 @@ def mode_storage(_args):
     probe = DbProbe(pg_dsn(env("DATABASE_URL")), check_sql="select has_schema_privilege('storage', 'CREATE')")
     secret = env("AUTH_JWT_SECRET") or env("PGRST_JWT_SECRET")
     root = os.path.join(env("FILE_STORAGE_BACKEND_PATH"), env("GLOBAL_S3_BUCKET"))
+    # storage-api's global upload limit (bytes): a larger object is refused as upstream refuses it
+    file_size_limit = int(env("FILE_SIZE_LIMIT", "52428800") or 52428800)
 
     def object_path(bucket, name):
         full = os.path.normpath(os.path.join(root, bucket, name))
@@ -817,6 +819,9 @@ def mode_storage(_args):
             if req.method in ("POST", "PUT"):
                 if claims.get("role") != "service_role":
                     return respond(403, {"statusCode": "403", "error": "Forbidden", "message": "service_role only"})
+                if len(req.body) > file_size_limit:
+                    too_large = "The object exceeded the maximum allowed size"
+                    return respond(413, {"statusCode": "413", "error": "Payload too large", "message": too_large})
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "wb") as fh:
                     fh.write(req.body)

@@ -438,7 +438,7 @@ def test_a_safe_override_is_written_on_one_line(tmp_path, venv_env):
     assert config["services"]["auth"]["environment"]["GOTRUE_SMTP_PASS"] == "with space, and: #symbols!"
 
 
-def test_auth_settings_reach_the_auth_service_and_win_over_overrides(tmp_path, venv_env):
+def test_service_settings_reach_their_services_and_win_over_overrides(tmp_path, venv_env):
     github = {"external_github_enabled": True, "external_github_client_id": "gh-id", "external_github_secret": "gh-s"}
     project_dir, _ = render(
         tmp_path,
@@ -447,8 +447,23 @@ def test_auth_settings_reach_the_auth_service_and_win_over_overrides(tmp_path, v
         supabase_env_overrides={"DISABLE_SIGNUP": "false", "SMTP_HOST": "over.example.com"},
         supabase_auth_settings={"disable_signup": True, "jwt_exp": 7200, "site_url": "https://app.example.com"}
         | github,
+        supabase_postgrest_settings={"max_rows": 999, "db_pool": 7, "db_schema": "public, api"},
+        supabase_storage_settings={"file_size_limit": 1048576, "image_transformation_enabled": False},
+        supabase_postgres_settings={"work_mem": "8MB", "max_connections": 150},
     )
     services = compose_config(project_dir, venv_env)["services"]
+    rest = services["rest"]["environment"]
+    assert (rest["PGRST_DB_MAX_ROWS"], rest["PGRST_DB_POOL"], rest["PGRST_DB_SCHEMAS"]) == ("999", "7", "public, api")
+    assert not any(name.startswith("PGRST_DB") for name in services["studio"]["environment"])  # rest alone recreated
+    storage = services["storage"]["environment"]
+    assert (storage["FILE_SIZE_LIMIT"], storage["ENABLE_IMAGE_TRANSFORMATION"]) == ("1048576", "false")
+    assert storage["S3_PROTOCOL_ENABLED"] == "true"  # the default of a setting not given
+    assert services["db"]["command"][-1].endswith(" -c max_connections=150 -c work_mem=8MB")
+    info = json.loads((project_dir / "project.json").read_text())
+    assert (info["postgres_settings"]["work_mem"], info["storage_settings"]["file_size_limit"]) == (
+        "PG_WORK_MEM",
+        "FILE_SIZE_LIMIT",
+    )
     auth = services["auth"]["environment"]
     assert (auth["GOTRUE_DISABLE_SIGNUP"], auth["GOTRUE_JWT_EXP"], auth["GOTRUE_SITE_URL"]) == (
         "true",
@@ -477,6 +492,7 @@ def test_auth_settings_that_cannot_be_taken_are_refused_before_anything_is_writt
                     "project_ref": "render-x",
                     "supamanager_root": str(tmp_path / "root"),
                     "supabase_auth_settings": {"jwt_exp": "soon", "nope": 1, "smtp_pass": "x'\nA=1"},
+                    "supabase_postgres_settings": {"work_mem": "8MB -c fsync=off"},
                 }
             ),
         ],
@@ -488,6 +504,7 @@ def test_auth_settings_that_cannot_be_taken_are_refused_before_anything_is_writt
         'supabase_auth_settings refused: "jwt_exp" must be an integer from 0 to 604800; "nope" is not a setting of'
         ' supabase_auth_settings; "smtp_pass" holds a quote, a backslash, $, a backtick or a control character.'
     ) in one_line(proc.stdout)
+    assert 'supabase_postgres_settings refused: "work_mem" must match' in one_line(proc.stdout)
     assert "A=1" not in proc.stdout
     assert not (tmp_path / "root").exists()
 

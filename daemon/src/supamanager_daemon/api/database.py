@@ -25,9 +25,11 @@ from ..shapes.database import (
     CreateRoleResponse,
     DeleteRolesResponse,
     LegacyApiKeysResponse,
+    PostgresConfigResponse,
     SupavisorConfigResponse,
     TypescriptQuery,
     TypescriptResponse,
+    UpdatePostgresConfigBody,
     V1CreateMigrationBody,
     V1Migration,
     V1ReadOnlyQueryBody,
@@ -35,8 +37,10 @@ from ..shapes.database import (
     V1UpdatePasswordBody,
     V1UpdatePasswordResponse,
 )
+from ..shapes.settings import KINDS, POSTGRES_FIELDS
 from .projects import OPERATION_HEADER, accepted, load_project, path_ref, record
 from .routing import Api, Reply
+from .settings import change_settings, read_settings, typed
 
 api = Api("Database", "SQL, migrations, types and connection details of a project's own database.")
 
@@ -319,3 +323,48 @@ async def typescript_types(request: web.Request, query: TypescriptQuery) -> dict
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise Unavailable(f"the project's postgres-meta does not answer: {exc}", code="meta_unavailable") from None
     return {"types": text}
+
+
+# -- the database's Postgres settings: through the one settings machinery (settings.py) --------------
+async def _postgres_config(request: web.Request, ref: str) -> dict[str, Any]:
+    """The settings given to the database (a `-c` flag each); those left at their default are absent."""
+    _, raw = await read_settings(request, ref, "postgres")
+    answer = {name: typed(KINDS[POSTGRES_FIELDS[name]["type"]], value) for name, value in raw.items()}
+    return {name: value for name, value in answer.items() if name in POSTGRES_FIELDS and value not in (None, "")}
+
+
+@api.get(
+    "/v1/projects/{ref}/config/database/postgres",
+    "v1-get-postgres-config",
+    "Gets project's Postgres config",
+    description="The Postgres settings the project's database was given (`SHOW` in SQL tells the values of the"
+    " others).",
+    response=PostgresConfigResponse,
+    errors=(404, 503),
+)
+async def get_postgres_config(request: web.Request) -> dict[str, Any]:
+    project = await load_project(request)
+    return await _postgres_config(request, project["ref"])
+
+
+@api.put(
+    "/v1/projects/{ref}/config/database/postgres",
+    "v1-update-postgres-config",
+    "Updates project's Postgres config",
+    description="An operation (kind `settings`): the database is restarted (its container recreated with a `-c`"
+    " flag per setting; the pooler restarts after it) and waited for, its data kept; when it does not come up"
+    " healthy (a value Postgres refuses to start with) the settings before are put back and the operation fails"
+    " saying so. The settings given are added to those given before. Sizes are an integer with an optional unit"
+    " (B, kB, MB, GB, TB), times an integer with an optional unit (us, ms, s, min, h, d); an unknown field, a"
+    " wrong type or a value out of range is 400 naming it, and nothing changes.",
+    body=UpdatePostgresConfigBody,
+    response=PostgresConfigResponse,
+    errors=(400, 404, 409, 503),
+    headers=OPERATION_HEADER,
+)
+async def update_postgres_config(request: web.Request, body: Any) -> Reply:
+    ref = path_ref(request)
+    change = body.model_dump(exclude_none=True)
+    change.pop("restart_database", None)
+    op = await change_settings(request, ref, "postgres", change)
+    return accepted({**await _postgres_config(request, ref), **change}, op)

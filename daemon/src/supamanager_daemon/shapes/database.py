@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from .common import Query, Request, omitted
 from .projects import DB_PASS_RULE, check_db_pass
+from .settings import KINDS, POSTGRES_FIELDS, request_field
 
 
 class V1RunQueryBody(Request):
@@ -100,3 +101,24 @@ class TypescriptQuery(Query):
         if not names or len(names) > 64 or not all(_SCHEMA_RE.fullmatch(n) for n in names):
             raise ValueError("must be 1-64 comma-separated schema names (letters, digits, _ $ -)")
         return ",".join(names)
+
+
+# -- config/database/postgres: the document's PostgresConfigResponse and UpdatePostgresConfigBody -------
+def _response_field(spec: dict[str, Any]) -> tuple[Any, Any]:
+    return (KINDS[spec["type"]] | None, omitted())
+
+
+PostgresConfigResponse = create_model(
+    "PostgresConfigResponse",
+    __doc__="The Postgres settings the project's database was given (a setting left at its default: absent).",
+    **{name: _response_field(spec) for name, spec in POSTGRES_FIELDS.items()},
+)
+
+UpdatePostgresConfigBody = create_model(
+    "UpdatePostgresConfigBody",
+    __base__=Request,
+    __doc__="The Postgres settings to change (each one restarts the database); a field left out is left as it is."
+    " `restart_database` is taken and changes nothing: a change always restarts the database.",
+    restart_database=(bool | None, None),
+    **{name: request_field(spec) for name, spec in POSTGRES_FIELDS.items()},
+)
