@@ -85,3 +85,17 @@ def check_official(method: str, path: str, status: int, body: Any) -> bool:
     if schema is not None:
         validate(schema, body)
     return True
+
+
+def check_official_file(method: str, path: str, status: int) -> bool:
+    """A success that is not JSON (a function's files, multipart) of an upstream operation: the document
+    must call it a file (StreamableFile, whose schema says nothing of the bytes); False when the path is
+    not the document's."""
+    found = official_operation(method, path)
+    if found is None:
+        return False
+    template, op = found
+    schema = op["responses"].get(str(status), {}).get("content", {}).get("application/json", {}).get("schema", {})
+    assert schema.get("$ref", "").endswith("/StreamableFile"), f"{method} {template} {status}: not a file upstream"
+    EXERCISED.setdefault((method.upper(), template), set()).add(status)
+    return True

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import jsonschema
-from official_check import check_official
+from official_check import check_official, check_official_file
 from supamanager_daemon.openapi import spec
 
 
@@ -53,6 +53,8 @@ def check_response(method: str, path: str, status: int, content_type: str, body:
     if media == "application/json" or not media:
         # And what the official Management API document says of the same operation, when it is upstream's.
         check_official(method, path, status, body)
+    else:
+        check_official_file(method, path, status)
 
 
 def check_documented(method: str, path: str, status: int, body: Any, headers) -> None:

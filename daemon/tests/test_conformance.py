@@ -11,9 +11,12 @@ test_clients.py and test_database_api.py.
 from __future__ import annotations
 
 import dataclasses
+import email.parser
+import email.policy
 import hashlib
 import json
 import time
+import urllib.parse
 
 import aiohttp
 import pytest
@@ -59,6 +62,17 @@ def malformed_form(parts: dict[str, bytes]) -> aiohttp.FormData:
         else:
             form.add_field(name, data.decode())
     return form
+
+
+def function_body_parts(content_type: str, body: bytes) -> list[tuple[str, str | None, bytes]]:
+    """A multipart/form-data answer as a client's parser reads it: (name, filename, content) per part."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    return [
+        (part.get_param("name", header="content-disposition"), part.get_filename(), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    ]
 
 
 async def call(client, method: str, url: str, status: int, **kwargs):
@@ -297,6 +311,15 @@ async def test_every_operation_answers_as_the_document_says(client, settings):
     _, got = await call(client, "GET", f"{fn}/hello", 200)
     assert got["version"] == 3  # none of the refused deploys made a version
     await call(client, "PATCH", f"{fn}/hello?name=x", 400, **eszip)
+    # The body: what `supabase functions download` reads (multipart: metadata, then the files at their paths)
+    resp, text = await call(client, "GET", f"{fn}/hello/body", 200, headers={"Accept": "multipart/form-data"})
+    parts = function_body_parts(resp.headers["Content-Type"], text.encode())
+    assert parts == [
+        ("metadata", None, json.dumps({"deno2_entrypoint_path": "supabase/functions/hello/index.ts"}).encode()),
+        ("file", "supabase/functions/hello/index.ts", b"Deno.serve(() => 2)"),
+    ]
+    await call(client, "GET", f"{fn}/nope/body", 404)
+    await call(client, "GET", f"{absent_fn}/hello/body", 404)
     await call(client, "PATCH", f"{fn}/nope", 404, json={})
     await call(client, "DELETE", f"{fn}/other", 200)
     await call(client, "DELETE", f"{fn}/other", 404)
@@ -535,6 +558,16 @@ def test_database_operations_answer_as_the_document_says(live_project):
     call("GET", f"/v1/projects/{absent}/advisors/security", 404)
     call("GET", f"/v1/projects/{ref}/advisors/performance", 200)
     call("GET", f"/v1/projects/{absent}/advisors/performance", 404)
+    # Logs: from the project's own containers (test_functions.py finds a line a change made).
+    logs = f"/v1/projects/{ref}/analytics/endpoints/logs.all"
+    sql = "select id, timestamp, event_message from storage_logs where event_message like '%listening%' limit 5"
+    found = call("GET", f"{logs}?sql={urllib.parse.quote(sql)}&iso_timestamp_start=2020-01-01T00:00:00Z", 200)
+    assert found["result"] and all("listening" in row["event_message"] for row in found["result"]), found
+    assert {row["service"] for row in found["result"]} == {"storage"}
+    unknown = urllib.parse.quote("select 1 from nope_logs")
+    assert call("GET", f"{logs}?sql={unknown}", 400)["details"] == {"field": "sql"}
+    call("GET", f"{logs}?iso_timestamp_start=soon", 400)
+    call("GET", f"/v1/projects/{absent}/analytics/endpoints/logs.all", 404)
     # The migration above is the only one; the refused one left nothing.
     assert [m.get("name") for m in call("GET", f"{db}/migrations", 200)] == ["conformance"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import urllib.parse
 from typing import Any
 
@@ -200,6 +201,41 @@ async def get_function(request: web.Request) -> dict[str, Any]:
     project = await load_project(request)
     slug = request.match_info["function_slug"]
     return await asyncio.to_thread(functions.get_function, request.app[keys.SETTINGS], project["ref"], slug)
+
+
+@api.get(
+    "/v1/projects/{ref}/functions/{function_slug}/body",
+    "v1-get-a-function-body",
+    "Retrieve a function body",
+    description="The live version's files as multipart/form-data, what `supabase functions download` reads: a"
+    " `metadata` part `{deno2_entrypoint_path}` (the entrypoint as deployed) and one `file` part per file, its"
+    " filename the path it was deployed at. (No eszip: this server keeps the sources.)",
+    content={"multipart/form-data": {"type": "object"}},
+    errors=(404,),
+)
+async def get_function_body(request: web.Request) -> web.Response:
+    project = await load_project(request)
+    slug, settings = request.match_info["function_slug"], request.app[keys.SETTINGS]
+    record = await asyncio.to_thread(functions.get_function, settings, project["ref"], slug)
+    files = await asyncio.to_thread(functions.read_files, settings, project["ref"], slug)
+    boundary = secrets.token_hex(16)
+    metadata = json.dumps({"deno2_entrypoint_path": record["entrypoint_path"]}).encode()
+    parts = [(b'name="metadata"', b"application/json", metadata)]
+    parts += [(b'name="file"; filename="' + _quoted(path) + b'"', b"application/octet-stream", data)
+              for path, data in files.items()]  # fmt: skip
+    body = b"".join(
+        b"--%s\r\nContent-Disposition: form-data; %s\r\nContent-Type: %s\r\n\r\n%s\r\n"
+        % (boundary.encode(), disposition, kind, data)
+        for disposition, kind, data in parts
+    )
+    body += b"--%s--\r\n" % boundary.encode()
+    return web.Response(body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def _quoted(path: str) -> bytes:
+    """A deployed path as a quoted-string of Content-Disposition, as Go's mime.ParseMediaType reads it
+    (the CLI's getPartPath): verbatim, slashes kept; a quote or a backslash escaped."""
+    return path.replace("\\", "\\\\").replace('"', '\\"').encode()
 
 
 @api.patch(

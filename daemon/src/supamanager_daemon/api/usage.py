@@ -9,10 +9,15 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
+from ..errors import InvalidRequest, Unavailable
+from ..fleet import logs
+from ..fleet.docker import SERVICE_LABEL, DockerError
 from ..shapes.usage import (
+    AnalyticsResponse,
     ApiCounts,
     ApiCountsQuery,
     ApiRequestsCountResponse,
+    LogsQuery,
     OrganizationUsage,
     OrganizationUsageTotals,
     ProjectUsage,
@@ -24,7 +29,9 @@ from .projects import load_project
 from .routing import Api
 
 api = Api("Usage", "What each project uses: CPU, memory, disk, database size, connections (ours).", ours=True)
-analytics = Api("Analytics", "A project's API request counts, from its gateway's usage points.")
+analytics = Api(
+    "Analytics", "A project's API request counts, from its gateway's usage points, and its logs, from its containers."
+)
 
 # usage.api-counts' interval: (how far back, the buckets' length), in seconds.
 _INTERVALS = {
@@ -153,3 +160,47 @@ async def get_api_requests_count(request: web.Request) -> dict[str, Any]:
     project = await load_project(request)
     points = await request.app[keys.STORE].usage_history(project["ref"], since=time.time() - 86400)
     return {"result": [{"count": sum((p.get("api_requests") or {}).get("total", 0) for p in points)}]}
+
+
+@analytics.get(
+    "/v1/projects/{ref}/analytics/endpoints/logs.all",
+    "v1-get-project-logs",
+    "Gets project's logs",
+    description="The project's log lines, from its own containers' logs (no log store holds them): of `sql`, the"
+    " sources after `from` (edge_logs: the gateway, postgres_logs, auth_logs, postgrest_logs, storage_logs,"
+    " realtime_logs, function_logs, function_edge_logs, supavisor_logs; none: all), a text `event_message` must"
+    " contain (`like '%text%'`, `ilike`, `regexp_contains(event_message, 'text')` taken as plain text) and a"
+    " `limit` (100, at most 1000) are read, the rest is not run. The window: `iso_timestamp_start` (an hour"
+    " before its end) to `iso_timestamp_end` (now). Rows newest first.",
+    query=LogsQuery,
+    response=AnalyticsResponse,
+    errors=(400, 404, 503),
+)
+async def get_project_logs(request: web.Request, query: LogsQuery) -> dict[str, Any]:
+    project = await load_project(request)
+    sources, text, limit = logs.parse_query(query.sql)
+    end = query.iso_timestamp_end.timestamp() if query.iso_timestamp_end else time.time()
+    start = query.iso_timestamp_start.timestamp() if query.iso_timestamp_start else end - 3600
+    if start > end:
+        raise InvalidRequest(
+            "query parameter 'iso_timestamp_start' is after iso_timestamp_end", code="invalid_value",
+            field="iso_timestamp_start",
+        )  # fmt: skip
+    docker = request.app[keys.FLEET].client_of(project)
+    if docker is None:
+        raise Unavailable(f"host {project['host']} has no engine the daemon can ask", code="docker_unavailable")
+    wanted = {logs.SOURCES[source] for source in sources}
+    try:
+        raw = await docker.project_containers(project["ref"])
+        by_service = {(c.get("Labels") or {}).get(SERVICE_LABEL): c["Id"] for c in raw}
+        found = {
+            service: logs.lines(await docker.container_logs(by_service[service], start, end, MAX_LOG_LINES))
+            for service in sorted(wanted & set(by_service))
+        }
+    except DockerError as exc:
+        raise Unavailable(f"cannot query Docker: {exc}", code="docker_unavailable") from None
+    return {"result": logs.rows(found, text, limit)}
+
+
+# Lines read of each container (the newest of the window) before the text filter.
+MAX_LOG_LINES = 10000

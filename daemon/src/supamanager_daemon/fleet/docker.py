@@ -68,6 +68,21 @@ class DockerClient:
         """Every volume labelled with a project: one request."""
         return (await self._get("/volumes", self._labelled(None))).get("Volumes") or []
 
+    async def container_logs(self, container_id: str, since: float, until: float, tail: int) -> bytes:
+        """A container's stdout and stderr between two times (Unix seconds), with Docker's timestamps: the
+        engine's raw multiplexed stream (fleet/logs.py reads it); at most the last tail lines of each."""
+        self.calls += 1
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1", "since": f"{since:.6f}", "until": f"{until:.6f}",
+                  "tail": str(tail)}  # fmt: skip
+        path = f"/containers/{quote(container_id, safe='')}/logs"
+        try:
+            async with self._session.get(f"{self._base}{path}", params=params) as resp:
+                if resp.status != 200:
+                    raise DockerError(f"docker GET {path}: HTTP {resp.status}: {(await resp.text())[:200]}")
+                return await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DockerError(f"docker GET {path}: {exc or type(exc).__name__}") from exc
+
     async def remove_container(self, container_id: str) -> None:
         """Stop and remove a container (force), leaving its named volumes."""
         await self._request("DELETE", f"/containers/{quote(container_id, safe='')}", {"force": "1"})

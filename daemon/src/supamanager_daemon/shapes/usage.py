@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -155,3 +156,24 @@ class ApiRequestsCountResponse(BaseModel):
     """V1GetUsageApiRequestsCountResponse: every request of the gateway in the last day."""
 
     result: list[ApiRequestsCount]
+
+
+class LogsQuery(Query):
+    """logs.all's query: Logflare's SQL (what of it is read: fleet/logs.py) and the time window."""
+
+    sql: str | None = Field(None, max_length=10000)
+    iso_timestamp_start: datetime.datetime | None = None
+    iso_timestamp_end: datetime.datetime | None = None
+
+
+class LogRow(BaseModel):
+    """One log line (ours: `service` names the container's service)."""
+
+    id: str
+    timestamp: int = Field(description="Microseconds since the epoch, as Logflare answers them.")
+    event_message: str
+    service: str
+
+
+class AnalyticsResponse(BaseModel):
+    result: list[LogRow]
