@@ -445,7 +445,7 @@ def test_a_container_docker_restarts_or_a_service_still_starting_is_waited_for(t
 def test_with_max_restarts_a_container_that_keeps_crashing_fails_the_start_at_once(tmp_path):
     """max_restarts (the settings change's): a service the restart policy brings back more often than that
     during the wait, counted from what it had when the wait began, fails then, not at the deadline. (Real
-    engine: daemon/tests/test_settings_api.py, the auth stand-in refusing a setting, rolled back.)"""
+    engine: daemon/tests/test_functions.py, a Postgres setting the database cannot start with, rolled back.)"""
     engine = Engine({"auth": ("", True, 3600)})
     engine.states["auth"] = {"RestartCount": 4}  # from before this run: not this wait's crashes
     engine.after_start["auth"] = [
