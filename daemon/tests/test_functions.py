@@ -2,8 +2,8 @@
 stand-ins). Edge functions: the official CLI 2.117.0 deploys with `--use-api`, supabase-js invokes
 through the project's gateway, the stand-in's real Deno runs the function. Auth settings:
 supabase-management-js changes them, GoTrue's /settings through the gateway shows it, only the auth
-container is new; PostgREST's, storage's and Postgres's settings take effect in their service alone,
-a Postgres setting it cannot start with is rolled back (the suite's one rollback).
+container is new; PostgREST's and Postgres's settings take effect in their service alone, a Postgres
+setting it cannot start with is rolled back (the suite's one rollback).
 Advisors: tables, views, functions and indexes made to trip each lint are named, and no longer once
 fixed; buckets come from the storage table. The document's shapes and the refusals are in
 test_conformance.py; the files' contract in test_functions_units.py. (In this file, not one
@@ -325,26 +325,14 @@ def rest_rows(api_url: str, key: str, table: str) -> int:
         return len(json.loads(resp.read()))
 
 
-def upload(api_url: str, key: str, path: str, size: int) -> int:
-    """A storage upload of size bytes through the project's gateway: its status."""
-    headers = {"apikey": key, "Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"}
-    req = urllib.request.Request(  # noqa: S310
-        f"{api_url}/storage/v1/object/{path}", data=b"x" * size, method="POST", headers=headers
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the project's gateway on localhost
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
-
-
-def test_postgrest_storage_and_postgres_settings_take_effect_in_their_service_alone_and_a_bad_one_is_rolled_back(
+def test_postgrest_and_postgres_settings_take_effect_in_their_service_alone_and_a_bad_one_is_rolled_back(
     live_project,
 ):
     """One change each (values later tests can live with: no put-back): PostgREST's max_rows caps a REST read
-    through the gateway, storage's file size limit refuses a larger upload, a Postgres setting is what SHOW
-    reads; each recreates its own service (db: the pooler restarts after it, in place). A max_connections
-    Postgres cannot start with is rolled back: the database runs with what it had, its data kept."""
+    through the gateway, a Postgres setting is what SHOW reads; each recreates its own service (db: the pooler
+    restarts after it, in place). A max_connections Postgres cannot start with is rolled back: the database
+    runs with what it had, its data kept. (Storage's settings take the same path; the suite's budget leaves
+    them to test_conformance.py, test_render.py and the stand-in's own test of FILE_SIZE_LIMIT.)"""
     ref, daemon = live_project.ref, live_project
     api_url = json.loads((daemon.root / "projects" / ref / "project.json").read_text())["api_url"]
     keys = {k["name"]: k["api_key"] for k in daemon.request("GET", f"/v1/projects/{ref}/api-keys?reveal=true")[1]}
@@ -362,18 +350,11 @@ def test_postgrest_storage_and_postgres_settings_take_effect_in_their_service_al
         assert sorted(n for n in before if after_rest[n] != before[n]) == ["rest"]
         assert daemon.request("GET", f"/v1/projects/{ref}/postgrest")[1]["max_rows"] == 999
 
-        op = settings_change(daemon, "PATCH", "config/storage", {"fileSizeLimit": 1048576})
-        assert op["state"] == "succeeded", op
-        assert upload(api_url, service, "settings/big.bin", 1048577) == 413
-        assert upload(api_url, service, "settings/fits.bin", 1048576) == 200
-        after_storage = {name: c["Id"] for name, c in containers(ref).items()}
-        assert sorted(n for n in before if after_storage[n] != after_rest[n]) == ["storage"]  # not imgproxy
-
         op = settings_change(daemon, "PUT", "config/database/postgres", {"work_mem": "8MB"})
         assert op["state"] == "succeeded", op
         assert sql(daemon, "show work_mem") == [{"work_mem": "8MB"}]
         after_db = {name: c["Id"] for name, c in containers(ref).items()}
-        assert sorted(n for n in before if after_db[n] != after_storage[n]) == ["db"]
+        assert sorted(n for n in before if after_db[n] != after_rest[n]) == ["db"]
 
         # Postgres refuses to start with fewer connections than it reserves for superusers: rolled back.
         op = settings_change(daemon, "PUT", "config/database/postgres", {"max_connections": 2})

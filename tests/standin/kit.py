@@ -266,6 +266,7 @@ def service_env(service, password=PASSWORD):
             "STORAGE_BACKEND": "file",
             "GLOBAL_S3_BUCKET": "stub",
             "FILE_STORAGE_BACKEND_PATH": "/var/lib/storage",
+            "FILE_SIZE_LIMIT": "1024",
             "TENANT_ID": "stub",
             "REGION": "stub",
         },

@@ -205,6 +205,11 @@ def test_storage_keeps_objects_in_the_file_backend(running):
     assert kit.http("POST", url, {"Authorization": f"Bearer {kit.SERVICE_KEY}"}, b"hello")[0] == 200
     assert kit.http("GET", url, {"Authorization": f"Bearer {kit.ANON_KEY}"})[2] == "hello"
     assert storage.exec("cat", "/var/lib/storage/stub/avatars/a/b.txt").stdout == "hello"
+    # FILE_SIZE_LIMIT (1024 here; the role's storage settings set it): a larger object is refused, as upstream
+    big = storage.url(5000, "/object/avatars/big.bin")
+    status, _, body = kit.http("POST", big, {"Authorization": f"Bearer {kit.SERVICE_KEY}"}, b"x" * 1025)
+    assert (status, body["error"]) == (413, "Payload too large")
+    assert kit.http("POST", big, {"Authorization": f"Bearer {kit.SERVICE_KEY}"}, b"x" * 1024)[0] == 200
 
 
 def test_functions_answer_for_existing_functions_only(running):

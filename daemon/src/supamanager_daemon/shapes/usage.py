@@ -161,7 +161,9 @@ class ApiRequestsCountResponse(BaseModel):
 class LogsQuery(Query):
     """logs.all's query: Logflare's SQL (what of it is read: fleet/logs.py) and the time window."""
 
-    sql: str | None = Field(None, max_length=10000)
+    # ASCII and at most 2000 characters: even percent-encoded, the request line stays within what the
+    # server reads (8190 bytes)
+    sql: str | None = Field(None, max_length=2000, pattern=r"^[\t\n\r\x20-\x7e]*$")
     iso_timestamp_start: datetime.datetime | None = None
     iso_timestamp_end: datetime.datetime | None = None
 
