@@ -186,7 +186,9 @@ def restart_interrupted_while_a_create_waits(e2e: Daemon, ref: str) -> None:
         assert (created["state"], created["attempts"]) == ("failed", 1), created
         assert "docker compose create failed" in created["error"], created["error"]
         assert created["error"].endswith("(rolled back)"), created["error"]
-        assert [s["type"] for s in created["steps"]][:2] == ["queued", "started"]
+        # queued, then any waits at the admission gate of creates on this machine (dce4106), then started
+        kinds = [s["type"] for s in created["steps"]]
+        assert kinds[0] == "queued" and set(kinds[1 : kinds.index("started")]) <= {"step"}, kinds
         # Step ids increase across operations: the create started after the restart had ended.
         started = next(s["id"] for s in created["steps"] if s["type"] == "started")
         assert started > restarted["steps"][-1]["id"]
