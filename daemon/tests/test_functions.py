@@ -369,7 +369,7 @@ def test_postgrest_and_postgres_settings_take_effect_in_their_service_alone_and_
 
 
 # Last in this file: the put-back (a settings change more) is paid only when a later test shares the project.
-def test_an_auth_settings_change_recreates_only_auth_and_keeps_its_secret_private(
+def test_an_auth_settings_change_recreates_only_auth_and_one_auth_cannot_take_is_rolled_back(
     live_project, supabase_clients, auth_put_back
 ):
     ref, daemon = live_project.ref, live_project
@@ -388,8 +388,22 @@ def test_an_auth_settings_change_recreates_only_auth_and_keeps_its_secret_privat
     got = daemon.request("GET", f"/v1/projects/{ref}/config/auth")[1]
     assert (got["disable_signup"], got["smtp_pass"]) == (True, answer["smtp_pass"])
     assert healthy_within(daemon) == "ACTIVE_HEALTHY"
-    # (The rollback of a setting a service cannot start with, the same playbook's rescue for every group,
-    # is the Postgres one above: one rollback in the suite.)
+
+    # A site URL the auth stand-in refuses to start with (its test marker): auth crashes at start,
+    # the kept settings are put back, the project runs on as before (the issue's own rollback case;
+    # the Postgres one above is the same rescue with the data at stake).
+    refused = {"site_url": "http://standin-refuses-this.invalid"}
+    status, _, headers = daemon.request("PATCH", f"/v1/projects/{ref}/config/auth", refused)
+    assert status == 200
+    op = daemon.wait(headers["X-Operation-Id"], lambda o: o["state"] in ("succeeded", "failed"), timeout=900)
+    assert op["state"] == "failed" and "rolled back" in op["error"], op
+    assert "given up by Docker" in op["error"] and "restart policy" in op["error"], op  # seen at once, not waited out
+    got = daemon.request("GET", f"/v1/projects/{ref}/config/auth")[1]
+    assert "standin-refuses-this" not in got["site_url"] and got["disable_signup"] is True
+    assert auth_settings(api_url, keys["anon"])["disable_signup"] is True
+    after = {name: c["Id"] for name, c in containers(ref).items()}
+    assert sorted(n for n in before if after[n] != changed[n]) == ["auth"]
+    assert healthy_within(daemon) == "ACTIVE_HEALTHY"
 
     # The kept settings and .env are 0600; the SMTP password is in no log, store or job file.
     for private in (daemon.root / "secrets" / ref / "auth-settings.json", daemon.root / "projects" / ref / ".env"):
