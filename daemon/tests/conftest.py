@@ -377,6 +377,29 @@ async def receivers(aiohttp_server):
     return make
 
 
+# dnsmasq's ports: this worker's block, below the kernel's ephemeral range (32768-60999), where an
+# outgoing connection could take the port between two serves (CI: "Address already in use"), and
+# below the port allocator test's 20000-28000.
+_DNS_PORTS = port_blocks(19000, 19200, 100)
+_dns_ports_taken: set[int] = set()
+
+
+def _free_dns_port() -> int:
+    """A port of this worker's block free for UDP and TCP both (dnsmasq binds both)."""
+    for port in range(_DNS_PORTS[0], _DNS_PORTS[0] + 100):
+        if port in _dns_ports_taken:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _dns_ports_taken.add(port)
+        return port
+    raise AssertionError(f"no free port for dnsmasq in {_DNS_PORTS[0]}..{_DNS_PORTS[0] + 99}")
+
+
 class Dnsmasq:
     """Debian's dnsmasq on 127.0.0.1 at a free port, answering only the records it is given: the
     resolver the daemon's ownership check asks (settings.dns_resolver). Never public DNS."""
@@ -389,9 +412,7 @@ class Dnsmasq:
         """(Re)start it with these A/AAAA and TXT records, on the same port each time; its host:port."""
         self.stop()
         if not self.port:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
+            self.port = _free_dns_port()
         port = self.port
         args = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null"]
         args += ["--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--pid-file=", "--user=root"]
