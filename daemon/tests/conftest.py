@@ -380,13 +380,14 @@ async def receivers(aiohttp_server):
 # dnsmasq's ports: this worker's block, below the kernel's ephemeral range (32768-60999), where an
 # outgoing connection could take the port between two serves (CI: "Address already in use"), and
 # below the port allocator test's 20000-28000.
-_DNS_PORTS = port_blocks(19000, 19200, 100)
+_DNS_START = port_blocks(19000, 19200, 100)[0]
+_DNS_PORTS = range(_DNS_START, _DNS_START + 100)
 _dns_ports_taken: set[int] = set()
 
 
 def _free_dns_port() -> int:
     """A port of this worker's block free for UDP and TCP both (dnsmasq binds both)."""
-    for port in range(_DNS_PORTS[0], _DNS_PORTS[0] + 100):
+    for port in _DNS_PORTS:
         if port in _dns_ports_taken:
             continue
         try:
@@ -397,7 +398,7 @@ def _free_dns_port() -> int:
             continue
         _dns_ports_taken.add(port)
         return port
-    raise AssertionError(f"no free port for dnsmasq in {_DNS_PORTS[0]}..{_DNS_PORTS[0] + 99}")
+    raise AssertionError(f"no free port for dnsmasq in {_DNS_PORTS.start}..{_DNS_PORTS.stop - 1}")
 
 
 class Dnsmasq:
